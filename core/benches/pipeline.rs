@@ -1,0 +1,193 @@
+//! Per-frame costs of the pipeline: H.264 decode, I420 → JPEG, and a cached snapshot.
+//!
+//! `cargo bench -p camkit --bench pipeline`. The H.264 input is made here with OpenH264's
+//! encoder from a camera-like picture (gradient, moving box, temporal noise), 2 s GOP.
+
+use std::time::Duration;
+
+use camkit::{H264Decoder, Picture};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod};
+use openh264::formats::YUVBuffer;
+use openh264::OpenH264API;
+
+const GOP: usize = 30;
+
+/// A camera-like picture: a gradient, a moving box, and per-frame noise (what makes
+/// real camera video cost bits and decode time).
+fn picture(w: u32, h: u32, frame: u32, seed: &mut u32) -> Picture {
+    let (cw, ch) = Picture::chroma_dims(w, h);
+    let mut y = vec![0u8; (w * h) as usize];
+    let bx = (frame * 13) % w.saturating_sub(200).max(1);
+    for r in 0..h {
+        for c in 0..w {
+            *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = ((*seed >> 28) as i32) - 8;
+            let base = if c >= bx && c < bx + 200 && r > h / 3 && r < h / 3 + 150 {
+                220
+            } else {
+                ((c * 160 / w) + (r * 60 / h)) as i32
+            };
+            y[(r * w + c) as usize] = (base + noise).clamp(0, 255) as u8;
+        }
+    }
+    let u = (0..cw * ch)
+        .map(|i| (100 + (i % cw) * 50 / cw) as u8)
+        .collect();
+    let v = (0..cw * ch)
+        .map(|i| (150 - (i / cw) * 40 / ch) as u8)
+        .collect();
+    Picture {
+        width: w,
+        height: h,
+        y,
+        u,
+        v,
+        full_range: true,
+    }
+}
+
+fn to_yuv_buffer(p: &Picture) -> YUVBuffer {
+    let mut v = Vec::with_capacity(p.y.len() + p.u.len() * 2);
+    v.extend_from_slice(&p.y);
+    v.extend_from_slice(&p.u);
+    v.extend_from_slice(&p.v);
+    YUVBuffer::from_vec(v, p.width as usize, p.height as usize)
+}
+
+/// One GOP of Annex B access units at `bps`.
+fn encode_gop(w: u32, h: u32, bps: u32) -> (Vec<Vec<u8>>, Picture) {
+    let cfg = EncoderConfig::new()
+        .bitrate(BitRate::from_bps(bps))
+        .max_frame_rate(FrameRate::from_hz(15.0))
+        .intra_frame_period(IntraFramePeriod::from_num_frames(GOP as u32));
+    let mut enc = Encoder::with_api_config(OpenH264API::from_source(), cfg).expect("encoder");
+    let mut seed = 7u32;
+    let mut aus = Vec::new();
+    let mut last = None;
+    for i in 0..GOP as u32 {
+        let p = picture(w, h, i, &mut seed);
+        aus.push(enc.encode(&to_yuv_buffer(&p)).expect("encode").to_vec());
+        last = Some(p);
+    }
+    (aus, last.expect("frames"))
+}
+
+fn bench(c: &mut Criterion) {
+    let sizes = [
+        ("720p", 1280, 720, 2_000_000),
+        ("1080p", 1920, 1080, 4_000_000),
+    ];
+    let mut dec = c.benchmark_group("h264_decode_per_frame");
+    dec.sample_size(10).measurement_time(Duration::from_secs(6));
+    let mut pictures = vec![];
+    for (name, w, h, bps) in sizes {
+        let (gop, pic) = encode_gop(w, h, bps);
+        pictures.push((name, pic));
+        dec.throughput(Throughput::Elements(GOP as u64));
+        dec.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                let mut d = H264Decoder::new().expect("decoder");
+                let mut n = 0;
+                for au in &gop {
+                    if d.decode(au).expect("decode").is_some() {
+                        n += 1;
+                    }
+                }
+                assert_eq!(n, GOP);
+            })
+        });
+    }
+    dec.finish();
+
+    let mut jpeg = c.benchmark_group("jpeg_encode");
+    jpeg.sample_size(20)
+        .measurement_time(Duration::from_secs(4));
+    for (name, pic) in &pictures {
+        jpeg.bench_function(BenchmarkId::new("turbojpeg_i420_full", name), |b| {
+            b.iter(|| camkit::jpeg::encode_i420(pic, 80).expect("jpeg"))
+        });
+        jpeg.bench_function(BenchmarkId::new("turbojpeg_i420_640w", name), |b| {
+            b.iter(|| {
+                let small = pic.downscaled(640).expect("smaller");
+                camkit::jpeg::encode_i420(&small, 80).expect("jpeg")
+            })
+        });
+        // The pure-Rust alternative, from RGB (conversion not counted).
+        let rgb = i420_to_rgb(pic);
+        jpeg.bench_function(BenchmarkId::new("jpeg_encoder_rgb_full", name), |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                jpeg_encoder::Encoder::new(&mut out, 80)
+                    .encode(
+                        &rgb,
+                        pic.width as u16,
+                        pic.height as u16,
+                        jpeg_encoder::ColorType::Rgb,
+                    )
+                    .expect("jpeg");
+                out
+            })
+        });
+    }
+    jpeg.finish();
+
+    snapshot_bench(c);
+}
+
+fn i420_to_rgb(p: &Picture) -> Vec<u8> {
+    let (cw, _) = Picture::chroma_dims(p.width, p.height);
+    let mut out = Vec::with_capacity((p.width * p.height * 3) as usize);
+    for r in 0..p.height {
+        for c in 0..p.width {
+            let y = p.y[(r * p.width + c) as usize] as f32;
+            let ci = ((r / 2) * cw + c / 2) as usize;
+            let (u, v) = (p.u[ci] as f32 - 128.0, p.v[ci] as f32 - 128.0);
+            out.push((y + 1.402 * v).clamp(0.0, 255.0) as u8);
+            out.push((y - 0.344 * u - 0.714 * v).clamp(0.0, 255.0) as u8);
+            out.push((y + 1.772 * u).clamp(0.0, 255.0) as u8);
+        }
+    }
+    out
+}
+
+/// A snapshot of a streaming camera whose latest picture is already encoded: the cost a
+/// web server pays per request.
+fn snapshot_bench(c: &mut Criterion) {
+    use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
+    use camkit::{CameraConfig, CameraManager, DecodePolicy, SnapshotOptions};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (cam, cams) = rt.block_on(async {
+        let cam = DemoCamera::start(DemoCameraOptions {
+            port: 0,
+            ..Default::default()
+        })
+        .await
+        .expect("demo camera");
+        let cams = CameraManager::new();
+        cams.connect(CameraConfig::from_url("bench", cam.url()).decode(DecodePolicy::Continuous))
+            .await
+            .expect("connect");
+        (cam, cams)
+    });
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(50);
+    g.bench_function("cached_720p", |b| {
+        b.iter(|| {
+            rt.block_on(cams.snapshot("bench", SnapshotOptions::full()))
+                .expect("snapshot")
+        })
+    });
+    g.finish();
+    rt.block_on(async {
+        cams.close();
+        cam.stop().await;
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,392 @@
+//! One camera's decode thread: decides, per the [`DecodePolicy`], which compressed frames
+//! to decode, and publishes pictures to the frame cache.
+//!
+//! It runs on its own OS thread, never on the async workers, so a slow decode never
+//! stalls another camera's RTSP session. The RTSP task hands it frames through a bounded
+//! queue and never waits: when the queue is full the task drops frames until the next
+//! keyframe (a decoder fed a gap would only produce corrupt pictures).
+//!
+//! The thread keeps the compressed frames since the last keyframe (the group of pictures,
+//! GOP). With nobody watching (`OnDemand`), it decodes nothing; a snapshot asks it to
+//! catch up, which decodes the buffered GOP up to now. With a subscriber, or for a short
+//! grace period after a snapshot, it decodes every frame as it arrives.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::config::DecodePolicy;
+use crate::decode::H264Decoder;
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame_cache::{Content, FrameCache};
+use crate::status::StatusCell;
+
+/// Frames the queue holds before the RTSP task starts dropping (≈ 4 s at 15 fps).
+const QUEUE_FRAMES: usize = 64;
+/// Largest GOP kept, in bytes; beyond it the buffer is dropped until the next keyframe.
+const MAX_GOP_BYTES: usize = 64 << 20;
+/// How long decoding continues after the last subscriber leaves.
+pub(crate) const SUBSCRIBER_GRACE: Duration = Duration::from_secs(2);
+/// How long decoding continues after a snapshot, so snapshots in a row are served from
+/// the cache instead of each catching up on the GOP.
+pub(crate) const SNAPSHOT_GRACE: Duration = Duration::from_secs(5);
+
+/// A compressed video frame as received.
+pub(crate) struct EncodedFrame {
+    pub data: Bytes,
+    pub keyframe: bool,
+    pub captured_at: SystemTime,
+    /// The stream's samples are full range (from the SPS in force).
+    pub full_range: bool,
+}
+
+/// The video codec of a stream, as far as decoding is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VideoCodec {
+    H264,
+    Jpeg,
+}
+
+pub(crate) enum Msg {
+    /// A new stream starts (connect or reconnect): forget the GOP and decoder state.
+    NewStream(VideoCodec),
+    Frame(EncodedFrame),
+    /// Decode everything buffered and publish the newest picture.
+    CatchUp(oneshot::Sender<Result<()>>),
+}
+
+/// Who wants pictures now: subscribers, and recent snapshots (grace).
+pub(crate) struct Demand {
+    subscribers: AtomicUsize,
+    policy: AtomicU8,
+    grace_until: Mutex<Option<Instant>>,
+}
+
+impl Demand {
+    pub fn new(policy: DecodePolicy) -> Self {
+        Demand {
+            subscribers: AtomicUsize::new(0),
+            policy: AtomicU8::new(policy_to_u8(policy)),
+            grace_until: Mutex::new(None),
+        }
+    }
+
+    pub fn policy(&self) -> DecodePolicy {
+        match self.policy.load(Ordering::Relaxed) {
+            1 => DecodePolicy::Continuous,
+            2 => DecodePolicy::Keyframes,
+            _ => DecodePolicy::OnDemand,
+        }
+    }
+
+    pub fn set_policy(&self, p: DecodePolicy) {
+        self.policy.store(policy_to_u8(p), Ordering::Relaxed);
+    }
+
+    /// Someone is consuming frames, or did so a moment ago.
+    pub fn active(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0
+            || self.grace_until.lock().is_some_and(|t| Instant::now() < t)
+    }
+
+    pub fn extend_grace(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut g = self.grace_until.lock();
+        if g.is_none_or(|t| t < until) {
+            *g = Some(until);
+        }
+    }
+
+    pub fn add_subscriber(&self) {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn remove_subscriber(&self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.extend_grace(SUBSCRIBER_GRACE);
+    }
+
+    /// Whether an arriving frame should be decoded at once.
+    fn decode_now(&self, keyframe: bool) -> bool {
+        match self.policy() {
+            DecodePolicy::Continuous => true,
+            // A subscriber gets every frame whatever the policy: it asked for a rate.
+            DecodePolicy::Keyframes => keyframe || self.subscribers.load(Ordering::Relaxed) > 0,
+            DecodePolicy::OnDemand => self.active(),
+        }
+    }
+}
+
+fn policy_to_u8(p: DecodePolicy) -> u8 {
+    match p {
+        DecodePolicy::OnDemand => 0,
+        DecodePolicy::Continuous => 1,
+        DecodePolicy::Keyframes => 2,
+    }
+}
+
+/// The RTSP task's end of the queue.
+pub(crate) struct WorkerHandle {
+    tx: SyncSender<Msg>,
+    /// After a dropped frame, nothing but a keyframe is sent.
+    skip_to_keyframe: bool,
+}
+
+impl WorkerHandle {
+    /// Hands a frame over without waiting; returns false when it was dropped.
+    pub fn send_frame(&mut self, f: EncodedFrame) -> bool {
+        if self.skip_to_keyframe && !f.keyframe {
+            return false;
+        }
+        match self.tx.try_send(Msg::Frame(f)) {
+            Ok(()) => {
+                self.skip_to_keyframe = false;
+                true
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.skip_to_keyframe = true;
+                false
+            }
+        }
+    }
+
+    pub fn new_stream(&mut self, codec: VideoCodec) {
+        self.skip_to_keyframe = false;
+        // A full queue here means the thread is far behind; the message must still arrive,
+        // so wait for room (the thread drains quickly once it sees it).
+        let _ = self.tx.send(Msg::NewStream(codec));
+    }
+
+    pub fn sender(&self) -> SyncSender<Msg> {
+        self.tx.clone()
+    }
+}
+
+/// Starts the decode thread of a camera.
+pub(crate) fn spawn(
+    camera_id: &str,
+    cache: Arc<FrameCache>,
+    status: Arc<StatusCell>,
+    demand: Arc<Demand>,
+) -> Result<WorkerHandle> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_FRAMES);
+    let id = camera_id.to_owned();
+    std::thread::Builder::new()
+        .name(format!(
+            "camkit-dec-{}",
+            camera_id.chars().take(4).collect::<String>()
+        ))
+        .spawn(move || {
+            let mut w = Worker {
+                id,
+                cache,
+                status,
+                demand,
+                codec: VideoCodec::H264,
+                decoder: None,
+                gop: Vec::new(),
+                gop_bytes: 0,
+                decoded_upto: 0,
+                waiting_for_keyframe: true,
+                last_error_log: None,
+            };
+            w.run(rx);
+        })
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot start decode thread: {e}"),
+            )
+        })?;
+    Ok(WorkerHandle {
+        tx,
+        skip_to_keyframe: false,
+    })
+}
+
+struct Worker {
+    id: String,
+    cache: Arc<FrameCache>,
+    status: Arc<StatusCell>,
+    demand: Arc<Demand>,
+    codec: VideoCodec,
+    decoder: Option<H264Decoder>,
+    /// Frames since (and including) the last keyframe.
+    gop: Vec<EncodedFrame>,
+    gop_bytes: usize,
+    /// How many of `gop` the decoder has consumed: its state is that of `gop[..decoded_upto]`.
+    decoded_upto: usize,
+    waiting_for_keyframe: bool,
+    last_error_log: Option<Instant>,
+}
+
+impl Worker {
+    fn run(&mut self, rx: Receiver<Msg>) {
+        loop {
+            // Wake now and then so a lapsed grace period or policy change takes effect
+            // even while no frames arrive.
+            let msg = match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match msg {
+                Msg::NewStream(codec) => {
+                    self.codec = codec;
+                    self.gop.clear();
+                    self.gop_bytes = 0;
+                    self.decoded_upto = 0;
+                    self.waiting_for_keyframe = true;
+                    // A new stream may change resolution or profile: start from a clean
+                    // decoder rather than trusting its old reference state.
+                    self.decoder = None;
+                }
+                Msg::Frame(f) => self.on_frame(f),
+                Msg::CatchUp(reply) => {
+                    let r = self.catch_up();
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        tracing::debug!(camera = %self.id, "decode thread ends");
+    }
+
+    fn on_frame(&mut self, f: EncodedFrame) {
+        if self.codec == VideoCodec::Jpeg {
+            self.publish_jpeg(f);
+            return;
+        }
+        if f.keyframe {
+            self.gop.clear();
+            self.gop_bytes = 0;
+            self.decoded_upto = 0;
+            self.waiting_for_keyframe = false;
+        } else if self.waiting_for_keyframe {
+            return;
+        }
+        self.gop_bytes += f.data.len();
+        let keyframe = f.keyframe;
+        self.gop.push(f);
+        if self.gop_bytes > MAX_GOP_BYTES {
+            tracing::warn!(camera = %self.id, "GOP over {} MiB without a keyframe; dropping it", MAX_GOP_BYTES >> 20);
+            self.status
+                .frames_dropped
+                .fetch_add(self.gop.len() as u64, Ordering::Relaxed);
+            self.gop.clear();
+            self.gop_bytes = 0;
+            self.decoded_upto = 0;
+            self.waiting_for_keyframe = true;
+            return;
+        }
+        if self.demand.decode_now(keyframe) {
+            let _ = self.catch_up();
+        }
+    }
+
+    /// Decodes `gop[decoded_upto..]`, publishing only the last picture.
+    fn catch_up(&mut self) -> Result<()> {
+        if self.codec == VideoCodec::Jpeg || self.decoded_upto >= self.gop.len() {
+            return Ok(());
+        }
+        if self.decoder.is_none() {
+            self.decoder = Some(H264Decoder::new()?);
+        }
+        let last = self.gop.len() - 1;
+        let mut published = false;
+        let mut last_err = None;
+        for i in self.decoded_upto..=last {
+            let dec = self.decoder.as_mut().expect("created above");
+            let data = &self.gop[i].data;
+            let r = if i == last {
+                dec.decode(data).map(|p| {
+                    if let Some(mut p) = p {
+                        p.full_range = self.gop[i].full_range;
+                        self.status.set_resolution(p.width, p.height);
+                        self.cache
+                            .publish(Content::Picture(p), self.gop[i].captured_at);
+                        published = true;
+                    }
+                })
+            } else {
+                dec.decode_discard(data).map(|_| ())
+            };
+            self.decoded_upto = i + 1;
+            match r {
+                Ok(()) => {
+                    self.status.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.status.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.log_decode_error(&e);
+                    last_err = Some(e);
+                }
+            }
+        }
+        match last_err {
+            Some(e) if !published => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn publish_jpeg(&mut self, f: EncodedFrame) {
+        match crate::jpeg::dimensions(&f.data) {
+            Ok((width, height)) => {
+                self.status.set_resolution(width, height);
+                self.status.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                self.cache.publish(
+                    Content::Jpeg {
+                        data: f.data,
+                        width,
+                        height,
+                    },
+                    f.captured_at,
+                );
+            }
+            Err(e) => {
+                self.status.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                self.log_decode_error(&e);
+            }
+        }
+    }
+
+    fn log_decode_error(&mut self, e: &Error) {
+        // One line per 10 s at most: a corrupt stream must not flood the log.
+        let now = Instant::now();
+        if self
+            .last_error_log
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+        {
+            self.last_error_log = Some(now);
+            tracing::warn!(camera = %self.id, error = %e, "decode error");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demand_follows_subscribers_and_grace() {
+        let d = Demand::new(DecodePolicy::OnDemand);
+        assert!(!d.active());
+        assert!(!d.decode_now(true));
+        d.add_subscriber();
+        assert!(d.active());
+        d.remove_subscriber();
+        // Grace keeps it active a moment after the last subscriber left.
+        assert!(d.active());
+        *d.grace_until.lock() = Some(Instant::now() - Duration::from_millis(1));
+        assert!(!d.active());
+        d.set_policy(DecodePolicy::Keyframes);
+        assert!(d.decode_now(true));
+        assert!(!d.decode_now(false));
+        d.set_policy(DecodePolicy::Continuous);
+        assert!(d.decode_now(false));
+    }
+}

@@ -1,0 +1,52 @@
+//! camkit: IP cameras to frames an application can use.
+//!
+//! A [`CameraManager`] opens RTSP cameras with `retina`, decodes H.264 with `openh264`
+//! (off the async worker threads), and keeps the latest picture of each camera in a frame
+//! cache that encodes a JPEG at most once per picture and size, shared by every reader.
+//!
+//! ```no_run
+//! # async fn demo() -> camkit::Result<()> {
+//! use camkit::{CameraConfig, CameraManager, SnapshotOptions};
+//! let cameras = CameraManager::new();
+//! let cfg = CameraConfig::from_host("door", "192.168.1.20").credentials("admin", "p@ss word");
+//! let status = cameras.connect(cfg).await?;
+//! println!("{} is {:?} at {:?}x{:?}", status.id, status.state, status.width, status.height);
+//! let frame = cameras.snapshot("door", SnapshotOptions::full().max_width(640)).await?;
+//! std::fs::write("door.jpg", &frame.jpeg).unwrap();
+//! # Ok(()) }
+//! ```
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
+
+mod backoff;
+mod camera;
+pub mod config;
+mod decode;
+mod decode_worker;
+pub mod error;
+pub mod events;
+pub mod frame;
+mod frame_cache;
+pub mod jpeg;
+mod manager;
+pub mod picture;
+mod session;
+pub mod status;
+mod subscription;
+
+#[cfg(feature = "demo-camera")]
+pub mod demo_camera;
+
+pub use backoff::Backoff;
+pub use config::{CameraConfig, DecodePolicy, Source, Transport};
+pub use decode::H264Decoder;
+pub use error::{Error, ErrorKind, Result};
+pub use events::{CameraEvent, EventStream};
+pub use frame::{Frame, SnapshotOptions, SubscribeOptions};
+pub use manager::{CameraManager, ManagerOptions};
+pub use picture::Picture;
+pub use status::{CameraState, CameraStatus, LastError};
+pub use subscription::Subscription;
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

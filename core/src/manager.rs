@@ -1,0 +1,321 @@
+//! The camera manager: the set of cameras of one application.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use retina::client::SessionGroup;
+use tokio::sync::broadcast;
+
+use crate::camera::Camera;
+use crate::config::{check_id, CameraConfig, DecodePolicy};
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{CameraEvent, EventStream};
+use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
+use crate::status::CameraStatus;
+use crate::subscription::Subscription;
+
+/// Options for a [`CameraManager`].
+#[derive(Clone, Debug)]
+pub struct ManagerOptions {
+    /// Worker threads of the runtime the manager creates when it is not created inside
+    /// one (the bindings' case). Decoding runs on its own threads, not these.
+    pub worker_threads: usize,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions { worker_threads: 2 }
+    }
+}
+
+/// The cameras of one application: connect, disconnect, status, snapshots, subscriptions.
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`. Cameras run on a tokio runtime: the one the
+/// manager was created in, or one it creates for itself. When the last clone is dropped
+/// (or [`close`](Self::close) is called) every camera stops and its RTSP session is torn
+/// down.
+#[derive(Clone)]
+pub struct CameraManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cameras: RwLock<HashMap<String, Arc<Camera>>>,
+    events: broadcast::Sender<CameraEvent>,
+    group: Arc<SessionGroup>,
+    handle: tokio::runtime::Handle,
+    own_runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Default for CameraManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CameraManager {
+    /// A manager on the current tokio runtime, or on a runtime of its own when called
+    /// outside one.
+    pub fn new() -> Self {
+        Self::with_options(ManagerOptions::default())
+    }
+
+    /// A manager with options. Creating a runtime can fail only when the OS refuses
+    /// threads; that is reported by the first call (`Internal`).
+    pub fn with_options(opts: ManagerOptions) -> Self {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => Self::on_runtime(handle, None),
+            Err(_) => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(opts.worker_threads.clamp(1, 64))
+                    .thread_name("camkit-rt")
+                    .enable_all()
+                    .build();
+                match rt {
+                    Ok(rt) => {
+                        let handle = rt.handle().clone();
+                        Self::on_runtime(handle, Some(rt))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot create camkit runtime");
+                        // A current-thread runtime needs no threads; calls still work
+                        // through block_on in the bindings.
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("a current-thread runtime needs no OS resources");
+                        let handle = rt.handle().clone();
+                        Self::on_runtime(handle, Some(rt))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A manager whose cameras run on the given runtime.
+    pub fn with_runtime(handle: tokio::runtime::Handle) -> Self {
+        Self::on_runtime(handle, None)
+    }
+
+    fn on_runtime(handle: tokio::runtime::Handle, own: Option<tokio::runtime::Runtime>) -> Self {
+        let (events, _) = broadcast::channel(256);
+        CameraManager {
+            inner: Arc::new(Inner {
+                cameras: RwLock::new(HashMap::new()),
+                events,
+                group: Arc::new(SessionGroup::default()),
+                handle,
+                own_runtime: Mutex::new(own),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The runtime the cameras run on (bindings use it to drive async calls).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.handle
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn camera(&self, id: &str) -> Result<Arc<Camera>> {
+        self.check_open()?;
+        check_id(id)?;
+        self.inner
+            .cameras
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(id))
+    }
+
+    /// Connects a camera and waits for its first picture.
+    ///
+    /// On failure the camera is forgotten and the error says why (refused credentials,
+    /// unreachable, timeout, unsupported codec …), unless `config.persistent` is set: then
+    /// the camera stays, retrying with backoff, and its status is returned. Connecting
+    /// several cameras at once runs concurrently.
+    pub async fn connect(&self, config: CameraConfig) -> Result<CameraStatus> {
+        self.check_open()?;
+        let source = config.validate()?;
+        let id = config.id.clone();
+        let persistent = config.persistent;
+        let first = {
+            let mut cams = self.inner.cameras.write();
+            if cams.contains_key(&id) {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!(
+                        "camera {id:?} is already connected; disconnect it first or use another id"
+                    ),
+                ));
+            }
+            let (camera, first) = Camera::start(
+                config,
+                source,
+                self.inner.group.clone(),
+                self.inner.events.clone(),
+                &self.inner.handle,
+            )?;
+            cams.insert(id.clone(), camera);
+            first
+        };
+        let outcome = first.await.unwrap_or_else(|_| Err(Error::closed()));
+        match outcome {
+            Ok(()) => self.status(&id),
+            Err(e) if !persistent => {
+                self.remove(&id);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Camera>> {
+        let cam = self.inner.cameras.write().remove(id);
+        if let Some(c) = &cam {
+            c.stop();
+        }
+        cam
+    }
+
+    /// Disconnects a camera: its session is torn down, subscriptions end, its id is free.
+    pub async fn disconnect(&self, id: &str) -> Result<()> {
+        self.check_open()?;
+        check_id(id)?;
+        let cam = self.remove(id).ok_or_else(|| Error::not_found(id))?;
+        // Wait (briefly) until the camera task has ended, so a reconnect with the same id
+        // does not meet the old session at the camera.
+        let mut stop = cam.stop_watch();
+        let _ = stop.wait_for(|s| *s).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while cam.status.state() != crate::CameraState::Stopped
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Disconnects every camera.
+    pub async fn disconnect_all(&self) -> Result<()> {
+        self.check_open()?;
+        let ids: Vec<String> = self.inner.cameras.read().keys().cloned().collect();
+        let futs = ids.iter().map(|id| self.disconnect(id));
+        for r in futures::future::join_all(futs).await {
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The status of one camera.
+    pub fn status(&self, id: &str) -> Result<CameraStatus> {
+        let cam = self.camera(id)?;
+        let mut s = cam.status.snapshot();
+        s.jpeg_encodes = cam
+            .cache
+            .stats
+            .encodes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Ok(s)
+    }
+
+    /// The status of every camera, sorted by id.
+    pub fn list(&self) -> Vec<CameraStatus> {
+        let ids: Vec<String> = {
+            let mut v: Vec<String> = self.inner.cameras.read().keys().cloned().collect();
+            v.sort();
+            v
+        };
+        ids.iter().filter_map(|id| self.status(id).ok()).collect()
+    }
+
+    /// The latest picture of a camera as JPEG.
+    ///
+    /// Served from the frame cache when that picture was encoded at this size already;
+    /// with the `onDemand` policy and nobody watching, it first decodes the frames
+    /// buffered since the last keyframe.
+    pub async fn snapshot(&self, id: &str, opts: SnapshotOptions) -> Result<Frame> {
+        opts.validate()?;
+        let cam = self.camera(id)?;
+        cam.snapshot(opts).await
+    }
+
+    /// Subscribes to a camera's frames at no more than `opts.fps`, latest wins.
+    pub fn subscribe(&self, id: &str, opts: SubscribeOptions) -> Result<Subscription> {
+        opts.validate()?;
+        let cam = self.camera(id)?;
+        Ok(Subscription::new(cam, opts))
+    }
+
+    /// Changes a camera's decode policy at run time.
+    pub fn set_decode_policy(&self, id: &str, policy: DecodePolicy) -> Result<()> {
+        self.camera(id)?.set_decode(policy);
+        Ok(())
+    }
+
+    /// State changes of every camera of this manager, from now on.
+    pub fn events(&self) -> EventStream {
+        EventStream {
+            rx: self.inner.events.subscribe(),
+        }
+    }
+
+    /// Stops every camera and refuses further calls (`Closed`). Idempotent.
+    pub fn close(&self) {
+        if self
+            .inner
+            .closed
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let cams: Vec<Arc<Camera>> = self.inner.cameras.write().drain().map(|(_, c)| c).collect();
+        for c in cams {
+            c.stop();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for (_, c) in self.cameras.get_mut().drain() {
+            c.stop();
+        }
+        if let Some(rt) = self.own_runtime.get_mut().take() {
+            // Give the camera tasks a moment to send TEARDOWN, without blocking an async
+            // context (dropping a runtime there would panic).
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for CameraManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraManager")
+            .field("cameras", &self.inner.cameras.read().len())
+            .finish()
+    }
+}

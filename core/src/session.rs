@@ -1,0 +1,315 @@
+//! Opening one RTSP stream with retina, each step under a timeout, and turning retina's
+//! errors into camkit's kinds with messages that say what to do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use retina::client::{
+    Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions,
+    UdpTransportOptions,
+};
+use retina::codec::{FrameFormat, ParametersRef};
+
+use crate::config::{CameraConfig, Source, Transport};
+use crate::decode_worker::VideoCodec;
+use crate::error::{Error, ErrorKind, Result};
+use crate::status::{h264_profile_name, StreamInfo};
+
+/// Marker in the message of a 461 answer, which `auto` transport falls back on.
+const TRANSPORT_REFUSED: &str = "461 Unsupported Transport";
+
+/// A playing stream.
+pub(crate) struct OpenStream {
+    pub demuxed: Demuxed,
+    pub video_index: usize,
+    pub codec: VideoCodec,
+    pub info: StreamInfo,
+}
+
+/// The RTSP steps, named in errors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Step {
+    Describe,
+    Setup,
+    Play,
+    Stream,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Describe => "DESCRIBE",
+            Step::Setup => "SETUP",
+            Step::Play => "PLAY",
+            Step::Stream => "streaming",
+        }
+    }
+}
+
+async fn step<T>(
+    which: Step,
+    limit: Duration,
+    endpoint: &str,
+    has_creds: bool,
+    fut: impl std::future::Future<Output = std::result::Result<T, retina::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(classify(&e, which, endpoint, has_creds)),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no answer to {} from {endpoint} within {}: check that the address is a camera's RTSP port and that it is not overloaded",
+                which.as_str(),
+                fmt_duration(limit)
+            ),
+        )),
+    }
+}
+
+/// Opens the stream: DESCRIBE, SETUP of the video track, PLAY.
+pub(crate) async fn open(
+    source: &Source,
+    cfg: &CameraConfig,
+    group: &Arc<SessionGroup>,
+) -> Result<OpenStream> {
+    match cfg.transport {
+        Transport::Tcp => open_with(source, cfg, group, Transport::Tcp).await,
+        Transport::Udp => open_with(source, cfg, group, Transport::Udp).await,
+        Transport::Auto => match open_with(source, cfg, group, Transport::Tcp).await {
+            Err(e) if e.message().contains(TRANSPORT_REFUSED) => {
+                tracing::info!(url = %source.url(), "camera refused RTP over TCP (461); trying UDP");
+                open_with(source, cfg, group, Transport::Udp).await
+            }
+            r => r,
+        },
+    }
+}
+
+async fn open_with(
+    source: &Source,
+    cfg: &CameraConfig,
+    group: &Arc<SessionGroup>,
+    transport: Transport,
+) -> Result<OpenStream> {
+    let url = source.url();
+    let endpoint = endpoint(url);
+    let has_creds = source.credentials().is_some();
+    let options = SessionOptions::default()
+        .creds(source.credentials().cloned())
+        .user_agent(format!("camkit/{}", env!("CARGO_PKG_VERSION")))
+        .session_group(group.clone());
+    let mut session = step(
+        Step::Describe,
+        cfg.rtsp_timeout,
+        &endpoint,
+        has_creds,
+        Session::describe(url.clone(), options),
+    )
+    .await?;
+
+    let (video_index, codec) = pick_video(session.streams(), &endpoint)?;
+    let setup = SetupOptions::default()
+        .frame_format(FrameFormat::SIMPLE)
+        .transport(match transport {
+            Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
+            _ => retina::client::Transport::Tcp(TcpTransportOptions::default()),
+        });
+    step(
+        Step::Setup,
+        cfg.rtsp_timeout,
+        &endpoint,
+        has_creds,
+        session.setup(video_index, setup),
+    )
+    .await?;
+    let playing = step(
+        Step::Play,
+        cfg.rtsp_timeout,
+        &endpoint,
+        has_creds,
+        session.play(PlayOptions::default()),
+    )
+    .await?;
+    let demuxed = playing
+        .demuxed()
+        .map_err(|e| classify(&e, Step::Play, &endpoint, has_creds))?;
+    let mut info = stream_info(&demuxed.streams()[video_index], codec);
+    info.transport = Some(transport);
+    Ok(OpenStream {
+        demuxed,
+        video_index,
+        codec,
+        info,
+    })
+}
+
+/// Picks the first video track camkit can decode, or says why none fits.
+fn pick_video(streams: &[retina::client::Stream], endpoint: &str) -> Result<(usize, VideoCodec)> {
+    let mut unsupported = None;
+    for (i, s) in streams.iter().enumerate() {
+        let media = s.media();
+        if media != "video" && media != "image" {
+            continue;
+        }
+        match s.encoding_name() {
+            "h264" => return Ok((i, VideoCodec::H264)),
+            "jpeg" => return Ok((i, VideoCodec::Jpeg)),
+            other => unsupported.get_or_insert_with(|| other.to_owned()),
+        };
+    }
+    match unsupported {
+        Some(name) => {
+            let (label, fix) = match name.as_str() {
+                "h265" => (
+                    "H.265 (HEVC)".to_owned(),
+                    "switch this camera stream to H.264 in the camera's video/encoding settings (or use its H.264 sub-stream)",
+                ),
+                other => (
+                    other.to_uppercase(),
+                    "switch this camera stream to H.264 or MJPEG in the camera's settings",
+                ),
+            };
+            Err(Error::new(
+                ErrorKind::UnsupportedCodec,
+                format!("{endpoint} sends {label} video, which camkit does not decode: {fix}"),
+            ))
+        }
+        None => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("{endpoint} describes no video track: check the stream path"),
+        )),
+    }
+}
+
+/// Codec, profile and size as known from the SDP (or the first frame).
+pub(crate) fn stream_info(s: &retina::client::Stream, codec: VideoCodec) -> StreamInfo {
+    let mut info = StreamInfo {
+        codec: Some(
+            match codec {
+                VideoCodec::H264 => "h264",
+                VideoCodec::Jpeg => "jpeg",
+            }
+            .to_owned(),
+        ),
+        ..Default::default()
+    };
+    if let Some(ParametersRef::Video(v)) = s.parameters() {
+        let (w, h) = v.pixel_dimensions();
+        info.width = Some(w);
+        info.height = Some(h);
+        if codec == VideoCodec::H264 {
+            info.profile = h264_profile_name(v.rfc6381_codec());
+            if let retina::codec::VideoParametersCodec::H264 { sps, .. } = v.codec_params() {
+                info.full_range = sps_full_range(sps);
+            }
+        }
+    }
+    info
+}
+
+/// The SPS's `video_full_range_flag`; absent (the common case) means limited range.
+fn sps_full_range(sps_nal: &[u8]) -> bool {
+    let Ok(rbsp) = h264_reader::rbsp::decode_nal(sps_nal) else {
+        return false;
+    };
+    h264_reader::nal::sps::SeqParameterSet::from_bits(h264_reader::rbsp::BitReader::new(&*rbsp))
+        .ok()
+        .and_then(|s| s.vui_parameters)
+        .and_then(|v| v.video_signal_type)
+        .is_some_and(|t| t.video_full_range_flag)
+}
+
+/// `host:port` of a URL, for messages.
+pub(crate) fn endpoint(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    let port = url.port().unwrap_or(crate::config::DEFAULT_PORT);
+    format!("rtsp://{host}:{port}{}", url.path())
+}
+
+/// Maps a retina error to a camkit kind with a message that says what to do.
+///
+/// retina's error type is opaque except for the RTSP status code; its message's first
+/// line names the failure (connect, read, write, …), which is what the rest keys on.
+pub(crate) fn classify(e: &retina::Error, step: Step, endpoint: &str, has_creds: bool) -> Error {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("").trim().to_owned();
+    let step_name = step.as_str();
+    if let Some(code) = e.status_code() {
+        let (kind, advice) = match code {
+            401 | 403 if has_creds => (
+                ErrorKind::Unauthorized,
+                "the camera refused the username/password: check them",
+            ),
+            401 | 403 => (
+                ErrorKind::Unauthorized,
+                "the camera requires a username and password: set them",
+            ),
+            404 => (
+                ErrorKind::Protocol,
+                "the camera has no stream at this path: check the path (see the camera's manual for its RTSP URL)",
+            ),
+            461 => (
+                ErrorKind::Protocol,
+                "the camera does not support this RTP transport (461 Unsupported Transport): use transport \"auto\" or the other transport",
+            ),
+            453 | 503 => (
+                ErrorKind::Unreachable,
+                "the camera is busy or has too many clients: close other viewers or retry later",
+            ),
+            454 => (
+                ErrorKind::Protocol,
+                "the camera lost the session (454): camkit reconnects",
+            ),
+            _ => (ErrorKind::Protocol, "the camera rejected the request"),
+        };
+        let reason = first
+            .split_once(" response to ")
+            .map_or(code.to_string(), |(s, _)| s.to_owned());
+        return Error::new(
+            kind,
+            format!("{endpoint} answered {reason} to {step_name}: {advice}"),
+        );
+    }
+    if first.starts_with("Unable to connect") {
+        let why = first
+            .split_once(": ")
+            .map_or(first.as_str(), |(_, w)| w)
+            .to_owned();
+        return Error::new(
+            ErrorKind::Unreachable,
+            format!("cannot connect to {endpoint}: {why}; check that the camera is on, the host and port are right, and no firewall blocks it"),
+        );
+    }
+    if first.starts_with("Error reading from RTSP peer")
+        || first.starts_with("Error writing to RTSP peer")
+        || first.starts_with("Error receiving UDP packet")
+    {
+        let why = first.split_once(": ").map_or("", |(_, w)| w).to_owned();
+        return Error::new(
+            ErrorKind::Unreachable,
+            format!("connection to {endpoint} lost during {step_name}: {why}"),
+        );
+    }
+    if first == "Timeout" {
+        return Error::new(
+            ErrorKind::Timeout,
+            format!("{endpoint} timed out during {step_name}"),
+        );
+    }
+    if first.starts_with("Unsupported") {
+        return Error::new(ErrorKind::UnsupportedCodec, format!("{endpoint}: {first}"));
+    }
+    Error::new(
+        ErrorKind::Protocol,
+        format!("{endpoint} sent something camkit could not follow during {step_name}: {first}"),
+    )
+}
+
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,378 @@
+//! What a camera is doing: its state, stream facts, counters and last error.
+//!
+//! The camera's tasks write a [`StatusCell`]; callers read a [`CameraStatus`] snapshot of it
+//! (serde, camelCase). The URL in a status never carries credentials.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DecodePolicy, Transport};
+use crate::error::{Error, ErrorKind};
+
+/// Where a camera is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CameraState {
+    /// First attempt to open the stream is under way.
+    Connecting,
+    /// Video is arriving.
+    Streaming,
+    /// The stream failed; waiting for the backoff or retrying.
+    Reconnecting,
+    /// Disconnected by the caller (or the manager closed). Final.
+    Stopped,
+}
+
+impl CameraState {
+    /// Lower-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Connecting => "connecting",
+            CameraState::Streaming => "streaming",
+            CameraState::Reconnecting => "reconnecting",
+            CameraState::Stopped => "stopped",
+        }
+    }
+}
+
+/// The last error a camera met, as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// Stable kind.
+    pub kind: ErrorKind,
+    /// Stable string code (same as `kind`, as JS sees it).
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// A point-in-time view of one camera.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CameraStatus {
+    /// The camera id.
+    pub id: String,
+    /// Lifecycle state.
+    pub state: CameraState,
+    /// The camera URL without credentials.
+    pub url: String,
+    /// The transport in use (`tcp`/`udp`), or the configured one before connecting.
+    pub transport: Transport,
+    /// The decode policy.
+    pub decode: DecodePolicy,
+    /// Video codec (`h264`, `jpeg`), once known.
+    pub codec: Option<String>,
+    /// H.264 profile (`Baseline`, `Main`, `High` …), once known.
+    pub profile: Option<String>,
+    /// Picture width, once known.
+    pub width: Option<u32>,
+    /// Picture height, once known.
+    pub height: Option<u32>,
+    /// Frames per second received, over the last few seconds.
+    pub fps: f64,
+    /// Bits per second received, over the last few seconds.
+    pub bitrate_bps: f64,
+    /// Compressed frames received since connect.
+    pub frames_received: u64,
+    /// Frames decoded to pictures.
+    pub frames_decoded: u64,
+    /// Frames dropped (decoder behind, corrupt data, lost packets).
+    pub frames_dropped: u64,
+    /// Times the stream was reopened after a failure.
+    pub reconnects: u64,
+    /// When the current stream started, in ms since the Unix epoch.
+    pub connected_since_ms: Option<u64>,
+    /// When the last frame arrived, in ms since the Unix epoch.
+    pub last_frame_ms: Option<u64>,
+    /// JPEG encodes made from this camera's pictures (each picture and size at most once).
+    pub jpeg_encodes: u64,
+    /// The most recent error, kept after recovery for diagnosis.
+    pub last_error: Option<LastError>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Stream facts learnt after DESCRIBE.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StreamInfo {
+    pub codec: Option<String>,
+    pub profile: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub transport: Option<Transport>,
+    /// Whether the decoded samples use the full 0–255 range (SPS VUI); most cameras send
+    /// limited "TV" range, which JPEG needs expanded.
+    pub full_range: bool,
+}
+
+struct Mutable {
+    state: CameraState,
+    info: StreamInfo,
+    connected_since: Option<SystemTime>,
+    last_error: Option<LastError>,
+    rate: RateWindow,
+}
+
+/// The shared, written-by-the-camera status of one camera.
+pub(crate) struct StatusCell {
+    id: String,
+    url: String,
+    transport: Transport,
+    decode: Mutex<DecodePolicy>,
+    inner: Mutex<Mutable>,
+    pub frames_received: AtomicU64,
+    pub frames_decoded: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    last_frame_ms: AtomicU64,
+}
+
+impl StatusCell {
+    pub fn new(id: &str, url: &str, transport: Transport, decode: DecodePolicy) -> Self {
+        StatusCell {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            transport,
+            decode: Mutex::new(decode),
+            inner: Mutex::new(Mutable {
+                state: CameraState::Connecting,
+                info: StreamInfo::default(),
+                connected_since: None,
+                last_error: None,
+                rate: RateWindow::default(),
+            }),
+            frames_received: AtomicU64::new(0),
+            frames_decoded: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            last_frame_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn state(&self) -> CameraState {
+        self.inner.lock().state
+    }
+
+    /// Sets the state; returns whether it changed.
+    pub fn set_state(&self, state: CameraState) -> bool {
+        let mut g = self.inner.lock();
+        let changed = g.state != state;
+        g.state = state;
+        match state {
+            CameraState::Streaming if changed => g.connected_since = Some(SystemTime::now()),
+            CameraState::Streaming => {}
+            _ => {
+                g.connected_since = None;
+                g.rate = RateWindow::default();
+            }
+        }
+        changed
+    }
+
+    pub fn set_info(&self, info: StreamInfo) {
+        self.inner.lock().info = info;
+    }
+
+    /// New stream parameters mid-stream: keeps the transport in use.
+    pub fn update_params(&self, mut info: StreamInfo) {
+        let mut g = self.inner.lock();
+        info.transport = g.info.transport;
+        g.info = info;
+    }
+
+    pub fn full_range(&self) -> bool {
+        self.inner.lock().info.full_range
+    }
+
+    pub fn set_resolution(&self, width: u32, height: u32) {
+        let mut g = self.inner.lock();
+        g.info.width = Some(width);
+        g.info.height = Some(height);
+    }
+
+    pub fn set_decode(&self, d: DecodePolicy) {
+        *self.decode.lock() = d;
+    }
+
+    pub fn set_error(&self, e: &Error) {
+        self.inner.lock().last_error = Some(LastError {
+            kind: e.kind(),
+            code: e.kind().code().to_owned(),
+            message: e.message().to_owned(),
+            at_ms: epoch_ms(SystemTime::now()),
+        });
+    }
+
+    pub fn last_error(&self) -> Option<LastError> {
+        self.inner.lock().last_error.clone()
+    }
+
+    /// Records one received compressed frame of `bytes` bytes.
+    pub fn on_frame(&self, bytes: usize) {
+        self.frames_received.fetch_add(1, Ordering::Relaxed);
+        self.last_frame_ms
+            .store(epoch_ms(SystemTime::now()), Ordering::Relaxed);
+        self.inner.lock().rate.push(Instant::now(), bytes);
+    }
+
+    pub fn snapshot(&self) -> CameraStatus {
+        let g = self.inner.lock();
+        let (fps, bps) = g.rate.rates(Instant::now());
+        let last_frame = self.last_frame_ms.load(Ordering::Relaxed);
+        CameraStatus {
+            id: self.id.clone(),
+            state: g.state,
+            url: self.url.clone(),
+            transport: g.info.transport.unwrap_or(self.transport),
+            decode: *self.decode.lock(),
+            codec: g.info.codec.clone(),
+            profile: g.info.profile.clone(),
+            width: g.info.width,
+            height: g.info.height,
+            fps,
+            bitrate_bps: bps,
+            frames_received: self.frames_received.load(Ordering::Relaxed),
+            frames_decoded: self.frames_decoded.load(Ordering::Relaxed),
+            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            connected_since_ms: g.connected_since.map(epoch_ms),
+            last_frame_ms: (last_frame != 0).then_some(last_frame),
+            jpeg_encodes: 0,
+            last_error: g.last_error.clone(),
+        }
+    }
+}
+
+/// Frame arrivals over the last few seconds, for fps and bitrate.
+///
+/// A ring of (time, bytes); cost is O(1) per frame and bounded memory.
+#[derive(Default)]
+struct RateWindow {
+    samples: std::collections::VecDeque<(Instant, usize)>,
+}
+
+const RATE_WINDOW: Duration = Duration::from_secs(3);
+const RATE_MAX_SAMPLES: usize = 512;
+
+impl RateWindow {
+    fn push(&mut self, now: Instant, bytes: usize) {
+        self.samples.push_back((now, bytes));
+        self.trim(now);
+        if self.samples.len() > RATE_MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+    }
+
+    fn trim(&mut self, now: Instant) {
+        while let Some((t, _)) = self.samples.front() {
+            if now.duration_since(*t) > RATE_WINDOW {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn rates(&self, now: Instant) -> (f64, f64) {
+        let recent: Vec<_> = self
+            .samples
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= RATE_WINDOW)
+            .collect();
+        if recent.len() < 2 {
+            return (0.0, 0.0);
+        }
+        let first = recent[0].0;
+        let span = now.duration_since(first).as_secs_f64().max(0.001);
+        // n frames observed over `span`: intervals are n-1 between first and last, but
+        // measuring to `now` makes a stalled stream decay toward 0 fps.
+        let fps = (recent.len() - 1) as f64 / span;
+        let bytes: usize = recent.iter().skip(1).map(|(_, b)| *b).sum();
+        let fps = (fps * 10.0).round() / 10.0;
+        (fps, (bytes as f64 * 8.0 / span).round())
+    }
+}
+
+/// Names an H.264 profile from an RFC 6381 codec string such as `avc1.64001F`.
+pub(crate) fn h264_profile_name(rfc6381: &str) -> Option<String> {
+    let hex = rfc6381.strip_prefix("avc1.")?;
+    let idc = u8::from_str_radix(hex.get(0..2)?, 16).ok()?;
+    let constraints = u8::from_str_radix(hex.get(2..4)?, 16).ok()?;
+    Some(
+        match idc {
+            66 if constraints & 0x40 != 0 => "Constrained Baseline",
+            66 => "Baseline",
+            77 => "Main",
+            88 => "Extended",
+            100 => "High",
+            110 => "High 10",
+            122 => "High 4:2:2",
+            244 => "High 4:4:4",
+            _ => return Some(format!("profile_idc {idc}")),
+        }
+        .to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_from_rfc6381() {
+        assert_eq!(
+            h264_profile_name("avc1.42C01E").as_deref(),
+            Some("Constrained Baseline")
+        );
+        assert_eq!(
+            h264_profile_name("avc1.42001E").as_deref(),
+            Some("Baseline")
+        );
+        assert_eq!(h264_profile_name("avc1.4D401F").as_deref(), Some("Main"));
+        assert_eq!(h264_profile_name("avc1.640028").as_deref(), Some("High"));
+        assert_eq!(h264_profile_name("hvc1.1"), None);
+    }
+
+    #[test]
+    fn rate_window_measures_fps_and_bitrate() {
+        let mut w = RateWindow::default();
+        let t0 = Instant::now();
+        for i in 0..31 {
+            w.push(t0 + Duration::from_millis(i * 100), 1000);
+        }
+        let (fps, bps) = w.rates(t0 + Duration::from_millis(3000));
+        assert!((fps - 10.0).abs() < 0.2, "{fps}");
+        assert!((bps - 80_000.0).abs() < 2000.0, "{bps}");
+        // A stalled stream decays.
+        let (fps, _) = w.rates(t0 + Duration::from_millis(20_000));
+        assert_eq!(fps, 0.0);
+    }
+
+    #[test]
+    fn status_serializes_camel_case_without_secrets() {
+        let c = StatusCell::new(
+            "a",
+            "rtsp://h:554/x",
+            Transport::Auto,
+            DecodePolicy::OnDemand,
+        );
+        c.set_error(&Error::new(ErrorKind::Unauthorized, "camera answered 401"));
+        let j = serde_json::to_value(c.snapshot()).unwrap();
+        assert_eq!(j["state"], "connecting");
+        assert_eq!(j["lastError"]["code"], "UNAUTHORIZED");
+        assert_eq!(j["lastError"]["kind"], "unauthorized");
+        assert!(j.get("framesReceived").is_some());
+        assert_eq!(j["decode"], "onDemand");
+    }
+}

@@ -1,0 +1,118 @@
+//! Frame subscriptions: the newest picture at no more than a requested rate.
+//!
+//! Latest wins: a subscription holds no queue. When its consumer is slow, the pictures
+//! that arrived meanwhile are skipped and the next call returns the newest one. While a
+//! subscription lives, its camera decodes every frame (see `decode_worker`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::camera::Camera;
+use crate::error::Result;
+use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
+use crate::status::CameraState;
+
+/// A live subscription to one camera's frames. Dropping it unsubscribes.
+pub struct Subscription {
+    camera: Arc<Camera>,
+    seq: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+    encoding: SnapshotOptions,
+    interval: Duration,
+    next_at: Instant,
+    last_seq: u64,
+}
+
+impl Subscription {
+    pub(crate) fn new(camera: Arc<Camera>, opts: SubscribeOptions) -> Self {
+        camera.demand.add_subscriber();
+        let seq = camera.cache.watch();
+        let stop = camera.stop_watch();
+        Subscription {
+            encoding: opts.encoding(),
+            interval: Duration::from_secs_f64(1.0 / opts.fps),
+            next_at: Instant::now(),
+            last_seq: 0,
+            seq,
+            stop,
+            camera,
+        }
+    }
+
+    /// The camera this subscription follows.
+    pub fn camera_id(&self) -> &str {
+        &self.camera.id
+    }
+
+    /// The next frame: newer than the last one returned, no sooner than 1/fps after it.
+    ///
+    /// Waits while the camera reconnects. Returns `None` once the camera is disconnected
+    /// or the manager closed; `Some(Err(_))` when a picture could not be encoded (the
+    /// subscription stays usable).
+    pub async fn next(&mut self) -> Option<Result<Frame>> {
+        loop {
+            if *self.stop.borrow() {
+                return None;
+            }
+            // Rate limit first: what arrives while we wait is simply newer.
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.next_at) => {}
+                _ = self.stop.wait_for(|s| *s) => return None,
+            }
+            // Wait for a picture newer than the last one.
+            loop {
+                let current = *self.seq.borrow_and_update();
+                if current > self.last_seq {
+                    break;
+                }
+                tokio::select! {
+                    r = self.seq.changed() => if r.is_err() { return None },
+                    _ = self.stop.wait_for(|s| *s) => return None,
+                }
+            }
+            let Some(pic) = self.camera.cache.latest() else {
+                continue;
+            };
+            if pic.seq <= self.last_seq {
+                continue;
+            }
+            self.last_seq = pic.seq;
+            // Pace from the earlier of now and the scheduled time, so a late consumer is
+            // not owed a burst.
+            let now = Instant::now();
+            self.next_at = now.max(self.next_at) + self.interval;
+            if self.next_at < now {
+                self.next_at = now;
+            }
+            return Some(self.camera.encode(pic, self.encoding).await);
+        }
+    }
+
+    /// The camera's state now.
+    pub fn state(&self) -> CameraState {
+        self.camera.status.state()
+    }
+
+    /// Turns the subscription into a `futures::Stream` of frames.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<Frame>> + Send {
+        futures::stream::unfold(self, |mut s| async move { s.next().await.map(|f| (f, s)) })
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.camera.demand.remove_subscriber();
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("camera", &self.camera.id)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}

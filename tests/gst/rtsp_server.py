@@ -1,0 +1,299 @@
+#!/usr/bin/python3
+"""A real RTSP server for camkit's tests, built on GStreamer's gst-rtsp-server.
+
+camkit ships its own synthetic "demo camera"; testing the RTSP client only
+against a server written by the same people would let shared misreadings of the
+RFCs slip through.  gst-rtsp-server is an independent, widely deployed
+implementation, so it is what the integration tests talk to.
+
+Run it with the *system* Python (``/usr/bin/python3``): the PyGObject bindings
+(``gi``) come from Debian packages and are not visible to pyenv/venv Pythons.
+
+    /usr/bin/python3 rtsp_server.py --port 0 [--user U] [--password P]
+
+Prints exactly one line ``READY <port>`` on stdout once it is listening on
+127.0.0.1, then serves until SIGTERM/SIGINT or until its stdin is closed.  The
+stdin rule means a parent that dies without cleaning up (panic, SIGKILL) still
+takes the server down with it: the pipe closes when the parent goes away.  So
+keep stdin open (a pipe or a terminal); with stdin at /dev/null, as for a
+background job of a script, it would exit at once: pass --ignore-stdin there.
+
+Debian packages needed:
+    gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+    gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools
+
+Mount points (all 15 fps, 2 s GOP, SMPTE colour bars):
+    /h264-720        1280x720  H.264 High
+    /h264-1080       1920x1080 H.264 High
+    /baseline        640x360   H.264 Baseline  (rfc6381 avc1.42....)
+    /main            640x360   H.264 Main      (avc1.4D....)
+    /high            640x360   H.264 High      (avc1.64....)
+    /h265            640x360   H.265 Main
+    /auth/h264-1080  as /h264-1080, DIGEST authentication required
+    /av              640x360   H.264 + AAC audio (a camera with a microphone)
+
+Factories are shared (one encoder per mount however many clients) and, as
+gst-rtsp-server does by default, a mount's pipeline only exists while at least
+one client holds it: an idle server uses no CPU, which matters on small CI
+machines where 1080p encoding would otherwise run all the time.
+
+SMPTE colour bars (``videotestsrc pattern=smpte``)
+--------------------------------------------------
+The top two thirds of the picture (rows 0 .. 2*h/3) hold seven vertical bars of
+equal width; bar i spans columns i*w/7 .. (i+1)*w/7.  Sample the centre of a
+bar, x = (2*i+1)*w/14, y = h/3, averaging a small rectangle to wash out
+compression noise; the edges between bars are blurred by chroma subsampling.
+
+videotestsrc draws 100% bars in *limited-range* Y'CbCr.  camkit (like most
+snapshot paths) copies the decoded Y'CbCr planes straight into a JPEG, and a
+JPEG decoder reads them as full-range BT.601, so the RGB seen in a snapshot is
+not the "textbook" 255/0 RGB.  HD sizes (720p and up) are generated with
+BT.709 colorimetry and 640x360 with BT.601 (pinned in ``video_source`` below),
+so the two sets differ.  Measured by decoding frames of this server's streams
+into JPEG (H.264/H.265 decode -> I420 -> JPEG without colour conversion -> RGB);
+they agree within 2 with the values computed from the standards:
+
+    bar       640x360 (BT.601)   1280x720 / 1920x1080 (BT.709)
+    white     (235, 235, 235)    (235, 235, 235)
+    yellow    (235, 235,  11)    (233, 249,  20)
+    cyan      ( 12, 235, 237)    ( 30, 255, 234)
+    green     ( 13, 237,  13)    ( 29, 255,  20)
+    magenta   (237,  12, 237)    (221,   0, 230)
+    red       (238,  14,  13)    (220,   0,  16)
+    blue      ( 15,  14, 239)    ( 17,   0, 230)
+
+Bar centres (y = h/3): 640x360 -> x = 45, 137, 228, 320, 411, 502, 594, y = 120;
+1280x720 -> x = 91, 274, 457, 640, 822, 1005, 1188, y = 240;
+1920x1080 -> x = 137, 411, 685, 960, 1234, 1508, 1782, y = 360.
+
+The same table lives in tests/src/smpte.rs (``smpte_bar_centers``) and is
+re-measured against live streams by tests/tests/gst_server.rs.
+"""
+
+import argparse
+import os
+import signal
+import sys
+
+try:
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtsp", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+except (ImportError, ValueError) as e:  # ValueError: typelib not installed
+    sys.stderr.write(
+        "rtsp_server.py: cannot load GStreamer's Python bindings (%s).\n"
+        "Run it with /usr/bin/python3 and install them with:\n"
+        "  sudo apt-get install -y gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 "
+        "python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
+        "gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav "
+        "gstreamer1.0-tools\n" % e
+    )
+    sys.exit(2)
+
+FPS = 15
+# 2 s GOP: a client that joins mid-stream waits at most 2 s for a key frame,
+# which bounds how long every test has to wait for its first decodable frame.
+GOP = 2 * FPS
+
+
+def video_source(width, height):
+    """Live SMPTE bars; is-live so the source is paced at real time (no CPU
+    spinning) and timestamps look like a camera's.
+
+    Colorimetry is spelled out rather than left to GStreamer's size-based
+    default (which is what it picks today: BT.709 above 576 lines) because
+    the expected bar colours in the tests depend on it."""
+    colorimetry = "bt709" if height > 576 else "bt601"
+    return (
+        "videotestsrc pattern=smpte is-live=true "
+        "! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,"
+        "colorimetry=%s" % (width, height, FPS, colorimetry)
+    )
+
+
+# x264 writes the *smallest* profile_idc that covers the tools it used, and
+# ultrafast turns off CABAC and 8x8 transforms, so every stream would claim
+# Constrained Baseline whatever the caps ask for.  Re-enable the tool that
+# defines each profile so the SPS really says Main (77) or High (100).
+PROFILE_TOOLS = {
+    "baseline": "",
+    "main": "cabac=true",
+    "high": "cabac=true dct8x8=true",
+}
+
+
+def h264(width, height, profile, kbps):
+    # ultrafast + zerolatency: the CI machine has 2 cores shared with the
+    # tests themselves; zerolatency also disables B-frames and lookahead so
+    # frames leave the encoder immediately.
+    return (
+        "%s ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=%d "
+        "bitrate=%d %s ! video/x-h264,profile=%s "
+        "! rtph264pay name=pay0 pt=96 config-interval=1"
+        % (video_source(width, height), GOP, kbps, PROFILE_TOOLS[profile],
+           profile)
+    )
+
+
+def h265(width, height, kbps):
+    return (
+        "%s ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=%d "
+        "bitrate=%d ! video/x-h265,profile=main "
+        "! rtph265pay name=pay0 pt=96 config-interval=1"
+        % (video_source(width, height), GOP, kbps)
+    )
+
+
+def aac_audio():
+    # AAC is what most IP cameras with a microphone send; retina parses its
+    # fmtp config, so the audio stream is exercised, not just listed.
+    return (
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 "
+        "! audioconvert ! audioresample ! audio/x-raw,rate=16000,channels=1 "
+        "! avenc_aac bitrate=32000 ! rtpmp4gpay name=pay1 pt=97"
+    )
+
+
+HD = {
+    "/h264-720": h264(1280, 720, "high", 1500),
+    "/h264-1080": h264(1920, 1080, "high", 2500),
+}
+MOUNTS = dict(HD)
+MOUNTS.update(
+    {
+        "/baseline": h264(640, 360, "baseline", 600),
+        "/main": h264(640, 360, "main", 600),
+        "/high": h264(640, 360, "high", 600),
+        "/h265": h265(640, 360, 600),
+        "/av": "%s %s" % (h264(640, 360, "high", 600), aac_audio()),
+    }
+)
+AUTH_MOUNTS = {"/auth/h264-1080": HD["/h264-1080"]}
+
+# Roles carried by tokens: every connection gets ANON unless it authenticated.
+ROLE_ANON = "anonymous"
+ROLE_USER = "user"
+
+
+def make_factory(launch, protected):
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch("( %s )" % launch)
+    # One pipeline per mount, shared by all clients: cheaper, and it is how
+    # cameras behave (every client sees the same encoder output).
+    factory.set_shared(True)
+    # Once an RTSPAuth is installed, a factory without permissions refuses
+    # everybody, so list explicitly who may do what.  gst-rtsp-server answers
+    # a failed "access" check with 404 (hiding the mount) and a failed
+    # "construct" check with 401 + WWW-Authenticate; a camera asks for
+    # credentials, so anonymous users may *access* a protected mount but not
+    # *construct* it.
+    perms = GstRtspServer.RTSPPermissions()
+    perms.add_permission_for_role(ROLE_USER, "media.factory.access", True)
+    perms.add_permission_for_role(ROLE_USER, "media.factory.construct", True)
+    perms.add_permission_for_role(ROLE_ANON, "media.factory.access", True)
+    perms.add_permission_for_role(ROLE_ANON, "media.factory.construct",
+                                  not protected)
+    factory.set_permissions(perms)
+    return factory
+
+
+def make_auth(user, password):
+    auth = GstRtspServer.RTSPAuth()
+    # DIGEST only: it is what real cameras ask for, and it makes the client
+    # hash the password (the special characters in the default must survive).
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+
+    anon = GstRtspServer.RTSPToken()
+    anon.set_string("media.factory.role", ROLE_ANON)
+    auth.set_default_token(anon)
+
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", ROLE_USER)
+    auth.add_digest(user, password, token)
+    return auth
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
+    parser.add_argument("--user", default="camkit")
+    parser.add_argument("--password", default="s3cr@t:pass/word")
+    parser.add_argument("--ignore-stdin", action="store_true",
+                        help="do not exit when stdin closes (manual runs)")
+    args = parser.parse_args()
+
+    Gst.init(None)
+    missing = [
+        e
+        for e in ("videotestsrc", "x264enc", "x265enc", "rtph264pay",
+                  "rtph265pay", "avenc_aac", "rtpmp4gpay", "audiotestsrc")
+        if Gst.ElementFactory.find(e) is None
+    ]
+    if missing:
+        sys.stderr.write(
+            "rtsp_server.py: GStreamer elements missing: %s. Install with:\n"
+            "  sudo apt-get install -y gstreamer1.0-plugins-base "
+            "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly "
+            "gstreamer1.0-plugins-bad gstreamer1.0-libav\n" % ", ".join(missing)
+        )
+        return 2
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    server.set_auth(make_auth(args.user, args.password))
+
+    mounts = server.get_mount_points()
+    for path, launch in MOUNTS.items():
+        mounts.add_factory(path, make_factory(launch, protected=False))
+    for path, launch in AUTH_MOUNTS.items():
+        mounts.add_factory(path, make_factory(launch, protected=True))
+
+    loop = GLib.MainLoop()
+
+    def quit_loop(*_args):
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, quit_loop)
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, quit_loop)
+
+    def on_stdin(fd, _condition):
+        # EOF (or error) on stdin means the parent is gone or wants us gone.
+        # Anything actually written is ignored.
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.quit()
+            return GLib.SOURCE_REMOVE
+        return GLib.SOURCE_CONTINUE
+
+    if not args.ignore_stdin:
+        GLib.unix_fd_add_full(
+            GLib.PRIORITY_DEFAULT,
+            sys.stdin.fileno(),
+            GLib.IOCondition.IN | GLib.IOCondition.HUP | GLib.IOCondition.ERR,
+            on_stdin,
+        )
+
+    # attach() returns 0 (after logging a GStreamer warning) when it cannot
+    # bind, e.g. a fixed --port that is already taken.
+    if server.attach(None) == 0:
+        sys.stderr.write("rtsp_server.py: cannot listen on 127.0.0.1:%d\n"
+                         % args.port)
+        return 1
+    # With --port 0 the kernel picked the port; only the bound socket knows it.
+    print("READY %d" % server.get_bound_port(), flush=True)
+
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+//! Test support for camkit.
+//!
+//! * [`GstServer`]: a real RTSP server (GStreamer's gst-rtsp-server, driven by
+//!   `gst/rtsp_server.py`) with H.264/H.265/authenticated/audio mount points, so camkit is
+//!   tested against an implementation it did not write.
+//! * [`decode_jpeg_rgb`], [`mean_rgb`], [`assert_color_near`], [`smpte_bar_centers`]:
+//!   check that a JPEG produced by camkit really shows the colour bars the server sent.
+//! * [`SilentServer`] and [`closed_port_url`]: servers that misbehave in the two common
+//!   ways (accept and never answer; refuse the connection) for timeout and error tests.
+//!
+//! Missing system packages are reported as errors naming the `apt-get` command that installs
+//! them; nothing here skips a test quietly.
+
+mod gst;
+mod jpeg_check;
+mod silent_server;
+mod smpte;
+
+pub use gst::{GstServer, GstServerOptions, APT_PACKAGES};
+pub use jpeg_check::{assert_color_near, decode_jpeg_rgb, mean_rgb};
+pub use silent_server::{closed_port_url, SilentServer};
+pub use smpte::{assert_smpte_bars, smpte_bar_centers, smpte_bar_centers_scaled, SMPTE_BAR_NAMES};

@@ -1,0 +1,152 @@
+//! The core crate against a real RTSP server it did not write: GStreamer's
+//! gst-rtsp-server (tests/gst/rtsp_server.py), serving SMPTE colour bars in H.264 at
+//! 720p and 1080p, each profile, with digest authentication, with audio, and in H.265.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use camkit::{CameraConfig, CameraManager, CameraState, ErrorKind, SnapshotOptions, Transport};
+use camkit_tests::{assert_color_near, decode_jpeg_rgb, mean_rgb, smpte_bar_centers, GstServer};
+
+/// One server for the whole test binary: it takes a moment to start.
+fn server() -> &'static GstServer {
+    static SERVER: OnceLock<GstServer> = OnceLock::new();
+    SERVER.get_or_init(|| GstServer::start().expect("GStreamer RTSP server starts"))
+}
+
+fn check_smpte(jpeg: &[u8], width: u32, height: u32) {
+    let (rgb, w, h) = decode_jpeg_rgb(jpeg);
+    assert_eq!((w, h), (width, height));
+    for (x, y, expected) in smpte_bar_centers(w, h) {
+        let m = mean_rgb(&rgb, w, x - 4, y - 4, 8, 8);
+        // The server sends limited ("TV") range; camkit's JPEGs are full range.
+        let full = expected.map(|c| ((c as f64 - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) as u8);
+        assert_color_near(m, full, 24.0, &format!("bar at ({x},{y})"));
+    }
+}
+
+async fn snapshot_of(
+    path: &str,
+    config: impl FnOnce(CameraConfig) -> CameraConfig,
+) -> (camkit::CameraStatus, camkit::Frame) {
+    let cams = CameraManager::new();
+    let cfg = config(CameraConfig::from_url("gst", server().url(path)));
+    let st = cams
+        .connect(cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let f = cams
+        .snapshot("gst", SnapshotOptions::full())
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    cams.disconnect("gst").await.unwrap();
+    (st, f)
+}
+
+/// 720p H.264 High: the snapshot is 1280x720 and shows the colour bars.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_720p_snapshot_has_the_bars() {
+    let (st, f) = snapshot_of("/h264-720", |c| c).await;
+    assert_eq!(st.state, CameraState::Streaming);
+    assert_eq!((st.width, st.height), (Some(1280), Some(720)));
+    assert_eq!(st.profile.as_deref(), Some("High"));
+    check_smpte(&f.jpeg, 1280, 720);
+}
+
+/// 1080p behind digest authentication, with a password full of URL specials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_1080p_with_digest_auth() {
+    let s = server();
+    let (st, f) = snapshot_of("/auth/h264-1080", |c| c.credentials(s.user(), s.password())).await;
+    assert_eq!((st.width, st.height), (Some(1920), Some(1080)));
+    check_smpte(&f.jpeg, 1920, 1080);
+    assert!(!st.url.contains(s.password()));
+    assert!(!serde_json::to_string(&st).unwrap().contains(s.password()));
+}
+
+/// Baseline, Main and High profiles all decode, and the status names the profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_h264_profile_decodes() {
+    for (path, profile) in [
+        ("/baseline", &["Baseline", "Constrained Baseline"][..]),
+        ("/main", &["Main"][..]),
+        ("/high", &["High"][..]),
+    ] {
+        let (st, f) = snapshot_of(path, |c| c).await;
+        let got = st.profile.clone().unwrap_or_default();
+        assert!(profile.contains(&got.as_str()), "{path}: profile {got}");
+        check_smpte(&f.jpeg, 640, 360);
+    }
+}
+
+/// A camera that also sends audio: the audio track is ignored, the video works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_track_is_ignored() {
+    let (st, f) = snapshot_of("/av", |c| c).await;
+    assert_eq!(st.codec.as_deref(), Some("h264"));
+    check_smpte(&f.jpeg, 640, 360);
+}
+
+/// UDP transport works against a real server too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_transport() {
+    let (st, f) = snapshot_of("/baseline", |c| c.transport(Transport::Udp)).await;
+    assert_eq!(st.transport, Transport::Udp);
+    check_smpte(&f.jpeg, 640, 360);
+}
+
+/// Wrong password: `Unauthorized` within 2 s, and the password appears nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_unauthorized_fast() {
+    let s = server();
+    let cams = CameraManager::new();
+    let start = Instant::now();
+    let e = cams
+        .connect(
+            CameraConfig::from_url("a", s.url("/auth/h264-1080"))
+                .credentials(s.user(), "wrong-hunter2"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(e.to_string().contains("username/password"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    // No credentials at all: says they are needed.
+    let e = cams
+        .connect(CameraConfig::from_url("b", s.url("/auth/h264-1080")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    assert!(e.to_string().contains("requires a username"), "{e}");
+    assert!(cams.list().is_empty(), "failed cameras are forgotten");
+}
+
+/// An H.265 stream: `UnsupportedCodec`, naming the codec and the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_is_unsupported_with_the_fix() {
+    let cams = CameraManager::new();
+    let e = cams
+        .connect(CameraConfig::from_url("h", server().url("/h265")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnsupportedCodec, "{e}");
+    assert!(e.to_string().contains("H.265"), "{e}");
+    assert!(e.to_string().contains("H.264"), "{e}");
+}
+
+/// A path the server does not have: a protocol error that says to check the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_path_says_check_the_path() {
+    let cams = CameraManager::new();
+    let e = cams
+        .connect(CameraConfig::from_url("p", server().url("/no-such-stream")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("path"), "{e}");
+}
