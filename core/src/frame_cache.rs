@@ -97,10 +97,7 @@ impl CachedPicture {
                 }
             }
         };
-        let r = cell.get_or_init(|| {
-            stats.encodes.fetch_add(1, Ordering::Relaxed);
-            self.encode(width, quality)
-        });
+        let r = cell.get_or_init(|| self.encode(width, quality, stats));
         self.to_frame(r)
     }
 
@@ -115,9 +112,12 @@ impl CachedPicture {
         })
     }
 
-    fn encode(&self, width: u32, quality: u8) -> Result<(Bytes, u32, u32)> {
+    fn encode(&self, width: u32, quality: u8, stats: &CacheStats) -> Result<(Bytes, u32, u32)> {
         match &self.content {
-            Content::Picture(p) => encode_scaled(p, width, quality),
+            Content::Picture(p) => {
+                stats.encodes.fetch_add(1, Ordering::Relaxed);
+                encode_scaled(p, width, quality)
+            }
             Content::Jpeg {
                 data,
                 width: w,
@@ -127,6 +127,7 @@ impl CachedPicture {
                     // The camera's own JPEG: no decode, no encode. Quality is the camera's.
                     Ok((data.clone(), *w, *h))
                 } else {
+                    stats.encodes.fetch_add(1, Ordering::Relaxed);
                     let p = jpeg::decode_to_i420(data)?;
                     encode_scaled(&p, width, quality)
                 }

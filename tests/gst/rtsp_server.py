@@ -32,6 +32,8 @@ Mount points (all 15 fps, 2 s GOP, SMPTE colour bars):
     /h265            640x360   H.265 Main
     /auth/h264-1080  as /h264-1080, DIGEST authentication required
     /av              640x360   H.264 + AAC audio (a camera with a microphone)
+    /mjpeg           640x360   RTP/JPEG (MJPEG camera)
+    /udp-only        640x360   H.264 Baseline, RTP over UDP only (TCP SETUP gets 461)
 
 Factories are shared (one encoder per mount however many clients) and, as
 gst-rtsp-server does by default, a mount's pipeline only exists while at least
@@ -45,14 +47,10 @@ equal width; bar i spans columns i*w/7 .. (i+1)*w/7.  Sample the centre of a
 bar, x = (2*i+1)*w/14, y = h/3, averaging a small rectangle to wash out
 compression noise; the edges between bars are blurred by chroma subsampling.
 
-videotestsrc draws 100% bars in *limited-range* Y'CbCr.  camkit (like most
-snapshot paths) copies the decoded Y'CbCr planes straight into a JPEG, and a
-JPEG decoder reads them as full-range BT.601, so the RGB seen in a snapshot is
-not the "textbook" 255/0 RGB.  HD sizes (720p and up) are generated with
-BT.709 colorimetry and 640x360 with BT.601 (pinned in ``video_source`` below),
-so the two sets differ.  Measured by decoding frames of this server's streams
-into JPEG (H.264/H.265 decode -> I420 -> JPEG without colour conversion -> RGB);
-they agree within 2 with the values computed from the standards:
+videotestsrc draws 100% bars in *limited-range* Y'CbCr. The table below is
+what a JPEG made straight from the decoded planes shows (no range expansion);
+camkit expands limited range to full range before encoding, so its snapshots
+show (v - 16) * 255 / 219 of these values.
 
     bar       640x360 (BT.601)   1280x720 / 1920x1080 (BT.709)
     white     (235, 235, 235)    (235, 235, 235)
@@ -170,8 +168,15 @@ MOUNTS.update(
         "/high": h264(640, 360, "high", 600),
         "/h265": h265(640, 360, 600),
         "/av": "%s %s" % (h264(640, 360, "high", 600), aac_audio()),
+        # RTP/JPEG (RFC 2435), as older and cheaper cameras send: passed through
+        # by camkit without decoding.
+        "/mjpeg": "%s ! jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26"
+        % video_source(640, 360),
     }
 )
+# Cameras that refuse RTP over TCP (answer 461 to an interleaved SETUP), so a
+# client's "auto" transport must fall back to UDP.
+UDP_ONLY_MOUNTS = {"/udp-only": h264(640, 360, "baseline", 600)}
 AUTH_MOUNTS = {"/auth/h264-1080": HD["/h264-1080"]}
 
 # Roles carried by tokens: every connection gets ANON unless it authenticated.
@@ -179,9 +184,11 @@ ROLE_ANON = "anonymous"
 ROLE_USER = "user"
 
 
-def make_factory(launch, protected):
+def make_factory(launch, protected, udp_only=False):
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( %s )" % launch)
+    if udp_only:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     # One pipeline per mount, shared by all clients: cheaper, and it is how
     # cameras behave (every client sees the same encoder output).
     factory.set_shared(True)
@@ -252,6 +259,8 @@ def main():
         mounts.add_factory(path, make_factory(launch, protected=False))
     for path, launch in AUTH_MOUNTS.items():
         mounts.add_factory(path, make_factory(launch, protected=True))
+    for path, launch in UDP_ONLY_MOUNTS.items():
+        mounts.add_factory(path, make_factory(launch, protected=False, udp_only=True))
 
     loop = GLib.MainLoop()
 

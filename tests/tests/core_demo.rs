@@ -342,3 +342,41 @@ async fn bad_input_names_the_field() {
     let e = cams.status("a\nb").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
 }
+
+/// A camera that keeps its RTSP session (answers keepalives) but stops sending video:
+/// the frame watchdog reconnects it, with a `Timeout` that says so, and it streams again
+/// once video resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_reconnects_a_stalled_camera() {
+    let cam = demo(320, 240).await;
+    let cams = CameraManager::new();
+    let mut events = cams.events();
+    let mut cfg = CameraConfig::from_url("w", cam.url());
+    cfg.frame_timeout = Duration::from_secs(1);
+    cfg.backoff_initial = Duration::from_millis(100);
+    cfg.backoff_max = Duration::from_millis(300);
+    cams.connect(cfg).await.unwrap();
+    assert_eq!(events.recv().await.unwrap().state, CameraState::Streaming);
+
+    cam.set_video_paused(true);
+    let ev = tokio::time::timeout(Duration::from_secs(4), events.recv())
+        .await
+        .expect("the watchdog fires")
+        .unwrap();
+    assert_eq!(ev.state, CameraState::Reconnecting);
+    let err = ev.error.unwrap();
+    assert_eq!(err.kind, ErrorKind::Timeout);
+    assert!(err.message.contains("no video"), "{}", err.message);
+
+    cam.set_video_paused(false);
+    let back = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            if events.recv().await.unwrap().state == CameraState::Streaming {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "streaming again after video resumed");
+    assert!(cams.status("w").unwrap().reconnects >= 1);
+}

@@ -150,3 +150,52 @@ async fn unknown_path_says_check_the_path() {
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
     assert!(e.to_string().contains("path"), "{e}");
 }
+
+/// An MJPEG (RTP/JPEG) camera: its JPEGs pass through without a decode or an encode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_passes_through() {
+    let cams = CameraManager::new();
+    let st = cams
+        .connect(CameraConfig::from_url("m", server().url("/mjpeg")))
+        .await
+        .unwrap();
+    assert_eq!(st.codec.as_deref(), Some("jpeg"));
+    let f = cams.snapshot("m", SnapshotOptions::full()).await.unwrap();
+    assert_eq!((f.width, f.height), (640, 360));
+    let (rgb, w, _) = decode_jpeg_rgb(&f.jpeg);
+    // Passed through as the camera encoded it: limited-range bars, no expansion.
+    for (x, y, expected) in smpte_bar_centers(640, 360) {
+        let m = mean_rgb(&rgb, w, x - 4, y - 4, 8, 8);
+        assert_color_near(m, expected, 24.0, &format!("bar at ({x},{y})"));
+    }
+    assert_eq!(
+        cams.status("m").unwrap().jpeg_encodes,
+        0,
+        "no encode for MJPEG"
+    );
+    // A smaller size is decoded, scaled and encoded once.
+    let small = cams
+        .snapshot("m", SnapshotOptions::full().max_width(320))
+        .await
+        .unwrap();
+    assert_eq!((small.width, small.height), (320, 180));
+}
+
+/// `auto` transport: TCP first; a camera that answers 461 gets UDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_transport_falls_back_to_udp_on_461() {
+    let cams = CameraManager::new();
+    let e = cams
+        .connect(CameraConfig::from_url("t", server().url("/udp-only")).transport(Transport::Tcp))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert!(e.to_string().contains("461"), "{e}");
+    let st = cams
+        .connect(CameraConfig::from_url("a", server().url("/udp-only")).transport(Transport::Auto))
+        .await
+        .unwrap();
+    assert_eq!(st.transport, Transport::Udp);
+    let f = cams.snapshot("a", SnapshotOptions::full()).await.unwrap();
+    check_smpte(&f.jpeg, 640, 360);
+}

@@ -76,6 +76,9 @@ pub(crate) struct EncoderShared {
     frames_encoded: AtomicU64,
     tx: broadcast::Sender<Arc<EncodedFrame>>,
     epoch: Instant,
+    /// Fault injection: encode but send nothing (a camera whose video stalls while its
+    /// RTSP side still answers).
+    video_paused: std::sync::atomic::AtomicBool,
 }
 
 impl EncoderShared {
@@ -121,6 +124,15 @@ impl EncoderShared {
         self.frames_encoded.load(Ordering::Relaxed)
     }
 
+    /// Stops (or resumes) sending video; resuming starts at a fresh keyframe.
+    pub(crate) fn set_video_paused(&self, paused: bool) {
+        let was = self.video_paused.swap(paused, Ordering::Relaxed);
+        if was && !paused {
+            self.state.lock().force_idr = true;
+            self.wake.notify_all();
+        }
+    }
+
     /// Tells the thread to exit (it finishes the picture in progress, if any).
     pub(crate) fn stop(&self) {
         self.state.lock().stop = true;
@@ -163,6 +175,7 @@ pub(crate) async fn spawn(settings: EncoderSettings) -> Result<EncoderHandle> {
         frames_encoded: AtomicU64::new(0),
         tx,
         epoch: Instant::now(),
+        video_paused: std::sync::atomic::AtomicBool::new(false),
     });
     let (ready_tx, ready_rx) = oneshot::channel();
     let thread_shared = Arc::clone(&shared);
@@ -376,8 +389,10 @@ fn run(
             }
             Ok(frame) => {
                 shared.frames_encoded.fetch_add(1, Ordering::Relaxed);
-                // An error only means nobody is subscribed right now.
-                let _ = shared.tx.send(Arc::new(frame));
+                if !shared.video_paused.load(Ordering::Relaxed) {
+                    // An error only means nobody is subscribed right now.
+                    let _ = shared.tx.send(Arc::new(frame));
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "demo camera: encoding a picture failed");

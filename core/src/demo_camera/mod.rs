@@ -343,6 +343,13 @@ impl DemoCamera {
         self.encoder.playing()
     }
 
+    /// Fault injection: stop sending video while the RTSP side keeps answering requests
+    /// and keepalives, as a stalled camera does; `false` resumes at a fresh keyframe.
+    /// Clients' frame watchdogs are what notice.
+    pub fn set_video_paused(&self, paused: bool) {
+        self.encoder.set_video_paused(paused);
+    }
+
     /// Pictures encoded so far (one at startup, then one per frame interval while someone
     /// plays).
     pub(crate) fn frames_encoded(&self) -> u64 {

@@ -1,0 +1,139 @@
+//! The `camkit` binary as a user runs it: against the GStreamer server (digest auth,
+//! 1080p) and the demo camera, and failing with a one-line reason and a distinct exit code.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use camkit_tests::{
+    assert_color_near, closed_port_url, decode_jpeg_rgb, mean_rgb, smpte_bar_centers, GstServer,
+};
+
+fn server() -> &'static GstServer {
+    static SERVER: OnceLock<GstServer> = OnceLock::new();
+    SERVER.get_or_init(|| GstServer::start().expect("GStreamer RTSP server starts"))
+}
+
+fn camkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_camkit"))
+        .args(args)
+        .env_remove("CAMKIT_USERNAME")
+        .env_remove("CAMKIT_PASSWORD")
+        .output()
+        .expect("camkit runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `camkit snapshot` against 1080p behind digest auth writes a correct JPEG.
+#[test]
+fn snapshot_1080p_with_digest_auth() {
+    let s = server();
+    let dir = std::env::temp_dir().join(format!("camkit-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("frame.jpg");
+    let url = s.url("/auth/h264-1080");
+    let o = camkit(&[
+        "snapshot",
+        &url,
+        "-o",
+        out.to_str().unwrap(),
+        "--user",
+        s.user(),
+        "--password",
+        s.password(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(s.password()), "{}", text(&o));
+    let jpeg = std::fs::read(&out).unwrap();
+    let (rgb, w, h) = decode_jpeg_rgb(&jpeg);
+    assert_eq!((w, h), (1920, 1080));
+    for (x, y, e) in smpte_bar_centers(w, h) {
+        let full = e.map(|c| ((c as f64 - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) as u8);
+        assert_color_near(mean_rgb(&rgb, w, x - 4, y - 4, 8, 8), full, 24.0, "bar");
+    }
+
+    // The same with credentials in the URL (percent-encoded) and a smaller size.
+    let small = dir.join("small.jpg");
+    let o = camkit(&[
+        "snapshot",
+        &s.url_with_credentials("/auth/h264-1080"),
+        "-o",
+        small.to_str().unwrap(),
+        "--max-width",
+        "640",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(s.password()), "{}", text(&o));
+    let (_, w, h) = decode_jpeg_rgb(&std::fs::read(&small).unwrap());
+    assert_eq!((w, h), (640, 360));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Failures: one line `camkit: CODE: message`, an exit code per kind, no password.
+#[test]
+fn failures_exit_with_a_reason() {
+    let s = server();
+    let o = camkit(&[
+        "snapshot",
+        &s.url("/auth/h264-1080"),
+        "-o",
+        "/dev/null",
+        "--user",
+        s.user(),
+        "--password",
+        "not-the-hunter2",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("camkit: UNAUTHORIZED: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("hunter2"));
+
+    let o = camkit(&["probe", &closed_port_url()]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("camkit: UNREACHABLE: "));
+
+    let o = camkit(&["snapshot", "http://example/x", "-o", "/dev/null"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("url"));
+
+    let o = camkit(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// `camkit demo-camera` serves a camera that `camkit probe` describes.
+#[test]
+fn demo_camera_and_probe() {
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_camkit"))
+        .args(["demo-camera", "--port", "0", "--width", "640", "--height", "360"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(demo.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("demo camera at ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let o = camkit(&["probe", &url, "--json"]);
+    demo.kill().ok();
+    demo.wait().ok();
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["codec"], "h264");
+    assert_eq!((j["width"].as_u64(), j["height"].as_u64()), (Some(640), Some(360)));
+    assert_eq!(j["transport"], "tcp");
+    let fps = j["fps"].as_f64().unwrap();
+    assert!((10.0..=20.0).contains(&fps), "fps {fps}");
+}
