@@ -171,6 +171,7 @@ struct Lifecycle {
 impl Lifecycle {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let id = self.camera.id.clone();
+        self.emit(CameraState::Connecting);
         loop {
             let outcome = tokio::select! {
                 biased;
@@ -209,17 +210,22 @@ impl Lifecycle {
 
     fn set_state(&self, state: CameraState) {
         if self.camera.status.set_state(state) {
-            let error = match state {
-                CameraState::Reconnecting => self.camera.status.last_error(),
-                _ => None,
-            };
-            let _ = self.events.send(CameraEvent {
-                camera_id: self.camera.id.clone(),
-                state,
-                error,
-                at_ms: epoch_ms(SystemTime::now()),
-            });
+            self.emit(state);
         }
+    }
+
+    fn emit(&self, state: CameraState) {
+        let error = match state {
+            CameraState::Reconnecting => self.camera.status.last_error(),
+            _ => None,
+        };
+        // No receiver is fine: events are for whoever listens.
+        let _ = self.events.send(CameraEvent {
+            camera_id: self.camera.id.clone(),
+            state,
+            error,
+            at_ms: epoch_ms(SystemTime::now()),
+        });
     }
 
     /// One session: open, stream until it fails. Always returns the error that ended it.

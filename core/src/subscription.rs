@@ -59,7 +59,9 @@ impl Subscription {
             }
             // Rate limit first: what arrives while we wait is simply newer.
             tokio::select! {
-                _ = tokio::time::sleep_until(self.next_at) => {}
+                // A twentieth of an interval early: timer jitter must not make a frame that
+                // arrives on time wait for the next one.
+                _ = tokio::time::sleep_until(self.next_at - self.interval / 20) => {}
                 _ = self.stop.wait_for(|s| *s) => return None,
             }
             // Wait for a picture newer than the last one.
@@ -80,13 +82,16 @@ impl Subscription {
                 continue;
             }
             self.last_seq = pic.seq;
-            // Pace from the earlier of now and the scheduled time, so a late consumer is
-            // not owed a burst.
+            // Deadlines follow each other at exactly 1/fps, so a camera sending at the
+            // asked rate is delivered at that rate with no drift; a consumer more than one
+            // interval late starts a new schedule rather than being owed a burst.
             let now = Instant::now();
-            self.next_at = now.max(self.next_at) + self.interval;
-            if self.next_at < now {
-                self.next_at = now;
-            }
+            let base = if self.next_at + self.interval < now {
+                now
+            } else {
+                self.next_at
+            };
+            self.next_at = base + self.interval;
             return Some(self.camera.encode(pic, self.encoding).await);
         }
     }

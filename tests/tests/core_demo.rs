@@ -212,6 +212,11 @@ async fn reconnects_after_the_camera_comes_back() {
     let ev = events.recv().await.unwrap();
     assert_eq!(
         (ev.camera_id.as_str(), ev.state),
+        ("r", CameraState::Connecting)
+    );
+    let ev = events.recv().await.unwrap();
+    assert_eq!(
+        (ev.camera_id.as_str(), ev.state),
         ("r", CameraState::Streaming)
     );
 
@@ -356,6 +361,7 @@ async fn watchdog_reconnects_a_stalled_camera() {
     cfg.backoff_initial = Duration::from_millis(100);
     cfg.backoff_max = Duration::from_millis(300);
     cams.connect(cfg).await.unwrap();
+    assert_eq!(events.recv().await.unwrap().state, CameraState::Connecting);
     assert_eq!(events.recv().await.unwrap().state, CameraState::Streaming);
 
     cam.set_video_paused(true);
