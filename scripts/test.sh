@@ -69,6 +69,7 @@ check_system_packages() {
     need pkg-config -- has_cmd pkg-config
     need build-essential -- has_cmd cc
     need build-essential -- has_cmd c++
+    need build-essential -- has_cmd make
     # The GStreamer RTSP test server (tests/gst/rtsp_server.py) and its pipelines.
     need gstreamer1.0-tools -- has_cmd gst-launch-1.0
     need gstreamer1.0-tools -- has_cmd gst-inspect-1.0
@@ -168,9 +169,14 @@ rust_checks() {
 #    and keep the call in main below.
 # --------------------------------------------------------------------------------------
 
-# C bindings (bindings-c): build, run the C tests, valgrind for leaks.
+# C bindings (bindings-c): header verified against cbindgen, the C examples built against
+# the static and the shared library, run against the demo camera and the GStreamer server,
+# under valgrind.
 c_tests() {
-    :
+    section "C API (bindings-c/tests/run_c_tests.sh)"
+    local t=$SECONDS
+    bash bindings-c/tests/run_c_tests.sh
+    done_in "C tests" "$t"
 }
 
 # Node bindings (bindings-node): build the addon, run the Node tests.

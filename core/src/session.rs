@@ -263,9 +263,26 @@ pub(crate) fn classify(e: &retina::Error, step: Step, endpoint: &str, has_creds:
             ),
             _ => (ErrorKind::Protocol, "the camera rejected the request"),
         };
-        let reason = first
-            .split_once(" response to ")
-            .map_or(code.to_string(), |(s, _)| s.to_owned());
+        let reason = match code {
+            400 => "400 Bad Request",
+            401 => "401 Unauthorized",
+            403 => "403 Forbidden",
+            404 => "404 Not Found",
+            405 => "405 Method Not Allowed",
+            453 => "453 Not Enough Bandwidth",
+            454 => "454 Session Not Found",
+            455 => "455 Method Not Valid in This State",
+            461 => "461 Unsupported Transport",
+            500 => "500 Internal Server Error",
+            501 => "501 Not Implemented",
+            503 => "503 Service Unavailable",
+            _ => "",
+        };
+        let reason = if reason.is_empty() {
+            format!("status {code}")
+        } else {
+            reason.to_owned()
+        };
         return Error::new(
             kind,
             format!("{endpoint} answered {reason} to {step_name}: {advice}"),

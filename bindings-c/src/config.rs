@@ -1,0 +1,298 @@
+//! `camkit_camera_config`: how C describes a camera, and its conversion to core's
+//! `CameraConfig`.
+
+use std::mem::{offset_of, size_of};
+use std::os::raw::c_char;
+use std::time::Duration;
+
+use camkit::{CameraConfig, DecodePolicy, Transport};
+
+use crate::error::{camkit_result, FfiError};
+use crate::ffi::{arg_ref, millis_or, opt_str, Out};
+
+/// How RTP packets travel from the camera.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum camkit_transport {
+    /// TCP, then UDP when the camera answers 461 Unsupported Transport (the default).
+    CAMKIT_TRANSPORT_AUTO = 0,
+    /// Interleaved in the RTSP TCP connection: works through NAT and firewalls.
+    CAMKIT_TRANSPORT_TCP = 1,
+    /// Separate UDP ports: lower latency on a clean LAN.
+    CAMKIT_TRANSPORT_UDP = 2,
+}
+
+/// When a camera's video is decoded.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum camkit_decode_policy {
+    /// Decode only when asked: a snapshot decodes the frames buffered since the last
+    /// keyframe; a subscription decodes continuously while it lives (the default).
+    CAMKIT_DECODE_ON_DEMAND = 0,
+    /// Decode every frame as it arrives: lowest snapshot latency, highest CPU.
+    CAMKIT_DECODE_CONTINUOUS = 1,
+    /// Decode keyframes only: a picture every GOP (typically 1-4 s) for almost no CPU.
+    CAMKIT_DECODE_KEYFRAMES = 2,
+}
+
+/// Everything camkit needs to open one camera. Fill it with `camkit_camera_config_init`
+/// (or zero it: every zero is a default), then set `id` and either `url` or `host`.
+///
+/// Strings are NUL-terminated UTF-8 and are only read during `camkit_connect` (camkit
+/// copies them). NULL and `""` both mean "not given". Numbers: 0 means the default.
+#[repr(C)]
+pub struct camkit_camera_config {
+    /// The caller's name for the camera: 1-64 bytes, no control characters, no `/`.
+    pub id: *const c_char,
+    /// A full `rtsp://` URL; may carry `user:pass@` (percent-encoded). Give either `url`
+    /// or `host`.
+    pub url: *const c_char,
+    /// Host name or IP address, when `url` is not given.
+    pub host: *const c_char,
+    /// RTSP port with `host`; 0 = 554.
+    pub port: u16,
+    /// Path on the camera with `host`, starting with `/`; NULL = `/`.
+    pub path: *const c_char,
+    /// User name, taken literally (no escaping needed).
+    pub username: *const c_char,
+    /// Password, taken literally (no escaping needed). Never shown in any message.
+    pub password: *const c_char,
+    /// RTP transport; `CAMKIT_TRANSPORT_AUTO` by default.
+    pub transport: camkit_transport,
+    /// When to decode; `CAMKIT_DECODE_ON_DEMAND` by default.
+    pub decode: camkit_decode_policy,
+    /// Limit for each RTSP step (connect + DESCRIBE, SETUP, PLAY) in ms; 0 = 5000.
+    pub rtsp_timeout_ms: u32,
+    /// Reconnect when no video arrives for this long, in ms; 0 = 10000.
+    pub frame_timeout_ms: u32,
+    /// Default JPEG quality for this camera's frames, 1-100; 0 = 80.
+    pub jpeg_quality: u32,
+    /// Keep the camera, retrying in the background, even when the first attempt fails
+    /// (`camkit_connect` then succeeds and the status tells the error); otherwise
+    /// `camkit_connect` returns the failure and forgets the camera.
+    pub persistent: bool,
+}
+
+/// What `camkit_camera_config` holds, read without trusting the caller's enum and bool
+/// bytes: a C program can store any number in an enum field, and a Rust enum holding an
+/// undeclared value is undefined behaviour. Same layout, checked at compile time.
+#[repr(C)]
+struct RawCameraConfig {
+    id: *const c_char,
+    url: *const c_char,
+    host: *const c_char,
+    port: u16,
+    path: *const c_char,
+    username: *const c_char,
+    password: *const c_char,
+    transport: u32,
+    decode: u32,
+    rtsp_timeout_ms: u32,
+    frame_timeout_ms: u32,
+    jpeg_quality: u32,
+    persistent: u8,
+}
+
+macro_rules! same_layout {
+    ($($f:ident),*) => {
+        const _: () = {
+            assert!(size_of::<RawCameraConfig>() == size_of::<camkit_camera_config>());
+            $(assert!(
+                offset_of!(RawCameraConfig, $f) == offset_of!(camkit_camera_config, $f)
+            );)*
+        };
+    };
+}
+same_layout!(
+    id,
+    url,
+    host,
+    port,
+    path,
+    username,
+    password,
+    transport,
+    decode,
+    rtsp_timeout_ms,
+    frame_timeout_ms,
+    jpeg_quality,
+    persistent
+);
+
+/// Fills `config` with the defaults: every string NULL, `port` 0 (554), transport AUTO,
+/// decode ON_DEMAND, `rtsp_timeout_ms` 5000, `frame_timeout_ms` 10000, `jpeg_quality` 80,
+/// `persistent` false. Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_camera_config_init(
+    config: *mut camkit_camera_config,
+) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointer, per the conventions.
+        let out = unsafe { Out::new(config, "config") }?;
+        let d = CameraConfig::default();
+        out.write(camkit_camera_config {
+            id: std::ptr::null(),
+            url: std::ptr::null(),
+            host: std::ptr::null(),
+            port: 0,
+            path: std::ptr::null(),
+            username: std::ptr::null(),
+            password: std::ptr::null(),
+            transport: camkit_transport::CAMKIT_TRANSPORT_AUTO,
+            decode: camkit_decode_policy::CAMKIT_DECODE_ON_DEMAND,
+            rtsp_timeout_ms: clamp_ms(d.rtsp_timeout),
+            frame_timeout_ms: clamp_ms(d.frame_timeout),
+            jpeg_quality: u32::from(d.jpeg_quality),
+            persistent: d.persistent,
+        });
+        Ok(())
+    })
+}
+
+fn clamp_ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Reads a C camera config into core's (which then validates it fully in `connect`).
+///
+/// # Safety
+/// `config` is NULL or points to a `camkit_camera_config` whose strings are NULL or
+/// NUL-terminated.
+pub(crate) unsafe fn read_config(
+    config: *const camkit_camera_config,
+) -> Result<CameraConfig, FfiError> {
+    // SAFETY: per this function's contract; read as `RawCameraConfig` (same layout, every
+    // bit pattern valid) so no enum or bool is trusted.
+    let raw = unsafe { arg_ref(config.cast::<RawCameraConfig>(), "config") }?;
+    let d = CameraConfig::default();
+    // SAFETY (strings): per this function's contract.
+    let text = |p, name| unsafe { opt_str(p, name) }.map(|s| s.map(str::to_owned));
+    use camkit_decode_policy::*;
+    use camkit_transport::*;
+    let transport = match raw.transport {
+        n if n == CAMKIT_TRANSPORT_AUTO as u32 => Transport::Auto,
+        n if n == CAMKIT_TRANSPORT_TCP as u32 => Transport::Tcp,
+        n if n == CAMKIT_TRANSPORT_UDP as u32 => Transport::Udp,
+        n => {
+            return Err(FfiError::invalid(
+                "transport",
+                format!("{n} is not a camkit_transport (AUTO 0, TCP 1, UDP 2)"),
+            ))
+        }
+    };
+    let decode = match raw.decode {
+        n if n == CAMKIT_DECODE_ON_DEMAND as u32 => DecodePolicy::OnDemand,
+        n if n == CAMKIT_DECODE_CONTINUOUS as u32 => DecodePolicy::Continuous,
+        n if n == CAMKIT_DECODE_KEYFRAMES as u32 => DecodePolicy::Keyframes,
+        n => {
+            return Err(FfiError::invalid(
+                "decode",
+                format!(
+                    "{n} is not a camkit_decode_policy (ON_DEMAND 0, CONTINUOUS 1, KEYFRAMES 2)"
+                ),
+            ))
+        }
+    };
+    let jpeg_quality = match raw.jpeg_quality {
+        0 => d.jpeg_quality,
+        q @ 1..=100 => q as u8,
+        q => {
+            return Err(FfiError::invalid(
+                "jpeg_quality",
+                format!("{q} is not between 1 and 100 (0 = default 80)"),
+            ))
+        }
+    };
+    Ok(CameraConfig {
+        // A missing id is left to core, which says "id: must not be empty".
+        id: text(raw.id, "id")?.unwrap_or_default(),
+        url: text(raw.url, "url")?,
+        host: text(raw.host, "host")?,
+        port: (raw.port != 0).then_some(u32::from(raw.port)),
+        path: text(raw.path, "path")?,
+        username: text(raw.username, "username")?,
+        password: text(raw.password, "password")?,
+        transport,
+        decode,
+        rtsp_timeout: millis_or(raw.rtsp_timeout_ms, d.rtsp_timeout),
+        frame_timeout: millis_or(raw.frame_timeout_ms, d.frame_timeout),
+        jpeg_quality,
+        persistent: raw.persistent != 0,
+        ..d
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init() -> camkit_camera_config {
+        let mut c = std::mem::MaybeUninit::<camkit_camera_config>::uninit();
+        // SAFETY: a valid pointer to writable memory.
+        let r = unsafe { camkit_camera_config_init(c.as_mut_ptr()) };
+        assert_eq!(r, camkit_result::CAMKIT_OK);
+        // SAFETY: init wrote every field.
+        unsafe { c.assume_init() }
+    }
+
+    #[test]
+    fn init_gives_core_defaults() {
+        let c = init();
+        let d = CameraConfig::default();
+        assert_eq!(c.rtsp_timeout_ms as u128, d.rtsp_timeout.as_millis());
+        assert_eq!(c.jpeg_quality, 80);
+        assert!(c.id.is_null() && !c.persistent);
+        // SAFETY: a NULL pointer.
+        let r = unsafe { camkit_camera_config_init(std::ptr::null_mut()) };
+        assert_eq!(r, camkit_result::CAMKIT_NULL_ARGUMENT);
+    }
+
+    #[test]
+    fn reads_strings_and_defaults() {
+        let mut c = init();
+        c.id = c"door".as_ptr();
+        c.host = c"10.0.0.7".as_ptr();
+        c.path = c"".as_ptr();
+        c.password = c"p@ss:w/rd".as_ptr();
+        c.transport = camkit_transport::CAMKIT_TRANSPORT_TCP;
+        c.rtsp_timeout_ms = 0;
+        // SAFETY: a valid config.
+        let core = unsafe { read_config(&c) }.unwrap();
+        assert_eq!(core.id, "door");
+        assert_eq!(core.host.as_deref(), Some("10.0.0.7"));
+        assert_eq!(core.path, None, "empty string means not given");
+        assert_eq!(core.password.as_deref(), Some("p@ss:w/rd"));
+        assert_eq!(core.transport, Transport::Tcp);
+        assert_eq!(core.rtsp_timeout, CameraConfig::default().rtsp_timeout);
+        assert!(core.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_enums_numbers_and_utf8_naming_the_field() {
+        let bad_utf8 = [b'a', 0xff, 0];
+        type Mutate = Box<dyn Fn(&mut RawCameraConfig)>;
+        let cases: Vec<(Mutate, &str)> = vec![
+            (Box::new(|c| c.transport = 7), "transport"),
+            (Box::new(|c| c.decode = 3), "decode"),
+            (Box::new(|c| c.jpeg_quality = 101), "jpeg_quality"),
+            (
+                Box::new(move |c| c.username = bad_utf8.as_ptr().cast()),
+                "username",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let mut c = init();
+            c.id = c"x".as_ptr();
+            c.host = c"h".as_ptr();
+            // SAFETY: same layout (checked at compile time).
+            mutate(unsafe { &mut *(&mut c as *mut camkit_camera_config).cast() });
+            // SAFETY: a valid config.
+            let e = unsafe { read_config(&c) }.unwrap_err();
+            assert_eq!(e.code, camkit_result::CAMKIT_INVALID_INPUT);
+            assert!(e.message.starts_with(&format!("{field}:")), "{}", e.message);
+        }
+        // SAFETY: NULL.
+        let e = unsafe { read_config(std::ptr::null()) }.unwrap_err();
+        assert_eq!(e.code, camkit_result::CAMKIT_NULL_ARGUMENT);
+    }
+}

@@ -1,0 +1,221 @@
+//! `camkit_manager`: the cameras of one application, and the blocking calls on them.
+
+use std::collections::HashMap;
+use std::os::raw::c_char;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use camkit::{CameraManager, ManagerOptions};
+
+use crate::config::{camkit_camera_config, read_config};
+use crate::error::{camkit_result, FfiError};
+use crate::ffi::{arg_ref, arg_str, block_on, into_handle, outside_runtime, Out};
+use crate::status::camkit_status;
+
+/// How long `camkit_manager_free` waits for the cameras to tear their sessions down.
+const FREE_TEARDOWN: Duration = Duration::from_secs(3);
+/// Added to a config's own timeouts for the outer bound on `camkit_connect`.
+const CONNECT_SLACK: Duration = Duration::from_secs(10);
+/// Snapshot wait when neither the options nor the camera's config say.
+const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The cameras of one application: connect, disconnect, status, snapshots and
+/// subscriptions. Thread-safe: any function may be called on it from any thread at the
+/// same time. Created by `camkit_manager_new`, freed by `camkit_manager_free`.
+pub struct camkit_manager {
+    pub(crate) cameras: CameraManager,
+    /// Each connected camera's RTSP timeout: the default bound of its snapshots.
+    rtsp_timeouts: Mutex<HashMap<String, Duration>>,
+}
+
+impl camkit_manager {
+    /// The bound on a snapshot of `id` when the caller gave none.
+    pub(crate) fn snapshot_timeout(&self, id: &str) -> Duration {
+        self.rtsp_timeouts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).copied())
+            .unwrap_or(DEFAULT_SNAPSHOT_TIMEOUT)
+    }
+
+    fn remember(&self, id: &str, rtsp_timeout: Duration) {
+        if let Ok(mut m) = self.rtsp_timeouts.lock() {
+            m.insert(id.to_owned(), rtsp_timeout);
+        }
+    }
+
+    fn forget(&self, id: Option<&str>) {
+        if let Ok(mut m) = self.rtsp_timeouts.lock() {
+            match id {
+                Some(id) => {
+                    m.remove(id);
+                }
+                None => m.clear(),
+            }
+        }
+    }
+}
+
+/// Options for `camkit_manager_new`. Zero every field for the defaults.
+#[repr(C)]
+pub struct camkit_manager_options {
+    /// Threads of the manager's I/O runtime (RTSP sessions, timers); 0 = 2. Decoding and
+    /// JPEG encoding run on threads of their own, not these.
+    pub worker_threads: u32,
+}
+
+/// Creates a manager with its own runtime threads and stores it in `*out`.
+///
+/// `options` may be NULL for the defaults. Free the manager with `camkit_manager_free`.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_manager_new(
+    options: *const camkit_manager_options,
+    out: *mut *mut camkit_manager,
+) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointers, per the conventions.
+        let out = unsafe { Out::new(out, "out") }?;
+        // SAFETY: as above; NULL means defaults.
+        let options = unsafe { options.as_ref() };
+        let mut opts = ManagerOptions::default();
+        if let Some(o) = options {
+            if o.worker_threads > 64 {
+                return Err(FfiError::invalid(
+                    "worker_threads",
+                    format!("{} is more than 64", o.worker_threads),
+                ));
+            }
+            if o.worker_threads != 0 {
+                opts.worker_threads = o.worker_threads as usize;
+            }
+        }
+        // A manager created inside a tokio runtime would use that runtime; a C caller's
+        // manager owns its threads, so it is created outside any runtime context.
+        let cameras = outside_runtime(|| CameraManager::with_options(opts));
+        out.write(into_handle(camkit_manager {
+            cameras,
+            rtsp_timeouts: Mutex::new(HashMap::new()),
+        }));
+        Ok(())
+    })
+}
+
+/// Disconnects every camera (waiting up to 3 s for their RTSP sessions to be torn down)
+/// and frees the manager. NULL is a no-op.
+///
+/// Subscriptions may still be live: their cameras stop, so their callbacks stop soon, but
+/// each must still be freed with `camkit_subscription_free`; the manager's runtime threads
+/// end when the last of them is freed. Frames and statuses stay valid until freed. May be
+/// called from a subscription callback. The manager must not be used after this call.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_manager_free(mgr: *mut camkit_manager) {
+    ffi_boundary!(value, {
+        if mgr.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL, from camkit_manager_new, and this is its one free (the
+        // conventions).
+        let m = unsafe { Box::from_raw(mgr) };
+        let cameras = &m.cameras;
+        let _ = block_on(cameras.runtime(), async {
+            tokio::time::timeout(FREE_TEARDOWN, cameras.disconnect_all()).await
+        });
+        cameras.close();
+        // Dropping the last CameraManager clone (subscriptions hold clones) shuts the
+        // runtime down.
+        drop(m);
+    })
+}
+
+/// Connects a camera and waits for its first picture, blocking the calling thread.
+///
+/// The wait is bounded by the config's timeouts (each RTSP step by `rtsp_timeout_ms`, the
+/// first video by `frame_timeout_ms`). On success, when `out` is not NULL, stores the
+/// camera's status in `*out` (free it with `camkit_status_free`). On failure the camera is
+/// forgotten, unless `config->persistent`: then it stays, retrying in the background, the
+/// call succeeds and the status says `CAMKIT_CAMERA_STATE_RECONNECTING` with the error.
+///
+/// Failures: `CAMKIT_INVALID_INPUT` (the message names the field), `CAMKIT_ALREADY_EXISTS`,
+/// `CAMKIT_UNAUTHORIZED`, `CAMKIT_UNREACHABLE`, `CAMKIT_TIMEOUT`, `CAMKIT_PROTOCOL`,
+/// `CAMKIT_UNSUPPORTED_CODEC`, `CAMKIT_CLOSED`. Several threads may connect different
+/// cameras at the same time.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_connect(
+    mgr: *const camkit_manager,
+    config: *const camkit_camera_config,
+    out: *mut *mut camkit_status,
+) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointers, per the conventions.
+        let m = unsafe { arg_ref(mgr, "mgr") }?;
+        // SAFETY: as above; `out` is nullable.
+        let out = unsafe { Out::optional(out) };
+        // SAFETY: as above.
+        let config = unsafe { read_config(config) }?;
+        let id = config.id.clone();
+        let rtsp_timeout = config.rtsp_timeout;
+        let persistent = config.persistent;
+        // core bounds every step; this outer bound only guards against a step that
+        // was missed, so a C caller's thread can never hang here.
+        let bound = rtsp_timeout * 4 + config.frame_timeout + CONNECT_SLACK;
+        let cameras = &m.cameras;
+        let outcome = block_on(cameras.runtime(), async {
+            tokio::time::timeout(bound, cameras.connect(config)).await
+        });
+        let status = match outcome {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                if !persistent {
+                    let _ = block_on(cameras.runtime(), cameras.disconnect(&id));
+                }
+                return Err(FfiError::new(
+                    camkit_result::CAMKIT_TIMEOUT,
+                    format!(
+                        "camera {id:?}: connecting took longer than {} s; check the camera \
+                         and the timeouts in the config",
+                        bound.as_secs()
+                    ),
+                ));
+            }
+        };
+        m.remember(&id, rtsp_timeout);
+        if let Some(out) = out {
+            out.write(into_handle(camkit_status::new(status)));
+        }
+        Ok(())
+    })
+}
+
+/// Disconnects a camera: its RTSP session is torn down (waiting up to about 2 s), its
+/// subscriptions end (their callbacks stop; they must still be freed), and its id is free
+/// for a new `camkit_connect`. `CAMKIT_NOT_FOUND` when no camera has that id.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_disconnect(
+    mgr: *const camkit_manager,
+    id: *const c_char,
+) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointers, per the conventions.
+        let m = unsafe { arg_ref(mgr, "mgr") }?;
+        // SAFETY: as above.
+        let id = unsafe { arg_str(id, "id") }?;
+        let cameras = &m.cameras;
+        block_on(cameras.runtime(), cameras.disconnect(id))?;
+        m.forget(Some(id));
+        Ok(())
+    })
+}
+
+/// Disconnects every camera of the manager, as `camkit_disconnect` does for one.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_disconnect_all(mgr: *const camkit_manager) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointer, per the conventions.
+        let m = unsafe { arg_ref(mgr, "mgr") }?;
+        let cameras = &m.cameras;
+        block_on(cameras.runtime(), cameras.disconnect_all())?;
+        m.forget(None);
+        Ok(())
+    })
+}

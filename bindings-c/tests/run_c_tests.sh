@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# camkit's C tests: the C examples (examples/c) built against libcamkit and run against
+# camkit's demo camera and an independent RTSP server (GStreamer), some under valgrind.
+#
+#   bindings-c/tests/run_c_tests.sh
+#
+# Steps: build libcamkit (cargo build -p camkit-c); check the committed header is what
+# cbindgen generates; install into a staging prefix (symlinks) and check its pkg-config
+# file; compile the examples with `cc -Wall -Wextra -Werror -std=c11` against the shared
+# and the static library, and the header as C++17; start the demo camera (640x360, the C
+# example demo_camera) and tests/gst/rtsp_server.py; then run snapshot and stream against
+# both, the error paths (wrong password -> UNAUTHORIZED, exit 4; closed port ->
+# UNREACHABLE, exit 5), and snapshot + stream under valgrind (no errors, no definite
+# leaks). Ends with `c-tests: N passed, M failed`; exits 1 when anything failed.
+#
+# Needs: cc, c++, make, pkg-config, valgrind, cbindgen (installed with cargo when
+# missing), and GStreamer's RTSP server for Python (see tests/gst/rtsp_server.py).
+# Everything it makes goes to $CARGO_TARGET_DIR/c-tests (default target/c-tests); the
+# servers it starts read a pipe from this script and end with it, even if it is killed.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+work="$target/c-tests"
+bin="$work/bin"
+logs="$work/logs"
+CBINDGEN_VERSION=0.29.4
+# valgrind as the tests run it: errors and definite leaks fail; other leak kinds (thread
+# stacks and thread-local handles still alive at exit) are reported, not failed on.
+# No suppressions file: none is needed today. Add one only for a genuine false positive of
+# a third-party library or the Rust runtime, with a comment saying why.
+VALGRIND=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite)
+
+passed=0
+failed=0
+failures=()
+pass() { passed=$((passed + 1)); echo "PASS  $1"; }
+fail() {
+  failed=$((failed + 1))
+  failures+=("$1")
+  echo "FAIL  $1"
+  if [ -n "${2:-}" ] && [ -f "$2" ]; then
+    echo "----- $2 (last 40 lines)"
+    tail -n 40 "$2" | sed 's/^/  | /'
+    echo "-----"
+  fi
+}
+die() { echo "run_c_tests.sh: $*" >&2; exit 1; }
+# slug NAME : a file name for a check's name ("snapshot-static gst /h264-720").
+slug() { printf '%s' "$1" | tr -c 'A-Za-z0-9_.-' '_'; }
+
+# --- tools -----------------------------------------------------------------------------
+for tool in cc c++ make pkg-config valgrind; do
+  command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install -y build-essential pkg-config valgrind)"
+done
+if ! command -v cbindgen >/dev/null || [ "$(cbindgen --version | awk '{print $2}')" != "$CBINDGEN_VERSION" ]; then
+  echo "== installing cbindgen $CBINDGEN_VERSION"
+  cargo install cbindgen --locked --version "$CBINDGEN_VERSION"
+fi
+
+rm -rf "$work"
+mkdir -p "$bin" "$logs" "$work/out"
+
+# --- servers (started early: they warm up while the examples build) -------------------
+server_pids=()
+server_fds=()
+cleanup() {
+  # Closing their stdin pipe ends both servers; wait briefly, then stop them by pid.
+  for fd in "${server_fds[@]}"; do eval "exec $fd>&-" 2>/dev/null || true; done
+  for pid in "${server_pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+# start_server NAME FD CMD... : runs CMD with stdin from a pipe held open on FD.
+start_server() {
+  local name="$1" fd="$2"
+  shift 2
+  local fifo="$work/$name.stdin"
+  mkfifo "$fifo"
+  "$@" <"$fifo" >"$logs/$name.log" 2>&1 &
+  server_pids+=($!)
+  eval "exec $fd>\"\$fifo\""
+  server_fds+=("$fd")
+  rm -f "$fifo"
+}
+
+# wait_ready NAME PID : waits for the server's "READY <port>" line; prints the port.
+wait_ready() {
+  local log="$logs/$1.log" pid="$2"
+  for _ in $(seq 300); do
+    if grep -q '^READY ' "$log" 2>/dev/null; then
+      awk '/^READY /{print $2; exit}' "$log"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "run_c_tests.sh: $1 did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
+  || die "GStreamer's RTSP server for Python is missing; see tests/gst/rtsp_server.py for the Debian packages"
+start_server gst 8 /usr/bin/python3 tests/gst/rtsp_server.py --port 0
+gst_pid="${server_pids[-1]}"
+
+# --- library, header, install layout ---------------------------------------------------
+echo "== cargo build -p camkit-c"
+cargo build -p camkit-c
+
+if bindings-c/gen_header.sh --verify >"$logs/header.log" 2>&1; then
+  pass "header: bindings-c/include/camkit.h is what cbindgen generates"
+else
+  fail "header: bindings-c/include/camkit.h is out of date (run bindings-c/gen_header.sh)" "$logs/header.log"
+fi
+
+prefix="$work/prefix"
+bindings-c/install.sh --debug --symlink "$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+if [ "$(pkg-config --cflags camkit | xargs)" = "-I$prefix/include" ] \
+  && pkg-config --libs camkit | grep -q -- "-L$prefix/lib -lcamkit" \
+  && pkg-config --static --libs camkit | grep -q -- "-lstdc++"; then
+  pass "pkg-config: camkit.pc gives -I, -L -lcamkit, and -lstdc++ for --static"
+else
+  fail "pkg-config: camkit.pc flags"
+fi
+
+echo "== make -C examples/c"
+if make -C examples/c OUT="$bin" >"$logs/make.log" 2>&1; then
+  pass "compile: snapshot, stream, demo_camera with -Wall -Wextra -Werror -std=c11, shared and static; camkit.h as C++17"
+else
+  fail "compile: C examples" "$logs/make.log"
+  echo "c-tests: $passed passed, $failed failed"
+  exit 1
+fi
+
+# The demo camera from C, on the static library.
+start_server demo 9 "$bin/demo_camera-static" --port 0 --width 640 --height 360
+demo_port="$(wait_ready demo "${server_pids[-1]}")" || die "the demo camera did not start"
+gst_port="$(wait_ready gst "$gst_pid")" || die "the GStreamer RTSP server did not start"
+demo="rtsp://127.0.0.1:$demo_port/demo"
+gst="rtsp://127.0.0.1:$gst_port"
+echo "== demo camera $demo, GStreamer server $gst"
+
+# --- checks ----------------------------------------------------------------------------
+# is_jpeg FILE : the file starts with FF D8.
+is_jpeg() { [ "$(head -c 2 "$1" | od -An -tx1 | tr -d ' \n')" = "ffd8" ]; }
+
+# snapshot_ok LOG N OUTDIR : the run wrote N JPEGs and printed a streaming status.
+snapshot_ok() {
+  local log="$1" n="$2" dir="$3" i
+  for i in $(seq -f '%03g' 1 "$n"); do
+    is_jpeg "$dir/snapshot-$i.jpg" || return 1
+  done
+  grep -q '"state":"streaming"' "$log"
+}
+
+# run_snapshot NAME BINARY URL N [ARGS...]
+run_snapshot() {
+  local name="$1" exe="$2" url="$3" n="$4"
+  shift 4
+  local dir="$work/out/$(slug "$name")" log="$logs/$(slug "$name").log"
+  if "$exe" "$url" "$n" "$dir" "$@" >"$log" 2>&1 && snapshot_ok "$log" "$n" "$dir"; then
+    pass "$name: $n JPEG snapshots ($(grep -m1 -o '[0-9]*x[0-9]*' "$log"))"
+  else
+    fail "$name" "$log"
+  fi
+}
+
+# run_stream NAME BINARY URL SECONDS FPS [ARGS...]
+run_stream() {
+  local name="$1" exe="$2" log="$logs/$(slug "$1").log"
+  shift 2
+  if "$exe" "$@" >"$log" 2>&1 && grep -Eq '^frames=[1-9][0-9]* fps=' "$log"; then
+    pass "$name: $(grep -m1 '^frames=' "$log")"
+  else
+    fail "$name" "$log"
+  fi
+}
+
+# run_error NAME EXIT CODE_NAME BINARY ARGS... : fails with that exit code and message.
+run_error() {
+  local name="$1" want="$2" code="$3" log="$logs/$(slug "$1").log"
+  shift 3
+  local got=0
+  "$@" >"$log" 2>&1 || got=$?
+  if [ "$got" = "$want" ] && grep -q "^error: $code ($want): " "$log"; then
+    pass "$name: exit $got, $(grep -m1 '^error: ' "$log" | cut -c1-110)"
+  else
+    fail "$name (exit $got, wanted $want and 'error: $code ($want): ...')" "$log"
+  fi
+}
+
+# run_valgrind NAME WANT_EXIT CMD... : CMD under valgrind exits WANT_EXIT with no errors
+# and no definite leaks.
+run_valgrind() {
+  local name="$1" want="$2"
+  shift 2
+  local log="$logs/$(slug "$name").log" got=0
+  "${VALGRIND[@]}" "$@" >"$log" 2>&1 || got=$?
+  if [ "$got" = "$want" ] && grep -q 'ERROR SUMMARY: 0 errors' "$log" \
+    && { grep -q 'definitely lost: 0 bytes' "$log" || grep -q 'no leaks are possible' "$log"; }; then
+    pass "$name: $(grep -m1 -o 'ERROR SUMMARY: [0-9]* errors' "$log"), $(grep -m1 -o -e 'definitely lost: [0-9,]* bytes' -e 'no leaks are possible' "$log")"
+  else
+    fail "$name (exit $got, wanted $want)" "$log"
+  fi
+}
+
+closed_port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+wrong_password="not-the-password"
+
+for link in shared static; do
+  run_snapshot "snapshot-$link demo" "$bin/snapshot-$link" "$demo" 3
+  run_stream "stream-$link demo" "$bin/stream-$link" "$demo" 2 10
+done
+run_snapshot "snapshot-shared gst /h264-720" "$bin/snapshot-shared" "$gst/h264-720" 2
+run_stream "stream-static gst /h264-720" "$bin/stream-static" "$gst/h264-720" 2 5
+run_snapshot "snapshot-static gst /auth/h264-1080 (digest auth)" "$bin/snapshot-static" \
+  "$gst/auth/h264-1080" 1 --user camkit --password 's3cr@t:pass/word'
+
+run_error "snapshot wrong password" 4 UNAUTHORIZED \
+  "$bin/snapshot-shared" "$gst/auth/h264-1080" 1 "$work/out/unauthorized" \
+  --user camkit --password "$wrong_password"
+if grep -q -- "$wrong_password" "$logs/$(slug "snapshot wrong password").log"; then
+  fail "snapshot wrong password: the password appears in the output"
+fi
+run_error "snapshot closed port" 5 UNREACHABLE \
+  "$bin/snapshot-static" "rtsp://127.0.0.1:$closed_port/x" 1 "$work/out/unreachable"
+run_error "stream closed port" 5 UNREACHABLE \
+  "$bin/stream-shared" "rtsp://127.0.0.1:$closed_port/x" 1 5
+
+run_valgrind "valgrind snapshot-static demo" 0 "$bin/snapshot-static" "$demo" 2 "$work/out/vg-snapshot"
+run_valgrind "valgrind stream-shared demo" 0 "$bin/stream-shared" "$demo" 2 10
+run_valgrind "valgrind snapshot-shared wrong password" 4 "$bin/snapshot-shared" \
+  "$gst/auth/h264-1080" 1 "$work/out/vg-unauthorized" --user camkit --password "$wrong_password"
+
+echo
+if [ "$failed" -gt 0 ]; then
+  printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "c-tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
