@@ -181,11 +181,12 @@ c_tests() {
 
 # Node bindings (bindings-node): build the addon, run the Node tests.
 node_tests() {
-    :
+    bash scripts/test-node.sh
 }
 
 # Browser tests (pages served by the Node bindings, driven headless).
 browser_tests() {
+    # The viewer page's chromium test runs with the Node tests (scripts/test-node.sh).
     :
 }
 

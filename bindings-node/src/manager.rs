@@ -1,0 +1,270 @@
+//! `CameraManager`: the cameras of one application, as a JS class.
+
+use std::sync::Arc;
+
+use camkit::{Error, ErrorKind};
+use napi::bindgen_prelude::{PromiseRaw, Unknown};
+use napi::{Env, ValueType};
+use napi_derive::napi;
+use parking_lot::Mutex;
+use tokio::task::AbortHandle;
+
+use crate::config::{CameraConfig, ManagerOptions, SnapshotOptions, SubscribeOptions};
+use crate::error::{self, convert, to_napi};
+use crate::promise;
+use crate::status::{CameraStatus, Frame};
+use crate::subscription::{EventListener, Subscription};
+
+/// The cameras of one application: connect, disconnect, status, snapshots, subscriptions.
+///
+/// Camera work runs on a tokio runtime, never on the JS thread: the async methods return
+/// promises, and frames and events reach their callbacks through thread-safe functions that
+/// do not keep the event loop alive. Errors are `Error`s with a stable `code`
+/// (`'UNAUTHORIZED'`, `'UNREACHABLE'`, `'TIMEOUT'`, `'NOT_FOUND'`, `'INVALID_INPUT'`,
+/// `'CLOSED'` …) and a message that says what to do.
+///
+/// `close()` stops every camera; so does garbage collection of the manager, so keep a
+/// reference to it for as long as its cameras should run.
+#[napi]
+pub struct CameraManager {
+    inner: camkit::CameraManager,
+    /// Event listener tasks, ended by `close()` (camera subscriptions end by themselves
+    /// when their camera stops).
+    listeners: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+fn closed() -> Error {
+    Error::new(
+        ErrorKind::Closed,
+        "the camera manager is closed; create a new one",
+    )
+}
+
+fn is_nullish(v: &Unknown<'_>) -> bool {
+    matches!(v.get_type(), Ok(ValueType::Undefined | ValueType::Null))
+}
+
+#[napi]
+impl CameraManager {
+    /// A manager whose cameras run on the module's shared runtime (or a runtime of its
+    /// own, with `options.workerThreads`).
+    #[napi(
+        constructor,
+        ts_args_type = "options?: ManagerOptions | undefined | null"
+    )]
+    pub fn new(options: Option<Unknown>) -> error::Result<Self> {
+        let options: ManagerOptions = match options {
+            Some(o) if !is_nullish(&o) => convert(o, "options").map_err(|e| to_napi(&e))?,
+            _ => ManagerOptions::default(),
+        };
+        let inner = match options.worker_threads {
+            Some(0) => {
+                return Err(to_napi(&Error::invalid(
+                    "workerThreads",
+                    "must be at least 1",
+                )))
+            }
+            // Created outside any runtime context, so camkit builds a runtime of its own.
+            Some(n) => camkit::CameraManager::with_options(camkit::ManagerOptions {
+                worker_threads: n as usize,
+            }),
+            None => camkit::CameraManager::with_runtime(crate::module_runtime()),
+        };
+        Ok(CameraManager {
+            inner,
+            listeners: Arc::default(),
+        })
+    }
+
+    /// Connects a camera and waits for its first picture; resolves to its status.
+    ///
+    /// Rejects with `INVALID_INPUT` (the message names the field), `ALREADY_EXISTS`,
+    /// `UNAUTHORIZED`, `UNREACHABLE`, `TIMEOUT`, `PROTOCOL`, `UNSUPPORTED_CODEC` … On
+    /// failure the camera is forgotten, unless `config.persistent`: then it stays, retries
+    /// in the background, and the failure is in its status' `lastError`.
+    #[napi(
+        ts_args_type = "config: CameraConfig",
+        ts_return_type = "Promise<CameraStatus>"
+    )]
+    pub fn connect<'env>(
+        &self,
+        env: &'env Env,
+        config: Unknown<'env>,
+    ) -> napi::Result<PromiseRaw<'env, CameraStatus>> {
+        let rt = self.inner.runtime().clone();
+        let config = match convert::<CameraConfig>(config, "config").and_then(|c| c.into_core()) {
+            Ok(c) => c,
+            Err(e) => return promise::rejected(env, &rt, e),
+        };
+        let inner = self.inner.clone();
+        promise::spawn(
+            env,
+            &rt,
+            async move { inner.connect(config).await },
+            |_, s| Ok(s.into()),
+        )
+    }
+
+    /// Disconnects a camera: its session is torn down, its subscriptions end, its id is
+    /// free again. Rejects with `NOT_FOUND` for an unknown id.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn disconnect<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let inner = self.inner.clone();
+        promise::spawn(
+            env,
+            self.inner.runtime(),
+            async move { inner.disconnect(&id).await },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// Disconnects every camera.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn disconnect_all<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let inner = self.inner.clone();
+        promise::spawn(
+            env,
+            self.inner.runtime(),
+            async move { inner.disconnect_all().await },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// The status of one camera (`NOT_FOUND` for an unknown id).
+    #[napi]
+    pub fn status(&self, id: String) -> error::Result<CameraStatus> {
+        self.inner
+            .status(&id)
+            .map(Into::into)
+            .map_err(|e| to_napi(&e))
+    }
+
+    /// The status of every camera, sorted by id.
+    #[napi]
+    pub fn list(&self) -> error::Result<Vec<CameraStatus>> {
+        if self.inner.is_closed() {
+            return Err(to_napi(&closed()));
+        }
+        Ok(self.inner.list().into_iter().map(Into::into).collect())
+    }
+
+    /// The latest picture of a camera as JPEG, optionally scaled down (`maxWidth`) or at
+    /// another quality. Rejects with `NOT_FOUND`, `NO_FRAME` (no picture yet) …
+    #[napi(
+        ts_args_type = "id: string, options?: SnapshotOptions | undefined | null",
+        ts_return_type = "Promise<Frame>"
+    )]
+    pub fn snapshot<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        options: Option<Unknown<'env>>,
+    ) -> napi::Result<PromiseRaw<'env, Frame>> {
+        let rt = self.inner.runtime().clone();
+        let options: SnapshotOptions = match options {
+            Some(o) if !is_nullish(&o) => match convert(o, "options") {
+                Ok(o) => o,
+                Err(e) => return promise::rejected(env, &rt, e),
+            },
+            _ => SnapshotOptions::default(),
+        };
+        let inner = self.inner.clone();
+        promise::spawn(
+            env,
+            &rt,
+            async move {
+                // The JPEG copy for JS is made here, off the JS thread.
+                inner
+                    .snapshot(&id, options.into_core())
+                    .await
+                    .map(Frame::from)
+            },
+            |_, f| Ok(f),
+        )
+    }
+
+    /// Calls `callback(null, frame)` with the camera's newest picture, at most `fps` times
+    /// a second, until `unsubscribe()`.
+    ///
+    /// A slow callback skips pictures rather than queueing them. When the camera is
+    /// disconnected or the manager closed, the callback gets one last call with an error
+    /// whose code is `'CLOSED'`. Dropping the returned object does not unsubscribe.
+    #[napi(
+        ts_args_type = "id: string, options: SubscribeOptions, callback: (err: Error | null, frame: Frame) => void"
+    )]
+    pub fn subscribe(
+        &self,
+        id: String,
+        options: Unknown,
+        callback: Unknown,
+    ) -> error::Result<Subscription> {
+        let options: SubscribeOptions = convert(options, "options").map_err(|e| to_napi(&e))?;
+        let callback = function_arg(callback)?;
+        let sub = self
+            .inner
+            .subscribe(&id, options.into_core())
+            .map_err(|e| to_napi(&e))?;
+        let callback = convert(callback, "callback").map_err(|e| to_napi(&e))?;
+        Ok(Subscription::start(self.inner.runtime(), id, sub, callback))
+    }
+
+    /// Calls `callback(event)` on every state change of any camera of this manager, until
+    /// `remove()` or `close()`.
+    #[napi(ts_args_type = "callback: (event: CameraEvent) => void")]
+    pub fn on_event(&self, callback: Unknown) -> error::Result<EventListener> {
+        if self.inner.is_closed() {
+            return Err(to_napi(&closed()));
+        }
+        let callback = function_arg(callback)?;
+        let callback = convert(callback, "callback").map_err(|e| to_napi(&e))?;
+        let listener = EventListener::start(self.inner.runtime(), self.inner.events(), callback);
+        let mut listeners = self.listeners.lock();
+        listeners.retain(|h| !h.is_finished());
+        listeners.push(listener.abort_handle());
+        Ok(listener)
+    }
+
+    /// Changes a camera's decode policy at run time.
+    #[napi(ts_args_type = "id: string, policy: DecodePolicy")]
+    pub fn set_decode_policy(&self, id: String, policy: String) -> error::Result<()> {
+        let policy = policy.parse().map_err(|e| to_napi(&e))?;
+        self.inner
+            .set_decode_policy(&id, policy)
+            .map_err(|e| to_napi(&e))
+    }
+
+    /// Stops every camera and ends every subscription and event listener; later calls fail
+    /// with `'CLOSED'`. Idempotent.
+    #[napi]
+    pub fn close(&self) {
+        self.inner.close();
+        for h in self.listeners.lock().drain(..) {
+            h.abort();
+        }
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+}
+
+impl Drop for CameraManager {
+    /// Garbage collection of the manager stops its cameras, even while in-flight calls
+    /// still hold the camkit manager.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn function_arg(v: Unknown<'_>) -> error::Result<Unknown<'_>> {
+    match v.get_type() {
+        Ok(ValueType::Function) => Ok(v),
+        _ => Err(to_napi(&Error::invalid("callback", "must be a function"))),
+    }
+}

@@ -1,0 +1,222 @@
+//! What JS gets back: camera status, state-change events, frames.
+//!
+//! Counters and times are plain numbers (exact up to 2^53); times are milliseconds since
+//! the Unix epoch, ready for `new Date(ms)`.
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+/// How RTP packets travel from the camera.
+#[napi(string_enum = "lowercase")]
+pub enum Transport {
+    /// Interleaved in the RTSP TCP connection: works through NAT and firewalls.
+    Tcp,
+    /// Separate UDP ports: lower latency on a clean LAN.
+    Udp,
+    /// TCP, then UDP when the camera answers 461 Unsupported Transport.
+    Auto,
+}
+
+impl From<camkit::Transport> for Transport {
+    fn from(t: camkit::Transport) -> Self {
+        match t {
+            camkit::Transport::Tcp => Transport::Tcp,
+            camkit::Transport::Udp => Transport::Udp,
+            camkit::Transport::Auto => Transport::Auto,
+        }
+    }
+}
+
+/// When a camera's video is decoded.
+#[napi(string_enum = "camelCase")]
+pub enum DecodePolicy {
+    /// Decode only when asked: a snapshot decodes the frames since the last keyframe, a
+    /// subscriber switches the camera to continuous decoding while it lasts.
+    OnDemand,
+    /// Decode every frame as it arrives: lowest snapshot latency, highest CPU.
+    Continuous,
+    /// Decode keyframes only: a picture every GOP (1–4 s) for almost no CPU.
+    Keyframes,
+}
+
+impl From<camkit::DecodePolicy> for DecodePolicy {
+    fn from(d: camkit::DecodePolicy) -> Self {
+        match d {
+            camkit::DecodePolicy::OnDemand => DecodePolicy::OnDemand,
+            camkit::DecodePolicy::Continuous => DecodePolicy::Continuous,
+            camkit::DecodePolicy::Keyframes => DecodePolicy::Keyframes,
+        }
+    }
+}
+
+/// Where a camera is in its life.
+#[napi(string_enum = "lowercase")]
+pub enum CameraState {
+    /// First attempt to open the stream is under way.
+    Connecting,
+    /// Video is arriving.
+    Streaming,
+    /// The stream failed; waiting for the backoff or retrying.
+    Reconnecting,
+    /// Disconnected (or the manager closed). Final.
+    Stopped,
+}
+
+impl From<camkit::CameraState> for CameraState {
+    fn from(s: camkit::CameraState) -> Self {
+        match s {
+            camkit::CameraState::Connecting => CameraState::Connecting,
+            camkit::CameraState::Streaming => CameraState::Streaming,
+            camkit::CameraState::Reconnecting => CameraState::Reconnecting,
+            camkit::CameraState::Stopped => CameraState::Stopped,
+        }
+    }
+}
+
+/// The last error a camera met.
+#[napi(object, object_from_js = false)]
+pub struct LastError {
+    /// camkit's stable code, as on thrown errors (`'UNAUTHORIZED'`, `'TIMEOUT'` …).
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// When, in ms since the Unix epoch.
+    pub at_ms: f64,
+}
+
+impl From<camkit::LastError> for LastError {
+    fn from(e: camkit::LastError) -> Self {
+        LastError {
+            code: e.kind.code().to_owned(),
+            message: e.message,
+            at_ms: e.at_ms as f64,
+        }
+    }
+}
+
+/// A point-in-time view of one camera.
+#[napi(object, object_from_js = false)]
+pub struct CameraStatus {
+    /// The camera id.
+    pub id: String,
+    /// Lifecycle state.
+    pub state: CameraState,
+    /// The camera URL, without credentials.
+    pub url: String,
+    /// The transport in use (`tcp`/`udp`), or the configured one before connecting.
+    pub transport: Transport,
+    /// The decode policy.
+    pub decode: DecodePolicy,
+    /// Video codec (`'h264'` …), once known.
+    pub codec: Option<String>,
+    /// H.264 profile (`'Baseline'`, `'Main'`, `'High'` …), once known.
+    pub profile: Option<String>,
+    /// Picture width in pixels, once known.
+    pub width: Option<u32>,
+    /// Picture height in pixels, once known.
+    pub height: Option<u32>,
+    /// Frames per second received, over the last few seconds.
+    pub fps: f64,
+    /// Bits per second received, over the last few seconds.
+    pub bitrate_bps: f64,
+    /// Compressed frames received since connect.
+    pub frames_received: f64,
+    /// Frames decoded to pictures.
+    pub frames_decoded: f64,
+    /// Frames dropped (decoder behind, corrupt data, lost packets).
+    pub frames_dropped: f64,
+    /// Times the stream was reopened after a failure.
+    pub reconnects: f64,
+    /// When the current stream started, in ms since the Unix epoch.
+    pub connected_since_ms: Option<f64>,
+    /// When the last frame arrived, in ms since the Unix epoch.
+    pub last_frame_ms: Option<f64>,
+    /// JPEG encodes made from this camera's pictures (each picture and size at most once).
+    pub jpeg_encodes: f64,
+    /// The most recent error, kept after recovery for diagnosis.
+    pub last_error: Option<LastError>,
+}
+
+impl From<camkit::CameraStatus> for CameraStatus {
+    fn from(s: camkit::CameraStatus) -> Self {
+        CameraStatus {
+            id: s.id,
+            state: s.state.into(),
+            url: s.url,
+            transport: s.transport.into(),
+            decode: s.decode.into(),
+            codec: s.codec,
+            profile: s.profile,
+            width: s.width,
+            height: s.height,
+            fps: s.fps,
+            bitrate_bps: s.bitrate_bps,
+            frames_received: s.frames_received as f64,
+            frames_decoded: s.frames_decoded as f64,
+            frames_dropped: s.frames_dropped as f64,
+            reconnects: s.reconnects as f64,
+            connected_since_ms: s.connected_since_ms.map(|v| v as f64),
+            last_frame_ms: s.last_frame_ms.map(|v| v as f64),
+            jpeg_encodes: s.jpeg_encodes as f64,
+            last_error: s.last_error.map(Into::into),
+        }
+    }
+}
+
+/// A camera changed state.
+#[napi(object, object_from_js = false)]
+pub struct CameraEvent {
+    /// The camera.
+    pub camera_id: String,
+    /// Its new state.
+    pub state: CameraState,
+    /// The error that caused it (for `'reconnecting'`, and a failed first attempt).
+    pub error: Option<LastError>,
+    /// When, in ms since the Unix epoch.
+    pub at_ms: f64,
+}
+
+impl From<camkit::CameraEvent> for CameraEvent {
+    fn from(e: camkit::CameraEvent) -> Self {
+        CameraEvent {
+            camera_id: e.camera_id,
+            state: e.state.into(),
+            error: e.error.map(Into::into),
+            at_ms: e.at_ms as f64,
+        }
+    }
+}
+
+/// A JPEG picture of one camera at one moment.
+#[napi(object, object_from_js = false)]
+pub struct Frame {
+    /// The JPEG file bytes (a Buffer of its own: keep it, modify it, it is yours).
+    pub jpeg: Buffer,
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// The camera's picture sequence number (1 for the first picture, increasing).
+    pub seq: f64,
+    /// When camkit received the frame's data from the camera, in ms since the Unix epoch.
+    pub captured_at: f64,
+}
+
+impl From<camkit::Frame> for Frame {
+    /// One copy of the JPEG, made here on a runtime thread rather than on the JS thread.
+    ///
+    /// Not zero-copy on purpose: camkit hands the same reference-counted bytes to every
+    /// reader of a picture, and V8 refuses two external buffers over one memory block, so
+    /// wrapping them would need a per-picture registry of JS buffers; a 100 kB copy costs
+    /// about 10 µs.
+    fn from(f: camkit::Frame) -> Self {
+        let captured_at = f.captured_at_ms() as f64;
+        Frame {
+            jpeg: Buffer::from(f.jpeg.to_vec()),
+            width: f.width,
+            height: f.height,
+            seq: f.seq as f64,
+            captured_at,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+'use strict'
+// The unified backend: Express + WebSocket on one port, cameras in-process through camkit's
+// Node binding (no Python, no subprocess).
+//
+//   PORT=5000 node server.js          (or `npm start` at the repository root)
+//
+// Environment: PORT (default 5000), HOST (default 127.0.0.1; 0.0.0.0 to serve the network),
+// CAMKIT_CAMERAS_FILE / CAMKIT_CAMERAS (cameras to connect at start, see src/config.js),
+// CAMKIT_DEMO (1: also start the demo camera; 0: never), CAMKIT_DEMO_SIZE (default 1280x720).
+// Without configured cameras the built-in demo camera is started and connected as `demo`.
+const http = require('node:http')
+const path = require('node:path')
+const express = require('express')
+
+const { CameraManager, startDemoCamera } = require('../../bindings-node')
+const { camerasRouter } = require('./src/routes/cameras')
+const { attachWebSocket } = require('./src/ws')
+const { createMetrics, renderMetrics } = require('./src/metrics')
+const { errorMiddleware } = require('./src/errors')
+const cameraConfig = require('./src/config')
+
+function defaultLog (msg) {
+  console.log(`${new Date().toISOString()} ${msg}`)
+}
+
+/**
+ * Starts the server. Resolves once it listens and its start-up cameras are connected (or
+ * have failed, which is logged). Options: port, host, cameras (camkit configs; default from
+ * the environment), demo (true / false / 'auto': when no camera is configured), demoSize,
+ * log.
+ */
+async function start (opts = {}) {
+  const log = opts.log || defaultLog
+  const port = opts.port ?? 5000
+  const host = opts.host ?? '127.0.0.1'
+  const configured = opts.cameras !== undefined ? opts.cameras : cameraConfig.fromEnv()
+  const demoWanted = opts.demo === true || ((opts.demo ?? 'auto') === 'auto' && !(configured && configured.length))
+
+  const cameras = new CameraManager()
+  const metrics = createMetrics()
+  const events = cameras.onEvent((e) => {
+    log(`camera ${JSON.stringify(e.cameraId)}: ${e.state}${e.error ? ` (${e.error.code}: ${e.error.message})` : ''}`)
+  })
+
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(express.json({ limit: '64kb' }))
+  app.get('/health', (req, res) => {
+    res.json({ status: 'ok', activeCameras: cameras.list().length })
+  })
+  app.get('/metrics', (req, res) => {
+    // Written raw: res.send() would reorder the parameters of this exact content type.
+    res.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+    res.end(Buffer.from(renderMetrics(cameras, metrics)))
+  })
+  app.use('/api/cameras', camerasRouter({ cameras, metrics, log }))
+  // Room for the next routes, e.g. app.use('/api/moondream', require('./src/routes/moondream')).
+  app.use('/api', (req, res) => {
+    res.status(404).json({ error: `no such API route: ${req.method} ${req.originalUrl.split('?')[0]}`, code: 'NOT_FOUND' })
+  })
+  app.use(express.static(path.join(__dirname, 'public')))
+  app.use(errorMiddleware(log))
+
+  const server = http.createServer(app)
+  const wss = attachWebSocket(server, { cameras, metrics })
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, resolve)
+  })
+  const actualPort = server.address().port
+  log(`camkit express server listening on http://${host}:${actualPort} (WebSocket ws://${host}:${actualPort}/ws)`)
+
+  let demo = null
+  const toConnect = [...(configured || [])]
+  if (demoWanted) {
+    const [width, height] = String(opts.demoSize || process.env.CAMKIT_DEMO_SIZE || '1280x720').split('x').map(Number)
+    demo = await startDemoCamera({ width, height, fps: 15 })
+    log(`demo camera serving ${demo.url} (${width}x${height} @ 15 fps)`)
+    toConnect.push({ id: 'demo', url: demo.url, persistent: true })
+  }
+  await Promise.all(toConnect.map(async (config) => {
+    try {
+      const s = await cameras.connect(config)
+      if (s.lastError && s.state !== 'streaming') {
+        log(`camera ${JSON.stringify(config.id)}: not reachable yet, retrying in the background (${s.lastError.code}: ${s.lastError.message})`)
+      }
+    } catch (e) {
+      log(`camera ${JSON.stringify(config.id)}: cannot connect: ${e.code}: ${e.message}`)
+    }
+  }))
+
+  let closing = null
+  const close = () => {
+    closing ??= (async () => {
+      for (const client of wss.clients) client.terminate()
+      wss.close()
+      server.closeAllConnections?.()
+      await new Promise((resolve) => server.close(() => resolve()))
+      events.remove()
+      cameras.close()
+      if (demo) await demo.stop()
+    })()
+    return closing
+  }
+  return { app, server, port: actualPort, cameras, demo, close }
+}
+
+module.exports = { start }
+
+if (require.main === module) {
+  const port = process.env.PORT === undefined ? 5000 : Number(process.env.PORT)
+  start({ port, host: process.env.HOST || '127.0.0.1', demo: process.env.CAMKIT_DEMO === '1' ? true : process.env.CAMKIT_DEMO === '0' ? false : 'auto' })
+    .then((srv) => {
+      const stop = (signal) => {
+        defaultLog(`${signal}: shutting down`)
+        setTimeout(() => process.exit(0), 3000).unref()
+        srv.close().then(() => process.exit(0))
+      }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+    .catch((e) => {
+      console.error(`camkit express server: cannot start: ${e.message}`)
+      process.exit(1)
+    })
+}

@@ -1,0 +1,60 @@
+'use strict'
+// GET /metrics: Prometheus text format (version 0.0.4). Per camera: state, fps, bitrate and
+// the frame counters camkit keeps; per server: streaming clients and frames sent or skipped.
+
+const STATES = ['connecting', 'streaming', 'reconnecting', 'stopped']
+
+function createMetrics () {
+  return {
+    gauges: { wsClients: 0, mjpegClients: 0 },
+    counters: { wsFramesSent: 0, wsFramesSkipped: 0, mjpegFramesSent: 0, mjpegFramesSkipped: 0, snapshots: 0 }
+  }
+}
+
+/** A label value, escaped as the text format requires. */
+function label (v) {
+  return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+}
+
+function renderMetrics (cameras, metrics) {
+  const list = cameras.closed ? [] : cameras.list()
+  const out = []
+  const family = (name, type, help, samples) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [labels, value] of samples) {
+      const l = Object.entries(labels).map(([k, v]) => `${k}="${label(v)}"`).join(',')
+      out.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`)
+    }
+  }
+  const perCamera = (fn) => list.map((s) => [{ camera: s.id }, fn(s)])
+
+  family('camkit_cameras', 'gauge', 'Cameras connected to this server (in any state).', [[{}, list.length]])
+  family('camkit_camera_state', 'gauge', 'Camera state: 1 for the current state, 0 for the others.',
+    list.flatMap((s) => STATES.map((st) => [{ camera: s.id, state: st }, s.state === st ? 1 : 0])))
+  family('camkit_camera_fps', 'gauge', 'Frames per second received from the camera, over the last few seconds.', perCamera((s) => s.fps))
+  family('camkit_camera_bitrate_bps', 'gauge', 'Bits per second received from the camera, over the last few seconds.', perCamera((s) => s.bitrateBps))
+  family('camkit_camera_width_pixels', 'gauge', 'Picture width (0 until known).', perCamera((s) => s.width ?? 0))
+  family('camkit_camera_height_pixels', 'gauge', 'Picture height (0 until known).', perCamera((s) => s.height ?? 0))
+  family('camkit_camera_frames_received_total', 'counter', 'Compressed frames received since connect.', perCamera((s) => s.framesReceived))
+  family('camkit_camera_frames_decoded_total', 'counter', 'Frames decoded to pictures.', perCamera((s) => s.framesDecoded))
+  family('camkit_camera_frames_dropped_total', 'counter', 'Frames dropped (decoder behind, corrupt data, lost packets).', perCamera((s) => s.framesDropped))
+  family('camkit_camera_jpeg_encodes_total', 'counter', 'JPEG encodes made from the camera\'s pictures.', perCamera((s) => s.jpegEncodes))
+  family('camkit_camera_reconnects_total', 'counter', 'Times the stream was reopened after a failure.', perCamera((s) => s.reconnects))
+  family('camkit_camera_last_frame_timestamp_seconds', 'gauge', 'When the last frame arrived (Unix time; 0 before the first).',
+    perCamera((s) => (s.lastFrameMs ?? 0) / 1000))
+
+  const { gauges: g, counters: c } = metrics
+  family('camkit_ws_clients', 'gauge', 'Open WebSocket connections on /ws.', [[{}, g.wsClients]])
+  family('camkit_ws_frames_sent_total', 'counter', 'Frames sent to WebSocket clients.', [[{}, c.wsFramesSent]])
+  family('camkit_ws_frames_skipped_total', 'counter', 'Frames skipped for WebSocket clients with a full send buffer.', [[{}, c.wsFramesSkipped]])
+  family('camkit_mjpeg_clients', 'gauge', 'Open MJPEG streams.', [[{}, g.mjpegClients]])
+  family('camkit_mjpeg_frames_sent_total', 'counter', 'Frames sent on MJPEG streams.', [[{}, c.mjpegFramesSent]])
+  family('camkit_mjpeg_frames_skipped_total', 'counter', 'Frames skipped for MJPEG clients that read slowly.', [[{}, c.mjpegFramesSkipped]])
+  family('camkit_snapshots_total', 'counter', 'Frames served by GET /api/cameras/:id/frame.', [[{}, c.snapshots]])
+  family('process_resident_memory_bytes', 'gauge', 'Resident memory of this process.', [[{}, process.memoryUsage.rss()]])
+  const cpu = process.cpuUsage()
+  family('process_cpu_seconds_total', 'counter', 'CPU time of this process (user + system).', [[{}, (cpu.user + cpu.system) / 1e6]])
+  return out.join('\n') + '\n'
+}
+
+module.exports = { createMetrics, renderMetrics }

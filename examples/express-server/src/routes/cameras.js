@@ -1,0 +1,118 @@
+'use strict'
+// /api/cameras: the seed's routes and JSON shapes, served in-process by camkit, plus a list,
+// an MJPEG stream and per-camera details.
+//
+// Seed shapes kept (examples/express-server/README.md has the table):
+//   POST /connect          → {"success":true,"cameraId":"cam1"}
+//   POST /disconnect       → {"success":true}
+//   GET  /:cameraId/status → {"cameraId","connected","frames", …camkit details after them}
+//   GET  /:cameraId/frame  → image/jpeg
+//   GET  /websocket-url    → {"url":"ws://<this host>/ws"}
+//   GET  /status           → {"running","port","baseUrl"}
+const express = require('express')
+const { connectConfig, seedFieldNames, cameraIdOf, frameOptions } = require('../validate')
+const { mjpegHandler } = require('../mjpeg')
+
+/** The JSON view of one camera: the seed's three fields first, then camkit's status. */
+function cameraView (s) {
+  return {
+    cameraId: s.id,
+    connected: s.state === 'streaming',
+    frames: s.framesReceived,
+    state: s.state,
+    url: s.url,
+    transport: s.transport,
+    decode: s.decode,
+    codec: s.codec ?? null,
+    profile: s.profile ?? null,
+    width: s.width ?? null,
+    height: s.height ?? null,
+    fps: s.fps,
+    bitrateBps: s.bitrateBps,
+    framesDecoded: s.framesDecoded,
+    framesDropped: s.framesDropped,
+    reconnects: s.reconnects,
+    connectedSinceMs: s.connectedSinceMs ?? null,
+    lastFrameMs: s.lastFrameMs ?? null,
+    lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message, atMs: s.lastError.atMs } : null
+  }
+}
+
+/** ws:// or wss:// URL of this server's WebSocket, as the client reached the server. */
+function wsUrlFor (req) {
+  const proto = req.secure ? 'wss' : 'ws'
+  return `${proto}://${req.get('host') || `127.0.0.1:${req.socket.localPort}`}/ws`
+}
+
+/** Wraps an async handler so its rejection reaches the error middleware. */
+const route = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next)
+
+function camerasRouter ({ cameras, metrics, log }) {
+  const r = express.Router()
+
+  // Beyond the seed: every camera with its status.
+  r.get('/', (req, res) => {
+    res.json({ cameras: cameras.list().map(cameraView) })
+  })
+
+  r.post('/connect', route(async (req, res) => {
+    const config = connectConfig(req.body)
+    // As the seed: connecting an id that is already connected replaces that camera.
+    if (cameras.list().some((s) => s.id === config.id)) await cameras.disconnect(config.id).catch(() => {})
+    const where = config.url ? 'its url' : `${config.host}:${config.port}${config.path}`
+    log(`camera ${JSON.stringify(config.id)}: connecting to ${where}${config.username ? ` as ${JSON.stringify(config.username)}` : ''}`)
+    try {
+      await cameras.connect(config)
+    } catch (e) {
+      log(`camera ${JSON.stringify(config.id)}: connect failed: ${e.code}: ${e.message}`)
+      throw seedFieldNames(e)
+    }
+    res.json({ success: true, cameraId: config.id })
+  }))
+
+  r.post('/disconnect', route(async (req, res) => {
+    const id = cameraIdOf(req.body)
+    await cameras.disconnect(id)
+    log(`camera ${JSON.stringify(id)}: disconnected`)
+    res.json({ success: true })
+  }))
+
+  r.get('/websocket-url', (req, res) => {
+    res.json({ url: wsUrlFor(req) })
+  })
+
+  // The seed's service status; the service is now this process.
+  r.get('/status', (req, res) => {
+    const port = req.socket.localPort
+    res.json({ running: true, port, baseUrl: `${req.protocol}://${req.get('host') || `127.0.0.1:${port}`}` })
+  })
+
+  r.get('/:cameraId/status', (req, res) => {
+    res.json(cameraView(cameras.status(req.params.cameraId)))
+  })
+
+  r.get('/:cameraId/frame', route(async (req, res) => {
+    const opts = frameOptions(req.query)
+    const frame = await cameras.snapshot(req.params.cameraId, opts)
+    metrics.counters.snapshots++
+    res.set({
+      'Content-Type': 'image/jpeg',
+      'Cache-Control': 'no-store',
+      'X-Frame-Seq': String(frame.seq),
+      'X-Frame-Width': String(frame.width),
+      'X-Frame-Height': String(frame.height),
+      'X-Frame-Captured-At': String(frame.capturedAt)
+    })
+    res.send(frame.jpeg)
+  }))
+
+  r.get('/:cameraId/mjpeg', mjpegHandler({ cameras, metrics }))
+
+  r.get('/:cameraId', (req, res) => {
+    res.json(cameraView(cameras.status(req.params.cameraId)))
+  })
+
+  return r
+}
+
+module.exports = { camerasRouter, cameraView }

@@ -1,0 +1,151 @@
+'use strict'
+// The seed's WebSocket protocol on /ws of the HTTP server's own port.
+//
+// Client → server (JSON text):
+//   {"action":"subscribe","cameraId":"cam1","fps":15}    (fps optional, default 15)
+//   {"action":"unsubscribe"}
+//   {"action":"ping"}
+// Server → client, byte for byte as the seed's FastAPI service sends them:
+//   {"type":"frame","cameraId":"cam1","data":"<base64 JPEG>","timestamp":12345.678}
+//   {"type":"pong"}
+// `timestamp` is the seed's asyncio loop time: seconds of the monotonic clock, as a float.
+// One subscription per socket, as in the seed: a new subscribe replaces the previous one.
+//
+// Beyond the seed:
+//   - "binary": true in subscribe: each frame is a binary message instead,
+//       [4 bytes: header length N, big-endian][N bytes: UTF-8 JSON header][JPEG bytes]
+//     with header {"type":"frame","cameraId","timestamp","seq","width","height","capturedAt"}.
+//   - "maxWidth" / "quality" in subscribe scale or re-encode the frames.
+//   - Errors are reported instead of ignored:
+//       {"type":"error","cameraId":"cam1","code":"NOT_FOUND","error":"…"}
+//     (unknown camera, bad fps, camera disconnected — code CLOSED — or a bad message).
+//   - Backpressure: a frame is skipped for a client whose socket already holds more than
+//     CAMKIT_WS_MAX_BUFFERED bytes (default 512 KiB) not yet sent.
+const { WebSocketServer, WebSocket } = require('ws')
+const { optionalInt, optionalNumber } = require('./validate')
+
+const MAX_BUFFERED = Number(process.env.CAMKIT_WS_MAX_BUFFERED) || 512 * 1024
+
+/** Python's repr() of a float, as json.dumps writes it (1234.5 → "1234.5", 7.0 → "7.0"). */
+function pyFloat (x) {
+  return Number.isInteger(x) ? x.toFixed(1) : String(x)
+}
+
+/** The seed's timestamp: asyncio's loop.time() is time.monotonic(), CLOCK_MONOTONIC in seconds. */
+function loopTime () {
+  return Number(process.hrtime.bigint()) / 1e9
+}
+
+// Clients watching the same camera at the same size get the same picture: encode its base64
+// once. Keyed by camera, picture (sequence number and capture time: a camera reconnected
+// under the same id starts again at 1) and encoding options; a few entries suffice.
+const base64Cache = new Map()
+function base64Of (cameraId, frame, opts) {
+  const key = `${frame.seq} ${frame.capturedAt} ${opts.maxWidth ?? ''} ${opts.quality ?? ''} ${cameraId}`
+  let b64 = base64Cache.get(key)
+  if (b64 === undefined) {
+    b64 = frame.jpeg.toString('base64')
+    base64Cache.set(key, b64)
+    if (base64Cache.size > 16) base64Cache.delete(base64Cache.keys().next().value)
+  }
+  return b64
+}
+
+/** The seed's frame message, exactly as Starlette's send_json serialises it (compact, UTF-8). */
+function textFrame (cameraId, frame, timestamp, opts = {}) {
+  return `{"type":"frame","cameraId":${JSON.stringify(cameraId)},"data":"${base64Of(cameraId, frame, opts)}","timestamp":${pyFloat(timestamp)}}`
+}
+
+/** The binary frame message (see the header comment). */
+function binaryFrame (cameraId, frame, timestamp) {
+  const header = Buffer.from(`{"type":"frame","cameraId":${JSON.stringify(cameraId)},"timestamp":${pyFloat(timestamp)},"seq":${frame.seq},"width":${frame.width},"height":${frame.height},"capturedAt":${frame.capturedAt}}`)
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(header.length)
+  return Buffer.concat([len, header, frame.jpeg])
+}
+
+function attachWebSocket (server, { cameras, metrics }) {
+  const wss = new WebSocketServer({ server, path: '/ws', maxPayload: 64 * 1024 })
+
+  wss.on('connection', (ws) => {
+    metrics.gauges.wsClients++
+    let sub = null
+    const stop = () => {
+      if (sub) sub.unsubscribe()
+      sub = null
+    }
+    const sendError = (cameraId, code, error) => {
+      if (ws.readyState !== WebSocket.OPEN) return
+      const msg = { type: 'error' }
+      if (cameraId !== undefined) msg.cameraId = cameraId
+      msg.code = code
+      msg.error = error
+      ws.send(JSON.stringify(msg))
+    }
+
+    const subscribe = (m) => {
+      stop()
+      const cameraId = m.cameraId
+      if (typeof cameraId !== 'string' || cameraId === '') {
+        return sendError(cameraId, 'INVALID_INPUT', 'cameraId: missing (a string)')
+      }
+      let opts
+      try {
+        opts = { fps: optionalNumber(m.fps, 'fps', 0.1, 60) ?? 15 }
+        const maxWidth = optionalInt(m.maxWidth, 'maxWidth', 16, 16384)
+        if (maxWidth !== undefined) opts.maxWidth = maxWidth
+        const quality = optionalInt(m.quality, 'quality', 1, 100)
+        if (quality !== undefined) opts.quality = quality
+      } catch (e) {
+        return sendError(cameraId, e.code, e.message)
+      }
+      const binary = m.binary === true
+      try {
+        const mine = cameras.subscribe(cameraId, opts, (err, frame) => {
+          if (err) {
+            if (err.code === 'CLOSED') {
+              if (sub === mine) sub = null
+              sendError(cameraId, err.code, err.message)
+            }
+            return
+          }
+          // A frame of a subscription this socket has since replaced or ended.
+          if (sub !== mine || ws.readyState !== WebSocket.OPEN) return
+          if (ws.bufferedAmount > MAX_BUFFERED) {
+            metrics.counters.wsFramesSkipped++
+            return
+          }
+          const ts = loopTime()
+          ws.send(binary ? binaryFrame(cameraId, frame, ts) : textFrame(cameraId, frame, ts, opts))
+          metrics.counters.wsFramesSent++
+        })
+        sub = mine
+      } catch (e) {
+        sendError(cameraId, e.code || 'INTERNAL', e.message)
+      }
+    }
+
+    ws.on('message', (data, isBinary) => {
+      let m
+      try {
+        m = JSON.parse(isBinary ? Buffer.from(data).toString('utf8') : data.toString())
+      } catch {
+        return sendError(undefined, 'INVALID_INPUT', 'message: not valid JSON')
+      }
+      const action = m && typeof m === 'object' ? m.action : undefined
+      if (action === 'subscribe') subscribe(m)
+      else if (action === 'unsubscribe') stop()
+      else if (action === 'ping') ws.send('{"type":"pong"}')
+      else sendError(undefined, 'INVALID_INPUT', 'action: must be one of subscribe, unsubscribe, ping')
+    })
+    ws.on('close', () => {
+      stop()
+      metrics.gauges.wsClients--
+    })
+    ws.on('error', () => {})
+  })
+
+  return wss
+}
+
+module.exports = { attachWebSocket, pyFloat, textFrame, binaryFrame }
