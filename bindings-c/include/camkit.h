@@ -133,6 +133,14 @@ enum camkit_result
    * subscription's own callback.
    */
   CAMKIT_WOULD_DEADLOCK = 16,
+  /**
+   * The vision service (Moondream) kept answering 429 Too Many Requests.
+   */
+  CAMKIT_RATE_LIMITED = 17,
+  /**
+   * The vision service (Moondream) answered with an error; the message has its words.
+   */
+  CAMKIT_SERVICE_ERROR = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

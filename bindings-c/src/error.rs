@@ -52,12 +52,16 @@ pub enum camkit_result {
     /// The call would deadlock: `camkit_subscription_free` was called from inside that
     /// subscription's own callback.
     CAMKIT_WOULD_DEADLOCK = 16,
+    /// The vision service (Moondream) kept answering 429 Too Many Requests.
+    CAMKIT_RATE_LIMITED = 17,
+    /// The vision service (Moondream) answered with an error; the message has its words.
+    CAMKIT_SERVICE_ERROR = 18,
 }
 
 use camkit_result::*;
 
 /// Every result, in number order.
-pub(crate) const ALL_RESULTS: [camkit_result; 17] = [
+pub(crate) const ALL_RESULTS: [camkit_result; 19] = [
     CAMKIT_OK,
     CAMKIT_INVALID_INPUT,
     CAMKIT_NOT_FOUND,
@@ -75,6 +79,8 @@ pub(crate) const ALL_RESULTS: [camkit_result; 17] = [
     CAMKIT_NULL_ARGUMENT,
     CAMKIT_BUFFER_TOO_SMALL,
     CAMKIT_WOULD_DEADLOCK,
+    CAMKIT_RATE_LIMITED,
+    CAMKIT_SERVICE_ERROR,
 ];
 
 impl camkit_result {
@@ -98,6 +104,8 @@ impl camkit_result {
             ErrorKind::Closed => CAMKIT_CLOSED,
             ErrorKind::NoFrame => CAMKIT_NO_FRAME,
             ErrorKind::Internal => CAMKIT_INTERNAL,
+            ErrorKind::RateLimited => CAMKIT_RATE_LIMITED,
+            ErrorKind::ServiceError => CAMKIT_SERVICE_ERROR,
             // A kind added to core after this binding: still a failure, reported as
             // INTERNAL until it gets its own number (see the test `every_kind_has_a_result`).
             _ => CAMKIT_INTERNAL,
@@ -125,6 +133,8 @@ impl camkit_result {
             CAMKIT_NULL_ARGUMENT => "NULL_ARGUMENT\0",
             CAMKIT_BUFFER_TOO_SMALL => "BUFFER_TOO_SMALL\0",
             CAMKIT_WOULD_DEADLOCK => "WOULD_DEADLOCK\0",
+            CAMKIT_RATE_LIMITED => "RATE_LIMITED\0",
+            CAMKIT_SERVICE_ERROR => "SERVICE_ERROR\0",
         }
     }
 
@@ -152,6 +162,8 @@ impl camkit_result {
             CAMKIT_WOULD_DEADLOCK => {
                 "the call would deadlock (subscription freed from its own callback)\0"
             }
+            CAMKIT_RATE_LIMITED => "the vision service is rate limiting requests\0",
+            CAMKIT_SERVICE_ERROR => "the vision service answered with an error\0",
         }
     }
 }

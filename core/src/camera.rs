@@ -91,6 +91,12 @@ impl Camera {
 
     /// The latest picture as JPEG, decoding what the policy left undecoded.
     pub async fn snapshot(&self, opts: SnapshotOptions) -> Result<Frame> {
+        let pic = self.latest_picture().await?;
+        self.encode(pic, opts).await
+    }
+
+    /// The latest picture, decoded up to now (what a snapshot encodes), without encoding.
+    pub async fn latest_picture(&self) -> Result<Arc<crate::frame_cache::CachedPicture>> {
         let state = self.status.state();
         if state != CameraState::Streaming {
             let why = self
@@ -104,18 +110,22 @@ impl Camera {
             )
             .for_camera(&self.id));
         }
-        if self.demand.policy() == DecodePolicy::OnDemand && !self.demand.active() {
+        // Also catch up when nothing was decoded yet: a camera that first streams after a
+        // failed first attempt (persistent) is `Streaming` from its first keyframe, which
+        // the decode thread may not have decoded yet whatever the policy.
+        if (self.demand.policy() == DecodePolicy::OnDemand && !self.demand.active())
+            || self.cache.latest().is_none()
+        {
             self.catch_up().await?;
         }
         self.demand.extend_grace(SNAPSHOT_GRACE);
-        let pic = self.cache.latest().ok_or_else(|| {
+        self.cache.latest().ok_or_else(|| {
             Error::new(
                 ErrorKind::NoFrame,
                 "no picture decoded yet; retry in a moment",
             )
             .for_camera(&self.id)
-        })?;
-        self.encode(pic, opts).await
+        })
     }
 
     /// Asks the decode thread to decode everything buffered.

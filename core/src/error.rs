@@ -21,7 +21,7 @@ pub enum ErrorKind {
     NotFound,
     /// A camera with that id is already connected.
     AlreadyExists,
-    /// The camera refused the credentials (RTSP 401/403).
+    /// The camera refused the credentials (RTSP 401/403), or Moondream the API key (HTTP 401/403).
     Unauthorized,
     /// The camera could not be reached (connection refused, no route, DNS failure, closed mid-stream).
     Unreachable,
@@ -39,6 +39,12 @@ pub enum ErrorKind {
     NoFrame,
     /// A bug or resource failure inside camkit (thread spawn failed, …).
     Internal,
+    /// A remote service (Moondream) refused the call for too many requests (HTTP 429),
+    /// still after camkit's bounded retries.
+    RateLimited,
+    /// A remote service (Moondream) failed the call or answered something camkit cannot
+    /// read; the message carries the service's own words.
+    ServiceError,
 }
 
 impl ErrorKind {
@@ -57,11 +63,14 @@ impl ErrorKind {
             ErrorKind::Closed => "CLOSED",
             ErrorKind::NoFrame => "NO_FRAME",
             ErrorKind::Internal => "INTERNAL",
+            ErrorKind::RateLimited => "RATE_LIMITED",
+            ErrorKind::ServiceError => "SERVICE_ERROR",
         }
     }
 
-    /// Every kind, for bindings that enumerate them.
-    pub const ALL: [ErrorKind; 12] = [
+    /// Every kind, for bindings that enumerate them. New kinds are appended, never
+    /// inserted: bindings number them by position.
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidInput,
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
@@ -74,6 +83,8 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::NoFrame,
         ErrorKind::Internal,
+        ErrorKind::RateLimited,
+        ErrorKind::ServiceError,
     ];
 }
 
@@ -130,7 +141,8 @@ impl Error {
         &self.message
     }
 
-    pub(crate) fn closed() -> Self {
+    /// The error of a call on a closed manager.
+    pub fn closed() -> Self {
         Error::new(
             ErrorKind::Closed,
             "the camera manager is closed; create a new one",

@@ -23,13 +23,24 @@ pub struct CameraEvent {
 /// the oldest ones (and says so in the log) rather than holding memory for them.
 pub struct EventStream {
     pub(crate) rx: broadcast::Receiver<CameraEvent>,
+    pub(crate) closed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl EventStream {
-    /// The next event; `None` once the manager is closed.
+    /// The next event; `None` once the manager is closed (after the events already
+    /// queued) or dropped.
     pub async fn recv(&mut self) -> Option<CameraEvent> {
         loop {
-            match self.rx.recv().await {
+            let r = tokio::select! {
+                biased;
+                r = self.rx.recv() => Some(r),
+                _ = self.closed.wait_for(|c| *c) => None,
+            };
+            let Some(r) = r else {
+                // Closed: what was queued before the close, then the end.
+                return self.try_recv();
+            };
+            match r {
                 Ok(e) => return Some(e),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "event receiver fell behind; skipped events");

@@ -29,6 +29,7 @@ pub mod frame;
 mod frame_cache;
 pub mod jpeg;
 mod manager;
+pub mod moondream;
 pub mod picture;
 mod session;
 pub mod status;

@@ -47,7 +47,8 @@ struct Inner {
     group: Arc<SessionGroup>,
     handle: tokio::runtime::Handle,
     own_runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    closed: std::sync::atomic::AtomicBool,
+    /// `true` once closed; event streams watch it.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for CameraManager {
@@ -109,7 +110,7 @@ impl CameraManager {
                 group: Arc::new(SessionGroup::default()),
                 handle,
                 own_runtime: Mutex::new(own),
-                closed: std::sync::atomic::AtomicBool::new(false),
+                closed: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -120,14 +121,15 @@ impl CameraManager {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+        if *self.inner.closed.borrow() {
             Err(Error::closed())
         } else {
             Ok(())
         }
     }
 
-    fn camera(&self, id: &str) -> Result<Arc<Camera>> {
+    /// The camera with this id (for crate modules that work on one camera, e.g. `moondream`).
+    pub(crate) fn camera(&self, id: &str) -> Result<Arc<Camera>> {
         self.check_open()?;
         check_id(id)?;
         self.inner
@@ -142,7 +144,8 @@ impl CameraManager {
     ///
     /// On failure the camera is forgotten and the error says why (refused credentials,
     /// unreachable, timeout, unsupported codec …), unless `config.persistent` is set: then
-    /// the camera stays, retrying with backoff, and its status is returned. Connecting
+    /// the camera stays, retrying with backoff, and its status is returned (state
+    /// `reconnecting`, `last_error` saying why). Connecting
     /// several cameras at once runs concurrently.
     pub async fn connect(&self, config: CameraConfig) -> Result<CameraStatus> {
         self.check_open()?;
@@ -271,16 +274,13 @@ impl CameraManager {
     pub fn events(&self) -> EventStream {
         EventStream {
             rx: self.inner.events.subscribe(),
+            closed: self.inner.closed.subscribe(),
         }
     }
 
     /// Stops every camera and refuses further calls (`Closed`). Idempotent.
     pub fn close(&self) {
-        if self
-            .inner
-            .closed
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if self.inner.closed.send_replace(true) {
             return;
         }
         let cams: Vec<Arc<Camera>> = self.inner.cameras.write().drain().map(|(_, c)| c).collect();
@@ -291,7 +291,7 @@ impl CameraManager {
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(std::sync::atomic::Ordering::Acquire)
+        *self.inner.closed.borrow()
     }
 }
 

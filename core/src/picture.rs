@@ -194,7 +194,8 @@ mod tests {
         let f = p.to_full_range();
         assert!(f.full_range);
         assert_eq!(&f.y[..3], &[0, 255, 128]);
-        assert_eq!(f.u, vec![0, 128, 255, 0]);
+        // 16 maps to 0.5: rounds up.
+        assert_eq!(f.u, vec![1, 128, 255, 0]);
         // Already full: untouched.
         let mut g = f.clone();
         g.expand_range();
