@@ -112,7 +112,15 @@ fn failures_exit_with_a_reason() {
 #[test]
 fn demo_camera_and_probe() {
     let mut demo = Command::new(env!("CARGO_BIN_EXE_camkit"))
-        .args(["demo-camera", "--port", "0", "--width", "640", "--height", "360"])
+        .args([
+            "demo-camera",
+            "--port",
+            "0",
+            "--width",
+            "640",
+            "--height",
+            "360",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -132,7 +140,10 @@ fn demo_camera_and_probe() {
     assert!(o.status.success(), "{}", text(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["codec"], "h264");
-    assert_eq!((j["width"].as_u64(), j["height"].as_u64()), (Some(640), Some(360)));
+    assert_eq!(
+        (j["width"].as_u64(), j["height"].as_u64()),
+        (Some(640), Some(360))
+    );
     assert_eq!(j["transport"], "tcp");
     let fps = j["fps"].as_f64().unwrap();
     assert!((10.0..=20.0).contains(&fps), "fps {fps}");
