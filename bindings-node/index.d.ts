@@ -70,11 +70,18 @@ export declare class CameraManager {
   setDecodePolicy(id: string, policy: DecodePolicy): void
   /**
    * Stops every camera and ends every subscription and event listener; later calls fail
-   * with `'CLOSED'`. Idempotent.
+   * with `'CLOSED'`. No event callback runs after this returns; each subscription gets
+   * its last call, with `'CLOSED'`, soon after. Idempotent.
    */
   close(): void
   /** Whether `close()` was called. */
   get closed(): boolean
+  /**
+   * Moondream for this manager's cameras. Throws `INVALID_INPUT` naming the field when
+   * the options are not acceptable, e.g. the cloud without an API key (`apiKey` or
+   * `MOONDREAM_API_KEY`); `CLOSED` after `close()`.
+   */
+  moondream(options?: MoondreamOptions | undefined | null): Moondream
 }
 
 /**
@@ -94,15 +101,77 @@ export declare class DemoCamera {
 
 /** A state-change listener, returned by `CameraManager.onEvent()`. */
 export declare class EventListener {
-  /** Stops the deliveries. Idempotent. */
+  /**
+   * Stops the deliveries: no callback runs after this returns, not even one already
+   * queued. Idempotent.
+   */
   remove(): void
+}
+
+/**
+ * Moondream for the cameras of one `CameraManager`, from `cameras.moondream(options)`.
+ *
+ * Each call takes the camera's current picture (scaled so its long side is at most
+ * `maxImageSide`, 768 by default) and asks Moondream about it; the result says which
+ * picture (`seq`, `capturedAt`) it is about. Promises reject with `err.code`
+ * `'NOT_FOUND'` (no such camera), `'NO_FRAME'` (no picture yet), `'UNAUTHORIZED'` (the key
+ * was refused), `'RATE_LIMITED'` (429 after the retries), `'SERVICE_ERROR'` (Moondream's
+ * own message), `'TIMEOUT'`, `'UNREACHABLE'`, `'INVALID_INPUT'` (naming the field).
+ */
+export declare class Moondream {
+  /** The API's base URL in use (never with a key). */
+  get baseUrl(): string
+  /** Asks a question about the camera's current picture. */
+  query(cameraId: string, question: string): Promise<QueryResult>
+  /**
+   * Captions the camera's current picture (`options.length`: `'short'`, `'normal'`,
+   * `'long'`).
+   */
+  caption(cameraId: string, options?: CaptionOptions | undefined | null): Promise<CaptionResult>
+  /**
+   * Finds `object` ("person", "red car" …) in the camera's current picture: bounding
+   * boxes in 0–1 coordinates.
+   */
+  detect(cameraId: string, object: string): Promise<DetectResult>
+  /**
+   * Points at `object` in the camera's current picture: centre points in 0–1
+   * coordinates.
+   */
+  point(cameraId: string, object: string): Promise<PointResult>
+  /**
+   * Asks a question and streams the answer: `onChunk(text)` gets each piece as it
+   * arrives (the next only after it has returned); the promise resolves with the whole
+   * answer after the last piece. `onChunk` returning `false` abandons the answer (the
+   * promise resolves with the text so far); throwing abandons it and rejects the promise
+   * with what was thrown. A failure mid-answer rejects with its code.
+   */
+  queryStream(cameraId: string, question: string, onChunk: (text: string) => boolean | void): Promise<QueryResult>
+  /**
+   * Captions the camera's current picture, streaming the caption to `onChunk` as
+   * `queryStream` does.
+   */
+  captionStream(cameraId: string, options: CaptionOptions | undefined | null, onChunk: (text: string) => boolean | void): Promise<CaptionResult>
+  /**
+   * Asks `question` about the camera every `options.everyMs` and calls
+   * `callback(null, event)` when the answer differs from the previous one (the first
+   * answer always counts). Pictures that have not changed are not sent at all (see
+   * `onlyWhenChanged`, `changeThreshold`).
+   *
+   * A tick that fails calls `callback(err)` and the watch goes on (`RATE_LIMITED`,
+   * `SERVICE_ERROR`, `TIMEOUT`, `UNREACHABLE` …); after `UNAUTHORIZED` or
+   * `INVALID_INPUT` it ends. When the camera is disconnected or the manager closed, it
+   * ends with one last `callback(err)` whose code is `'CLOSED'`. Throws `NOT_FOUND` for
+   * an unknown camera, `INVALID_INPUT` for bad options. Dropping the returned object
+   * does not stop the watch: call `stop()`.
+   */
+  watch(cameraId: string, question: string, options: WatchOptions | undefined | null, callback: (err: Error | null, event: WatchEvent) => void): Watch
 }
 
 /** A live frame subscription, returned by `CameraManager.subscribe()`. */
 export declare class Subscription {
   /**
-   * Stops the deliveries; no callback runs after this returns except one already
-   * queued. Idempotent.
+   * Stops the deliveries: no callback runs after this returns, not even one already
+   * queued (nor the final `CLOSED` one). Idempotent.
    */
   unsubscribe(): void
   /** The camera this subscription follows. */
@@ -119,6 +188,26 @@ export declare class Subscription {
    * arrive while the callback is busy are skipped before they are encoded).
    */
   get dropped(): number
+}
+
+/** A running watch, from `moondream.watch()`. */
+export declare class Watch {
+  /**
+   * Stops the watch: no further calls to Moondream, and no callback runs after this
+   * returns, not even one already queued. Idempotent.
+   */
+  stop(): void
+  /**
+   * Whether the watch still runs (false after `stop()`, once the camera is gone, or
+   * after an error it cannot get past).
+   */
+  get running(): boolean
+  /** The camera watched. */
+  get cameraId(): string
+  /** The question asked. */
+  get question(): string
+  /** What the watch has done so far. */
+  get stats(): WatchStats
 }
 
 /**
@@ -225,6 +314,33 @@ export interface CameraStatus {
   lastError?: LastError
 }
 
+/** How long a caption should be. */
+export type CaptionLength = 'short' | 'normal' | 'long'
+
+/** Options of `caption` and `captionStream`. */
+export interface CaptionOptions {
+  /** `'short'`, `'normal'` (default) or `'long'`. */
+  length?: CaptionLength
+}
+
+/** A caption of a camera's picture. */
+export interface CaptionResult {
+  /** The camera captioned. */
+  cameraId: string
+  /** The sequence number of the picture captioned. */
+  seq: number
+  /** When camkit received that picture, in ms since the Unix epoch. */
+  capturedAt: number
+  /** Width of the picture sent, in pixels. */
+  width: number
+  /** Height of the picture sent, in pixels. */
+  height: number
+  /** The caption. */
+  caption: string
+  /** The cloud's id of the request (Moondream Station gives none). */
+  requestId?: string
+}
+
 /** When a camera's video is decoded. */
 export type DecodePolicy = 'onDemand' | 'continuous' | 'keyframes'
 
@@ -246,6 +362,39 @@ export interface DemoCameraOptions {
   username?: string
   /** See `username`. */
   password?: string
+}
+
+/**
+ * One object found by `detect`: its bounding box as fractions of the picture's width and
+ * height (0 = left/top, 1 = right/bottom).
+ */
+export interface DetectedObject {
+  /** Left edge, 0–1. */
+  xMin: number
+  /** Top edge, 0–1. */
+  yMin: number
+  /** Right edge, 0–1. */
+  xMax: number
+  /** Bottom edge, 0–1. */
+  yMax: number
+}
+
+/** The objects `detect` found in a camera's picture. */
+export interface DetectResult {
+  /** The camera asked about. */
+  cameraId: string
+  /** The sequence number of the picture searched. */
+  seq: number
+  /** When camkit received that picture, in ms since the Unix epoch. */
+  capturedAt: number
+  /** Width of the picture sent, in pixels. */
+  width: number
+  /** Height of the picture sent, in pixels. */
+  height: number
+  /** Every object found (empty when none). */
+  objects: Array<DetectedObject>
+  /** The cloud's id of the request (Moondream Station gives none). */
+  requestId?: string
 }
 
 /** A JPEG picture of one camera at one moment. */
@@ -282,6 +431,80 @@ export interface ManagerOptions {
   workerThreads?: number
 }
 
+/**
+ * Where Moondream is and how to talk to it. Every field is optional: without `baseUrl`
+ * the Moondream cloud is used, which needs `apiKey` (or `MOONDREAM_API_KEY` in the
+ * environment); a Moondream Station (`baseUrl: 'http://localhost:2020/v1'`) needs none.
+ */
+export interface MoondreamOptions {
+  /**
+   * The cloud API key. Default: the `MOONDREAM_API_KEY` environment variable. Never
+   * shown in any message.
+   */
+  apiKey?: string
+  /**
+   * The API's base URL up to and including `/v1`; default the cloud
+   * (`https://api.moondream.ai/v1`).
+   */
+  baseUrl?: string
+  /**
+   * Limit for one attempt (connect, send, receive the answer) in ms, 100–600000;
+   * default 30000.
+   */
+  timeoutMs?: number
+  /** Retries after 429 and 5xx answers, 0–10; default 2. */
+  maxRetries?: number
+  /**
+   * Pictures are sent with their long side scaled down to at most this, 64–4096;
+   * default 768.
+   */
+  maxImageSide?: number
+}
+
+/** One point found by `point`: fractions of the picture's width and height. */
+export interface Point {
+  /** 0 = left edge, 1 = right edge. */
+  x: number
+  /** 0 = top edge, 1 = bottom edge. */
+  y: number
+}
+
+/** The points `point` found in a camera's picture. */
+export interface PointResult {
+  /** The camera asked about. */
+  cameraId: string
+  /** The sequence number of the picture searched. */
+  seq: number
+  /** When camkit received that picture, in ms since the Unix epoch. */
+  capturedAt: number
+  /** Width of the picture sent, in pixels. */
+  width: number
+  /** Height of the picture sent, in pixels. */
+  height: number
+  /** Every point found (empty when none). */
+  points: Array<Point>
+  /** The cloud's id of the request (Moondream Station gives none). */
+  requestId?: string
+}
+
+/** The answer to a question about a camera's picture. */
+export interface QueryResult {
+  /** The camera asked about. */
+  cameraId: string
+  /** The sequence number of the picture answered about (as a frame's `seq`). */
+  seq: number
+  /** When camkit received that picture, in ms since the Unix epoch. */
+  capturedAt: number
+  /** Width of the picture sent, in pixels. */
+  width: number
+  /** Height of the picture sent, in pixels. */
+  height: number
+  /** Moondream's answer. */
+  answer: string
+  /** The cloud's id of the request (Moondream Station gives none). */
+  requestId?: string
+}
+
 /** How a snapshot is encoded. */
 export interface SnapshotOptions {
   /** Scale down to at most this many pixels wide (never up); default full size. */
@@ -311,3 +534,53 @@ export interface SubscribeOptions {
 
 /** How RTP packets travel from the camera. */
 export type Transport = 'tcp' | 'udp' | 'auto'
+
+/** A watched question whose answer changed. */
+export interface WatchEvent {
+  /** The camera watched. */
+  cameraId: string
+  /** The question asked. */
+  question: string
+  /** The new answer. */
+  answer: string
+  /** The answer before it (`null` for the first answer of the watch). */
+  previousAnswer?: string
+  /** The sequence number of the picture answered about. */
+  seq: number
+  /** When camkit received that picture, in ms since the Unix epoch. */
+  capturedAt: number
+  /** When the answer arrived, in ms since the Unix epoch. */
+  atMs: number
+}
+
+/** How a watch asks. */
+export interface WatchOptions {
+  /** Ask this often, in ms (100–86400000); default 5000. */
+  everyMs?: number
+  /**
+   * Skip asking when the picture has not changed enough since the last one sent;
+   * default true.
+   */
+  onlyWhenChanged?: boolean
+  /**
+   * The change that counts: mean absolute luma difference (0–255) from the last picture
+   * sent; default 1.0 (`stats.lastChange` shows a camera's scores, to tune it).
+   */
+  changeThreshold?: number
+}
+
+/** What a watch has done so far. */
+export interface WatchStats {
+  /** Calls made to Moondream. */
+  asked: number
+  /** Ticks skipped because the picture had not changed enough. */
+  skippedUnchanged: number
+  /** Ticks skipped because the camera had no picture (reconnecting). */
+  skippedNoPicture: number
+  /** Ticks that failed (each reported to the callback). */
+  errors: number
+  /** Answers that changed (each reported to the callback). */
+  events: number
+  /** The change score of the last picture compared (see `changeThreshold`). */
+  lastChange?: number
+}

@@ -27,8 +27,11 @@
  * Strings are NUL-terminated UTF-8. Strings passed in are copied; they only need to live
  * for the call. Strings returned are either static (camkit_version, camkit_result_name,
  * camkit_result_message, camkit_camera_state_name: never freed), owned by a handle (valid
- * until that handle is freed), or allocated for the caller (camkit_status_json: free with
- * camkit_string_free). Every caller buffer comes with its length in bytes.
+ * until that handle is freed), or allocated for the caller (camkit_status_json,
+ * camkit_moondream_query, camkit_moondream_caption: free with camkit_string_free). Arrays
+ * allocated for the caller (camkit_moondream_detect, camkit_moondream_point) come with
+ * their count and are freed with their own *_free(array, count). Every caller buffer
+ * comes with its length in bytes.
  *
  * Options structs: zero every field (or call the *_init function) for the defaults; a
  * zero number means "the default". Options pointers documented as nullable may be NULL.
@@ -41,7 +44,9 @@
  * that subscription's dedicated delivery thread, with `void *userdata` as its first
  * argument; it may call any camkit function except freeing its own subscription.
  * camkit_subscription_free waits for a running callback, and no callback runs after it
- * returns.
+ * returns. camkit_manager_close makes every later call on the manager fail with
+ * CAMKIT_CLOSED; camkit_manager_free waits for calls still running on other threads (they
+ * return CAMKIT_CLOSED soon), but no call may start once it has been called.
  */
 
 #ifndef CAMKIT_H
@@ -243,6 +248,35 @@ typedef uint32_t camkit_camera_state;
 #endif // __cplusplus
 
 /**
+ * How long a caption should be: the `length` argument of `camkit_moondream_caption`.
+ */
+enum camkit_caption_length
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A few sentences (the default).
+   */
+  CAMKIT_CAPTION_NORMAL = 0,
+  /**
+   * One short sentence.
+   */
+  CAMKIT_CAPTION_SHORT = 1,
+  /**
+   * A detailed description.
+   */
+  CAMKIT_CAPTION_LONG = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum camkit_caption_length camkit_caption_length;
+#else
+typedef uint32_t camkit_caption_length;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A running demo camera: a synthetic H.264 RTSP camera on 127.0.0.1 (colour band, clock,
  * moving box) at 15 fps, served by threads of its own. Freed by `camkit_demo_camera_free`.
  */
@@ -401,6 +435,84 @@ typedef struct camkit_subscribe_options {
  */
 typedef void (*camkit_frame_callback)(void *userdata, const struct camkit_frame *frame);
 
+/**
+ * Where Moondream is and how to talk to it. Fill it with `camkit_moondream_options_init`
+ * (or zero it: every zero is a default). Strings are only read during the call (NULL and
+ * `""` mean "not given").
+ *
+ * Without `base_url` the Moondream cloud (`https://api.moondream.ai/v1`) is used, which
+ * needs `api_key` or the `MOONDREAM_API_KEY` environment variable; a Moondream Station
+ * (`"http://localhost:2020/v1"`) needs no key.
+ */
+typedef struct camkit_moondream_options {
+  /**
+   * The API's base URL up to and including `/v1`; NULL = the cloud.
+   */
+  const char *base_url;
+  /**
+   * The cloud API key, sent as `X-Moondream-Auth`; NULL = `MOONDREAM_API_KEY`. Never
+   * shown in any message.
+   */
+  const char *api_key;
+  /**
+   * Limit for one attempt (connect, send, receive the answer) in ms, 100-600000;
+   * 0 = 30000.
+   */
+  uint32_t timeout_ms;
+  /**
+   * Retries after 429 Too Many Requests and 500/502/503/504, 1-10; 0 = 2 (see
+   * `no_retries`).
+   */
+  uint32_t max_retries;
+  /**
+   * Pictures are sent with their long side scaled down to at most this, 64-4096;
+   * 0 = 768.
+   */
+  uint32_t max_image_side;
+  /**
+   * Never retry (`max_retries` is then ignored).
+   */
+  bool no_retries;
+} camkit_moondream_options;
+
+/**
+ * One object found by `camkit_moondream_detect`: its bounding box, each coordinate a
+ * fraction of the picture's width or height (0 = left/top, 1 = right/bottom).
+ */
+typedef struct camkit_detection {
+  /**
+   * Left edge, 0-1.
+   */
+  double x_min;
+  /**
+   * Top edge, 0-1.
+   */
+  double y_min;
+  /**
+   * Right edge, 0-1.
+   */
+  double x_max;
+  /**
+   * Bottom edge, 0-1.
+   */
+  double y_max;
+} camkit_detection;
+
+/**
+ * One point found by `camkit_moondream_point`: fractions of the picture's width and
+ * height (0 = left/top, 1 = right/bottom).
+ */
+typedef struct camkit_point {
+  /**
+   * 0 = left edge, 1 = right edge.
+   */
+  double x;
+  /**
+   * 0 = top edge, 1 = bottom edge.
+   */
+  double y;
+} camkit_point;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -449,13 +561,30 @@ camkit_result camkit_manager_new(const struct camkit_manager_options *options,
                                  struct camkit_manager **out);
 
 /**
- * Disconnects every camera (waiting up to 3 s for their RTSP sessions to be torn down)
- * and frees the manager. NULL is a no-op.
+ * Closes the manager without freeing it: disconnects every camera (waiting up to 3 s for
+ * their RTSP sessions to be torn down), ends its subscriptions' callbacks, and makes every
+ * later call on it fail with `CAMKIT_CLOSED`. Calls running on other threads return soon
+ * (a blocked `camkit_connect` with `CAMKIT_CLOSED`). Idempotent; the manager must still be
+ * freed with `camkit_manager_free`.
+ *
+ * The way to shut down while other threads may still call the manager: close it, let
+ * those threads see `CAMKIT_CLOSED` and finish, then free it.
+ */
+camkit_result camkit_manager_close(const struct camkit_manager *mgr);
+
+/**
+ * Closes the manager (as `camkit_manager_close`) and frees it. NULL is a no-op.
+ *
+ * Calls already running on the manager in other threads (a `camkit_connect` waiting for a
+ * camera, a snapshot) are not cut off from under them: they return soon, with
+ * `CAMKIT_CLOSED` or their result, and this function waits for them before it releases
+ * the manager. No call may *start* on the manager once this function has been called:
+ * the handle is gone (use `camkit_manager_close` first when other threads may still call).
  *
  * Subscriptions may still be live: their cameras stop, so their callbacks stop soon, but
  * each must still be freed with `camkit_subscription_free`; the manager's runtime threads
  * end when the last of them is freed. Frames and statuses stay valid until freed. May be
- * called from a subscription callback. The manager must not be used after this call.
+ * called from a subscription callback.
  */
 void camkit_manager_free(struct camkit_manager *mgr);
 
@@ -597,7 +726,8 @@ camkit_result camkit_status_json(const struct camkit_manager *mgr,
                                  size_t *out_len);
 
 /**
- * Frees a string returned by camkit (`camkit_status_json`). NULL is a no-op.
+ * Frees a string returned by camkit (`camkit_status_json`, `camkit_moondream_query`,
+ * `camkit_moondream_caption`). NULL is a no-op.
  */
 void camkit_string_free(char *s);
 
@@ -739,6 +869,88 @@ uint16_t camkit_demo_camera_port(const struct camkit_demo_camera *cam);
  * threads) and frees it. NULL is a no-op.
  */
 void camkit_demo_camera_free(struct camkit_demo_camera *cam);
+
+/**
+ * Fills `options` with the defaults: NULL strings (the cloud, the key from
+ * `MOONDREAM_API_KEY`), `timeout_ms` 30000, `max_retries` 2, `max_image_side` 768,
+ * `no_retries` false. `CAMKIT_NULL_ARGUMENT` when `options` is NULL.
+ */
+camkit_result camkit_moondream_options_init(struct camkit_moondream_options *options);
+
+/**
+ * Asks Moondream a question about camera `camera_id`'s current picture, blocking the
+ * calling thread, and stores the answer in `*out_answer` (NUL-terminated UTF-8; free it
+ * with `camkit_string_free`) and its length without the NUL in `*out_len` (`out_len` may
+ * be NULL).
+ *
+ * The picture sent is the camera's latest, scaled so its long side is at most
+ * `max_image_side`. `options` may be NULL for the defaults (the cloud, with the key from
+ * `MOONDREAM_API_KEY`). Each call opens its own connection to Moondream. The wait is
+ * bounded by `timeout_ms` per attempt, the retries and their waits.
+ *
+ * Failures: `CAMKIT_NOT_FOUND` (no such camera), `CAMKIT_NO_FRAME` (no picture yet),
+ * `CAMKIT_UNAUTHORIZED` (the key was refused: check `MOONDREAM_API_KEY`),
+ * `CAMKIT_RATE_LIMITED` (429 after the retries), `CAMKIT_SERVICE_ERROR` (Moondream's own
+ * message), `CAMKIT_TIMEOUT`, `CAMKIT_UNREACHABLE`, `CAMKIT_INVALID_INPUT` (naming the
+ * field: `question`, `base_url`, `api_key`, `timeout_ms` ...). The key never appears in a
+ * message.
+ */
+camkit_result camkit_moondream_query(const struct camkit_manager *mgr,
+                                     const struct camkit_moondream_options *options,
+                                     const char *camera_id,
+                                     const char *question,
+                                     char **out_answer,
+                                     size_t *out_len);
+
+/**
+ * Captions camera `camera_id`'s current picture, as `camkit_moondream_query` asks: the
+ * caption goes to `*out_caption` (free it with `camkit_string_free`) and its length to
+ * `*out_len` (may be NULL). `length` is a `camkit_caption_length`; any other value gives
+ * `CAMKIT_INVALID_INPUT`.
+ */
+camkit_result camkit_moondream_caption(const struct camkit_manager *mgr,
+                                       const struct camkit_moondream_options *options,
+                                       const char *camera_id,
+                                       uint32_t length,
+                                       char **out_caption,
+                                       size_t *out_len);
+
+/**
+ * Finds `object` ("person", "red car" ...) in camera `camera_id`'s current picture, as
+ * `camkit_moondream_query` asks: the bounding boxes go to `*out_array` (free it with
+ * `camkit_detections_free(array, count)`) and their number to `*out_count`. No object
+ * found is a success with `*out_array` NULL and `*out_count` 0.
+ */
+camkit_result camkit_moondream_detect(const struct camkit_manager *mgr,
+                                      const struct camkit_moondream_options *options,
+                                      const char *camera_id,
+                                      const char *object,
+                                      struct camkit_detection **out_array,
+                                      size_t *out_count);
+
+/**
+ * Frees the array of `camkit_moondream_detect`, passing the count it gave. NULL is a
+ * no-op.
+ */
+void camkit_detections_free(struct camkit_detection *array, size_t count);
+
+/**
+ * Finds the centre points of `object` in camera `camera_id`'s current picture, as
+ * `camkit_moondream_detect` does: the points go to `*out_array` (free it with
+ * `camkit_points_free(array, count)`) and their number to `*out_count`.
+ */
+camkit_result camkit_moondream_point(const struct camkit_manager *mgr,
+                                     const struct camkit_moondream_options *options,
+                                     const char *camera_id,
+                                     const char *object,
+                                     struct camkit_point **out_array,
+                                     size_t *out_count);
+
+/**
+ * Frees the array of `camkit_moondream_point`, passing the count it gave. NULL is a
+ * no-op.
+ */
+void camkit_points_free(struct camkit_point *array, size_t count);
 
 #ifdef __cplusplus
 }  // extern "C"

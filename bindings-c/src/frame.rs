@@ -7,7 +7,7 @@ use camkit::{Frame, SnapshotOptions};
 
 use crate::error::{camkit_result, FfiError};
 use crate::ffi::{arg_ref, arg_str, block_on, free_handle, into_handle, Out};
-use crate::manager::camkit_manager;
+use crate::manager::{camkit_manager, manager_arg};
 
 /// One JPEG picture of a camera. Immutable; may be read from any thread.
 ///
@@ -71,7 +71,7 @@ pub unsafe extern "C" fn camkit_snapshot(
         // SAFETY: the caller's pointers, per the conventions (`options` nullable).
         let (m, id, options, out) = unsafe {
             (
-                arg_ref(mgr, "mgr")?,
+                manager_arg(mgr)?,
                 arg_str(id, "id")?,
                 options.as_ref(),
                 Out::new(out, "out")?,

@@ -37,6 +37,8 @@ mod subscription;
 
 mod demo_camera;
 
+mod moondream;
+
 use std::os::raw::c_char;
 
 /// The library version, NUL-terminated.

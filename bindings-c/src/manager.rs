@@ -1,8 +1,9 @@
 //! `camkit_manager`: the cameras of one application, and the blocking calls on them.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::os::raw::c_char;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use camkit::{CameraManager, ManagerOptions};
@@ -26,9 +27,99 @@ pub struct camkit_manager {
     pub(crate) cameras: CameraManager,
     /// Each connected camera's RTSP timeout: the default bound of its snapshots.
     rtsp_timeouts: Mutex<HashMap<String, Duration>>,
+    /// The calls running on this manager, which `camkit_manager_free` waits for.
+    calls: Mutex<Calls>,
+    /// Signalled when the last running call ends while the manager is being freed.
+    calls_ended: Condvar,
+}
+
+#[derive(Default)]
+struct Calls {
+    running: usize,
+    freeing: bool,
+}
+
+/// A call running on a manager, from [`manager_arg`] to its drop: `camkit_manager_free`
+/// does not release the manager while one exists.
+pub(crate) struct ManagerCall<'a>(&'a camkit_manager);
+
+impl Deref for ManagerCall<'_> {
+    type Target = camkit_manager;
+
+    fn deref(&self) -> &camkit_manager {
+        self.0
+    }
+}
+
+impl Drop for ManagerCall<'_> {
+    fn drop(&mut self) {
+        let mut calls = self.0.lock_calls();
+        calls.running -= 1;
+        if calls.running == 0 && calls.freeing {
+            self.0.calls_ended.notify_all();
+        }
+    }
+}
+
+fn closed_error() -> FfiError {
+    FfiError::new(
+        camkit_result::CAMKIT_CLOSED,
+        "the camera manager was closed (camkit_manager_close) or is being freed \
+         (camkit_manager_free); create a new one",
+    )
+}
+
+/// The `mgr` argument of a call on an open manager, counted as running until dropped.
+/// `CAMKIT_CLOSED` once the manager is closed or being freed.
+///
+/// # Safety
+/// `mgr` is NULL or a manager from `camkit_manager_new` whose free has not returned (the
+/// conventions).
+pub(crate) unsafe fn manager_arg<'a>(
+    mgr: *const camkit_manager,
+) -> Result<ManagerCall<'a>, FfiError> {
+    // SAFETY: per this function's contract.
+    let call = unsafe { manager_call(mgr) }?;
+    if call.cameras.is_closed() {
+        return Err(closed_error());
+    }
+    Ok(call)
+}
+
+/// As [`manager_arg`], but also for a closed manager (for `camkit_manager_close`).
+///
+/// # Safety
+/// As [`manager_arg`].
+unsafe fn manager_call<'a>(mgr: *const camkit_manager) -> Result<ManagerCall<'a>, FfiError> {
+    // SAFETY: per this function's contract.
+    let m = unsafe { arg_ref(mgr, "mgr") }?;
+    let mut calls = m.lock_calls();
+    if calls.freeing {
+        return Err(closed_error());
+    }
+    calls.running += 1;
+    Ok(ManagerCall(m))
 }
 
 impl camkit_manager {
+    /// The call counter; nothing panics while holding it, so poisoning is ignored.
+    fn lock_calls(&self) -> MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops every camera (waiting up to [`FREE_TEARDOWN`] for their sessions to end) and
+    /// refuses further calls. Idempotent.
+    fn close(&self) {
+        let cameras = &self.cameras;
+        if !cameras.is_closed() {
+            let _ = block_on(cameras.runtime(), async {
+                tokio::time::timeout(FREE_TEARDOWN, cameras.disconnect_all()).await
+            });
+        }
+        cameras.close();
+        self.forget(None);
+    }
+
     /// The bound on a snapshot of `id` when the caller gave none.
     pub(crate) fn snapshot_timeout(&self, id: &str) -> Duration {
         self.rtsp_timeouts
@@ -95,32 +186,65 @@ pub unsafe extern "C" fn camkit_manager_new(
         out.write(into_handle(camkit_manager {
             cameras,
             rtsp_timeouts: Mutex::new(HashMap::new()),
+            calls: Mutex::default(),
+            calls_ended: Condvar::new(),
         }));
         Ok(())
     })
 }
 
-/// Disconnects every camera (waiting up to 3 s for their RTSP sessions to be torn down)
-/// and frees the manager. NULL is a no-op.
+/// Closes the manager without freeing it: disconnects every camera (waiting up to 3 s for
+/// their RTSP sessions to be torn down), ends its subscriptions' callbacks, and makes every
+/// later call on it fail with `CAMKIT_CLOSED`. Calls running on other threads return soon
+/// (a blocked `camkit_connect` with `CAMKIT_CLOSED`). Idempotent; the manager must still be
+/// freed with `camkit_manager_free`.
+///
+/// The way to shut down while other threads may still call the manager: close it, let
+/// those threads see `CAMKIT_CLOSED` and finish, then free it.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_manager_close(mgr: *const camkit_manager) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointer, per the conventions.
+        let m = unsafe { manager_call(mgr) }?;
+        m.close();
+        Ok(())
+    })
+}
+
+/// Closes the manager (as `camkit_manager_close`) and frees it. NULL is a no-op.
+///
+/// Calls already running on the manager in other threads (a `camkit_connect` waiting for a
+/// camera, a snapshot) are not cut off from under them: they return soon, with
+/// `CAMKIT_CLOSED` or their result, and this function waits for them before it releases
+/// the manager. No call may *start* on the manager once this function has been called:
+/// the handle is gone (use `camkit_manager_close` first when other threads may still call).
 ///
 /// Subscriptions may still be live: their cameras stop, so their callbacks stop soon, but
 /// each must still be freed with `camkit_subscription_free`; the manager's runtime threads
 /// end when the last of them is freed. Frames and statuses stay valid until freed. May be
-/// called from a subscription callback. The manager must not be used after this call.
+/// called from a subscription callback.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_manager_free(mgr: *mut camkit_manager) {
     ffi_boundary!(value, {
         if mgr.is_null() {
             return;
         }
-        // SAFETY: non-NULL, from camkit_manager_new, and this is its one free (the
-        // conventions).
+        {
+            // SAFETY: non-NULL, from camkit_manager_new, not freed yet (the conventions).
+            let m = unsafe { &*mgr };
+            m.lock_calls().freeing = true;
+            m.close();
+            let mut calls = m.lock_calls();
+            while calls.running > 0 {
+                calls = m
+                    .calls_ended
+                    .wait(calls)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        // SAFETY: from camkit_manager_new, and this is its one free (the conventions); no
+        // call is running on it any more, and none may start.
         let m = unsafe { Box::from_raw(mgr) };
-        let cameras = &m.cameras;
-        let _ = block_on(cameras.runtime(), async {
-            tokio::time::timeout(FREE_TEARDOWN, cameras.disconnect_all()).await
-        });
-        cameras.close();
         // Dropping the last CameraManager clone (subscriptions hold clones) shuts the
         // runtime down.
         drop(m);
@@ -147,7 +271,7 @@ pub unsafe extern "C" fn camkit_connect(
 ) -> camkit_result {
     ffi_boundary!(result, {
         // SAFETY: the caller's pointers, per the conventions.
-        let m = unsafe { arg_ref(mgr, "mgr") }?;
+        let m = unsafe { manager_arg(mgr) }?;
         // SAFETY: as above; `out` is nullable.
         let out = unsafe { Out::optional(out) };
         // SAFETY: as above.
@@ -197,7 +321,7 @@ pub unsafe extern "C" fn camkit_disconnect(
 ) -> camkit_result {
     ffi_boundary!(result, {
         // SAFETY: the caller's pointers, per the conventions.
-        let m = unsafe { arg_ref(mgr, "mgr") }?;
+        let m = unsafe { manager_arg(mgr) }?;
         // SAFETY: as above.
         let id = unsafe { arg_str(id, "id") }?;
         let cameras = &m.cameras;
@@ -212,7 +336,7 @@ pub unsafe extern "C" fn camkit_disconnect(
 pub unsafe extern "C" fn camkit_disconnect_all(mgr: *const camkit_manager) -> camkit_result {
     ffi_boundary!(result, {
         // SAFETY: the caller's pointer, per the conventions.
-        let m = unsafe { arg_ref(mgr, "mgr") }?;
+        let m = unsafe { manager_arg(mgr) }?;
         let cameras = &m.cameras;
         block_on(cameras.runtime(), cameras.disconnect_all())?;
         m.forget(None);

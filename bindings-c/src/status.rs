@@ -7,8 +7,8 @@ use std::os::raw::c_char;
 use camkit::{CameraState, CameraStatus};
 
 use crate::error::{camkit_result, FfiError};
-use crate::ffi::{arg_ref, arg_str, cstring, free_handle, into_handle, Out};
-use crate::manager::camkit_manager;
+use crate::ffi::{arg_str, cstring, free_handle, into_handle, Out};
+use crate::manager::{camkit_manager, manager_arg};
 
 /// Where a camera is in its life.
 #[repr(u32)]
@@ -80,13 +80,8 @@ pub unsafe extern "C" fn camkit_status_get(
 ) -> camkit_result {
     ffi_boundary!(result, {
         // SAFETY: the caller's pointers, per the conventions.
-        let (m, id, out) = unsafe {
-            (
-                arg_ref(mgr, "mgr")?,
-                arg_str(id, "id")?,
-                Out::new(out, "out")?,
-            )
-        };
+        let (m, id, out) =
+            unsafe { (manager_arg(mgr)?, arg_str(id, "id")?, Out::new(out, "out")?) };
         let status = m.cameras.status(id)?;
         out.write(into_handle(camkit_status::new(status)));
         Ok(())
@@ -280,7 +275,7 @@ pub unsafe extern "C" fn camkit_status_json(
         // SAFETY: the caller's pointers, per the conventions.
         let (m, out, out_len) = unsafe {
             (
-                arg_ref(mgr, "mgr")?,
+                manager_arg(mgr)?,
                 Out::new(out, "out")?,
                 Out::optional(out_len),
             )
@@ -309,13 +304,14 @@ pub unsafe extern "C" fn camkit_status_json(
     })
 }
 
-/// Frees a string returned by camkit (`camkit_status_json`). NULL is a no-op.
+/// Frees a string returned by camkit (`camkit_status_json`, `camkit_moondream_query`,
+/// `camkit_moondream_caption`). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_string_free(s: *mut c_char) {
     ffi_boundary!(value, {
         if !s.is_null() {
-            // SAFETY: from CString::into_raw in camkit_status_json, freed once (the
-            // conventions).
+            // SAFETY: from CString::into_raw (camkit_status_json, the Moondream calls),
+            // freed once (the conventions).
             drop(unsafe { CString::from_raw(s) });
         }
     })

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::error::{camkit_result, FfiError};
 use crate::ffi::{arg_ref, arg_str, into_handle, Out};
 use crate::frame::{camkit_frame, encoding};
-use crate::manager::camkit_manager;
+use crate::manager::{camkit_manager, manager_arg};
 
 /// Called with each frame of a subscription, on the subscription's own delivery thread
 /// (one thread per subscription, never the caller's thread and never two calls at once
@@ -97,7 +97,7 @@ pub unsafe extern "C" fn camkit_subscribe(
         // SAFETY: the caller's pointers, per the conventions (`options` nullable).
         let (m, id, options, out) = unsafe {
             (
-                arg_ref(mgr, "mgr")?,
+                manager_arg(mgr)?,
                 arg_str(id, "id")?,
                 options.as_ref(),
                 Out::new(out, "out")?,

@@ -396,3 +396,314 @@ fn callable_inside_a_runtime_and_subscription_outlives_manager() {
     });
     assert!(frames.load(Ordering::SeqCst) > 0);
 }
+
+/// A demo camera for one test, and its URL as a C string.
+struct Demo {
+    cam: *mut camkit_demo_camera,
+    url: [c_char; 128],
+}
+
+impl Demo {
+    fn start(width: u32, height: u32) -> Demo {
+        let mut cam = null_mut();
+        let mut url = [0 as c_char; 128];
+        // SAFETY: valid pointers and lengths.
+        unsafe {
+            assert_eq!(
+                camkit_demo_camera_start(0, width, height, &mut cam),
+                CAMKIT_OK,
+                "{}",
+                last_error()
+            );
+            assert_eq!(
+                camkit_demo_camera_url(cam, url.as_mut_ptr(), url.len(), null_mut()),
+                CAMKIT_OK
+            );
+        }
+        Demo { cam, url }
+    }
+
+    /// A config for camera `id` (a NUL-terminated literal) on this demo camera.
+    fn config(&self, id: &'static CStr) -> camkit_camera_config {
+        // SAFETY: an all-zero config is the documented default.
+        let mut cfg = unsafe { std::mem::zeroed::<camkit_camera_config>() };
+        cfg.id = id.as_ptr();
+        cfg.url = self.url.as_ptr();
+        cfg
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // SAFETY: started in `Demo::start`, freed once.
+        unsafe { camkit_demo_camera_free(self.cam) }
+    }
+}
+
+fn new_manager() -> *mut camkit_manager {
+    let mut mgr = null_mut();
+    let opts = camkit_manager_options { worker_threads: 1 };
+    // SAFETY: valid pointers.
+    assert_eq!(unsafe { camkit_manager_new(&opts, &mut mgr) }, CAMKIT_OK);
+    mgr
+}
+
+/// After `camkit_manager_close` every call on the manager fails with `CAMKIT_CLOSED`
+/// (never a crash), closing again is fine, its subscriptions stop delivering, and the
+/// handle is still freed normally.
+#[test]
+fn every_call_after_close_fails_with_closed() {
+    let demo = Demo::start(128, 96);
+    let mgr = new_manager();
+    let frames = AtomicU32::new(0);
+    // SAFETY: valid pointers throughout; every handle freed once.
+    unsafe {
+        let cfg = demo.config(c"d");
+        assert_eq!(
+            camkit_connect(mgr, &cfg, null_mut()),
+            CAMKIT_OK,
+            "{}",
+            last_error()
+        );
+        let mut sub = null_mut();
+        let userdata = &frames as *const AtomicU32 as *mut c_void;
+        assert_eq!(
+            camkit_subscribe(
+                mgr,
+                c"d".as_ptr(),
+                null(),
+                Some(count_only),
+                userdata,
+                &mut sub
+            ),
+            CAMKIT_OK
+        );
+        assert_eq!(camkit_manager_close(mgr), CAMKIT_OK);
+        assert_eq!(camkit_manager_close(mgr), CAMKIT_OK, "idempotent");
+
+        let mut status = null_mut();
+        let mut frame = null_mut();
+        let mut json = null_mut();
+        let mut sub2 = null_mut();
+        let results = [
+            camkit_connect(mgr, &demo.config(c"e"), &mut status),
+            camkit_disconnect(mgr, c"d".as_ptr()),
+            camkit_disconnect_all(mgr),
+            camkit_snapshot(mgr, c"d".as_ptr(), null(), &mut frame),
+            camkit_subscribe(
+                mgr,
+                c"d".as_ptr(),
+                null(),
+                Some(count_only),
+                userdata,
+                &mut sub2,
+            ),
+            camkit_status_get(mgr, c"d".as_ptr(), &mut status),
+            camkit_status_json(mgr, null(), &mut json, null_mut()),
+            camkit_status_json(mgr, c"d".as_ptr(), &mut json, null_mut()),
+        ];
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r, CAMKIT_CLOSED, "call {i}: {}", last_error());
+        }
+        assert!(last_error().contains("closed"), "{}", last_error());
+        assert!(status.is_null() && frame.is_null() && json.is_null() && sub2.is_null());
+
+        // The subscription's camera is gone: its callbacks stop.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let n = frames.load(Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(frames.load(Ordering::SeqCst), n, "frames after close");
+        assert_eq!(camkit_subscription_free(sub), CAMKIT_OK);
+        camkit_manager_free(mgr);
+    }
+}
+
+/// A manager whose cameras were all disconnected answers every call normally: unknown ids
+/// are `CAMKIT_NOT_FOUND`, the list is empty, and the ids can be connected again.
+#[test]
+fn calls_on_a_manager_whose_cameras_were_all_disconnected() {
+    let demo = Demo::start(128, 96);
+    let mgr = new_manager();
+    // SAFETY: valid pointers throughout; every handle freed once.
+    unsafe {
+        assert_eq!(
+            camkit_connect(mgr, &demo.config(c"a"), null_mut()),
+            CAMKIT_OK
+        );
+        assert_eq!(
+            camkit_connect(mgr, &demo.config(c"b"), null_mut()),
+            CAMKIT_OK
+        );
+        assert_eq!(camkit_disconnect_all(mgr), CAMKIT_OK);
+        assert_eq!(camkit_disconnect_all(mgr), CAMKIT_OK);
+        let mut frame = null_mut();
+        let mut status = null_mut();
+        let mut sub = null_mut();
+        assert_eq!(
+            camkit_snapshot(mgr, c"a".as_ptr(), null(), &mut frame),
+            CAMKIT_NOT_FOUND
+        );
+        assert_eq!(
+            camkit_status_get(mgr, c"b".as_ptr(), &mut status),
+            CAMKIT_NOT_FOUND
+        );
+        assert_eq!(camkit_disconnect(mgr, c"a".as_ptr()), CAMKIT_NOT_FOUND);
+        assert_eq!(
+            camkit_subscribe(
+                mgr,
+                c"a".as_ptr(),
+                null(),
+                Some(count_only),
+                null_mut(),
+                &mut sub
+            ),
+            CAMKIT_NOT_FOUND
+        );
+        let mut json = null_mut();
+        assert_eq!(
+            camkit_status_json(mgr, null(), &mut json, null_mut()),
+            CAMKIT_OK
+        );
+        assert_eq!(cstr(json), "[]");
+        camkit_string_free(json);
+        assert_eq!(
+            camkit_connect(mgr, &demo.config(c"a"), null_mut()),
+            CAMKIT_OK
+        );
+        assert_eq!(
+            camkit_snapshot(mgr, c"a".as_ptr(), null(), &mut frame),
+            CAMKIT_OK
+        );
+        camkit_frame_free(frame);
+        camkit_manager_free(mgr);
+    }
+}
+
+/// `camkit_manager_free` while other threads are blocked inside calls on the manager
+/// (connects to a camera that accepts and never answers): the calls return promptly with
+/// `CAMKIT_CLOSED` instead of touching a freed manager, and free waits for them (it
+/// returns long before their RTSP timeout).
+#[test]
+fn free_while_calls_are_running_on_other_threads() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds every connection without a word: a camera that hangs.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mgr = new_manager() as usize;
+    let ids: [&'static CStr; 3] = [c"hang0", c"hang1", c"hang2"];
+    let callers: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            std::thread::spawn(move || {
+                // SAFETY: an all-zero config is the default; the strings are literals.
+                let mut cfg = unsafe { std::mem::zeroed::<camkit_camera_config>() };
+                cfg.id = id.as_ptr();
+                cfg.host = c"127.0.0.1".as_ptr();
+                cfg.port = port;
+                cfg.rtsp_timeout_ms = 20_000;
+                let t0 = std::time::Instant::now();
+                // SAFETY: the manager is live when this call starts (it is freed only
+                // after the calls have started, see below).
+                let r = unsafe { camkit_connect(mgr as *const camkit_manager, &cfg, null_mut()) };
+                (r, t0.elapsed())
+            })
+        })
+        .collect();
+    // Let the calls start and block on the silent camera.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let t0 = std::time::Instant::now();
+    // SAFETY: from camkit_manager_new, freed once; no call starts after this.
+    unsafe { camkit_manager_free(mgr as *mut camkit_manager) };
+    let free_took = t0.elapsed();
+    for c in callers {
+        let (r, took) = c.join().unwrap();
+        assert_eq!(r, CAMKIT_CLOSED, "a call running during free");
+        assert!(took.as_secs() < 8, "a call took {took:?}");
+    }
+    assert!(free_took.as_secs() < 8, "free took {free_took:?}");
+}
+
+struct Watch {
+    frames: AtomicU32,
+    in_callback: AtomicBool,
+    freed: AtomicBool,
+    late: AtomicU32,
+}
+
+unsafe extern "C" fn slow_watch(userdata: *mut c_void, _frame: *const camkit_frame) {
+    // SAFETY: the test's Watch, alive until after every subscription is freed.
+    let w = unsafe { &*(userdata as *const Watch) };
+    w.in_callback.store(true, Ordering::SeqCst);
+    if w.freed.load(Ordering::SeqCst) {
+        w.late.fetch_add(1, Ordering::SeqCst);
+    }
+    w.frames.fetch_add(1, Ordering::SeqCst);
+    // A slow callback, so that free often lands while one is running.
+    std::thread::sleep(std::time::Duration::from_millis(25));
+    w.in_callback.store(false, Ordering::SeqCst);
+}
+
+/// Once `camkit_subscription_free` returns no callback of that subscription is running or
+/// starts, with frames flowing at 15 fps and a callback that takes a while: free waits for
+/// a running callback and stops the delivery thread before the next one.
+#[test]
+fn no_callback_after_subscription_free_at_15_fps() {
+    let demo = Demo::start(128, 96);
+    let mgr = new_manager();
+    let w = Watch {
+        frames: AtomicU32::new(0),
+        in_callback: AtomicBool::new(false),
+        freed: AtomicBool::new(false),
+        late: AtomicU32::new(0),
+    };
+    let userdata = &w as *const Watch as *mut c_void;
+    // SAFETY: valid pointers throughout; every handle freed once.
+    unsafe {
+        let mut cfg = demo.config(c"d");
+        cfg.decode = camkit_decode_policy::CAMKIT_DECODE_CONTINUOUS;
+        assert_eq!(
+            camkit_connect(mgr, &cfg, null_mut()),
+            CAMKIT_OK,
+            "{}",
+            last_error()
+        );
+        let opts = camkit_subscribe_options {
+            fps: 15.0,
+            max_width: 0,
+            quality: 0,
+        };
+        for round in 0..8 {
+            w.freed.store(false, Ordering::SeqCst);
+            let before = w.frames.load(Ordering::SeqCst);
+            let mut sub = null_mut();
+            let r = camkit_subscribe(
+                mgr,
+                c"d".as_ptr(),
+                &opts,
+                Some(slow_watch),
+                userdata,
+                &mut sub,
+            );
+            assert_eq!(r, CAMKIT_OK, "{}", last_error());
+            let t0 = std::time::Instant::now();
+            while w.frames.load(Ordering::SeqCst) < before + 2 && t0.elapsed().as_secs() < 5 {
+                std::thread::sleep(std::time::Duration::from_millis(1 + round % 7));
+            }
+            assert_eq!(camkit_subscription_free(sub), CAMKIT_OK);
+            w.freed.store(true, Ordering::SeqCst);
+            assert!(
+                !w.in_callback.load(Ordering::SeqCst),
+                "a callback was running after free returned"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert_eq!(w.late.load(Ordering::SeqCst), 0, "callbacks after free");
+        assert!(w.frames.load(Ordering::SeqCst) >= 16);
+        camkit_manager_free(mgr);
+    }
+}

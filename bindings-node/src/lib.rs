@@ -1,8 +1,9 @@
 //! camkit for Node.js: IP cameras (RTSP/H.264) to JPEG frames, in-process.
 //!
 //! The npm package `camkit` (this crate, built with `napi build`) exports `CameraManager`,
-//! its `Subscription` and `EventListener`, and `startDemoCamera()`; `index.d.ts` has the
-//! types. Conventions:
+//! its `Subscription` and `EventListener`, `startDemoCamera()`, and `Moondream` (visual
+//! reasoning about a camera's picture, from `cameras.moondream()`) with its `Watch`;
+//! `index.d.ts` has the types. Conventions:
 //!
 //! - Camera operations return promises; the work runs on a tokio runtime, never on the JS
 //!   thread ([`promise`]).
@@ -16,12 +17,14 @@ mod config;
 mod demo;
 mod error;
 mod manager;
+mod moondream;
 mod promise;
 mod status;
 mod subscription;
 
 pub use demo::{start_demo_camera, DemoCamera};
 pub use manager::CameraManager;
+pub use moondream::{Moondream, Watch};
 pub use subscription::{EventListener, Subscription};
 
 /// One tokio runtime for the module, shared by napi-rs (promises) and, by default, every

@@ -7,13 +7,12 @@ use napi::bindgen_prelude::{PromiseRaw, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use tokio::task::AbortHandle;
 
 use crate::config::{CameraConfig, ManagerOptions, SnapshotOptions, SubscribeOptions};
 use crate::error::{self, convert, to_napi};
 use crate::promise;
 use crate::status::{CameraStatus, Frame};
-use crate::subscription::{EventListener, Subscription};
+use crate::subscription::{gate, EventListener, Stopper, Subscription};
 
 /// The cameras of one application: connect, disconnect, status, snapshots, subscriptions.
 ///
@@ -28,9 +27,9 @@ use crate::subscription::{EventListener, Subscription};
 #[napi]
 pub struct CameraManager {
     inner: camkit::CameraManager,
-    /// Event listener tasks, ended by `close()` (camera subscriptions end by themselves
-    /// when their camera stops).
-    listeners: Arc<Mutex<Vec<AbortHandle>>>,
+    /// Event listeners, ended by `close()` (camera subscriptions end by themselves, with
+    /// a last `CLOSED` call, when their camera stops).
+    listeners: Arc<Mutex<Vec<Stopper>>>,
 }
 
 fn closed() -> Error {
@@ -198,6 +197,7 @@ impl CameraManager {
     )]
     pub fn subscribe(
         &self,
+        env: &Env,
         id: String,
         options: Unknown,
         callback: Unknown,
@@ -208,23 +208,23 @@ impl CameraManager {
             .inner
             .subscribe(&id, options.into_core())
             .map_err(|e| to_napi(&e))?;
-        let callback = convert(callback, "callback").map_err(|e| to_napi(&e))?;
+        let callback = gate(env, callback).map_err(|e| to_napi(&e))?;
         Ok(Subscription::start(self.inner.runtime(), id, sub, callback))
     }
 
     /// Calls `callback(event)` on every state change of any camera of this manager, until
     /// `remove()` or `close()`.
     #[napi(ts_args_type = "callback: (event: CameraEvent) => void")]
-    pub fn on_event(&self, callback: Unknown) -> error::Result<EventListener> {
+    pub fn on_event(&self, env: &Env, callback: Unknown) -> error::Result<EventListener> {
         if self.inner.is_closed() {
             return Err(to_napi(&closed()));
         }
         let callback = function_arg(callback)?;
-        let callback = convert(callback, "callback").map_err(|e| to_napi(&e))?;
+        let callback = gate(env, callback).map_err(|e| to_napi(&e))?;
         let listener = EventListener::start(self.inner.runtime(), self.inner.events(), callback);
         let mut listeners = self.listeners.lock();
         listeners.retain(|h| !h.is_finished());
-        listeners.push(listener.abort_handle());
+        listeners.push(listener.stopper());
         Ok(listener)
     }
 
@@ -238,12 +238,13 @@ impl CameraManager {
     }
 
     /// Stops every camera and ends every subscription and event listener; later calls fail
-    /// with `'CLOSED'`. Idempotent.
+    /// with `'CLOSED'`. No event callback runs after this returns; each subscription gets
+    /// its last call, with `'CLOSED'`, soon after. Idempotent.
     #[napi]
     pub fn close(&self) {
         self.inner.close();
         for h in self.listeners.lock().drain(..) {
-            h.abort();
+            h.stop();
         }
     }
 
@@ -251,6 +252,13 @@ impl CameraManager {
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.inner.is_closed()
+    }
+}
+
+impl CameraManager {
+    /// The camkit manager behind this object, for methods defined in other modules.
+    pub(crate) fn core(&self) -> &camkit::CameraManager {
+        &self.inner
     }
 }
 

@@ -9,16 +9,26 @@
 //! and never a backlog, and frames never pile up in the JS queue. It also keeps a slow
 //! callback from starving the event loop: Node dispatches up to 1000 queued thread-safe
 //! calls in one go, so a producer that kept the queue full would hold the JS thread there.
+//!
+//! `unsubscribe()` and `remove()` are final: no callback runs once they have returned, not
+//! even a call already waiting in the thread-safe function's queue. The thread-safe function
+//! does not call the user's callback directly but a small native function ([`gate`]) that
+//! checks, on the JS thread, a flag those methods set on the JS thread, and calls the
+//! user's callback only while it is open. (Aborting the task alone cannot recall a queued
+//! call.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use camkit::{Error, ErrorKind, EventStream};
+use napi::bindgen_prelude::{
+    FromNapiValue, Function, FunctionCallContext, JsValuesTupleIntoVec, TypeName, Unknown,
+};
 use napi::threadsafe_function::{
     ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
 };
-use napi::Status;
+use napi::{sys, Env, JsValue, Status};
 use napi_derive::napi;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -47,6 +57,65 @@ pub type EventCallback = ThreadsafeFunction<
     EVENT_QUEUE,
 >;
 
+/// Closed by `unsubscribe()` / `remove()` on the JS thread; read by [`gate`]'s function on
+/// the JS thread before each call of the user's callback.
+pub type Gate = Arc<AtomicBool>;
+
+/// Arguments of a call, passed on unchanged from the gate function to the user's callback.
+struct RawArgs(Vec<sys::napi_value>);
+
+impl JsValuesTupleIntoVec for RawArgs {
+    fn into_vec(self, _env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
+        Ok(self.0)
+    }
+}
+
+/// Wraps the user's JS function `callback` in a native function that calls it, with the
+/// same arguments, only while the returned [`Gate`] is open, and makes the thread-safe
+/// function `C` from that wrapper. An exception thrown by the callback passes through.
+///
+/// The wrapper holds the callback by reference; both are released when the thread-safe
+/// function is (the wrapper's finalizer drops the reference, on the JS thread).
+pub fn gate<C: FromNapiValue + TypeName>(
+    env: &Env,
+    callback: Unknown<'_>,
+) -> camkit::Result<(C, Gate)> {
+    let closed = Gate::default();
+    let wrapped = (|| -> napi::Result<C> {
+        // SAFETY: a live handle of this call's scope, on the JS thread; the caller checked
+        // that it is a function.
+        let user = unsafe {
+            Function::<RawArgs, UnknownReturnValue>::from_napi_value(env.raw(), callback.raw())
+        }?
+        .create_ref()?;
+        let flag = Arc::clone(&closed);
+        let wrapper = env.create_function_from_closure::<RawArgs, (), _>(
+            "camkitCallback",
+            move |ctx: FunctionCallContext| {
+                if flag.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                let args = ctx
+                    .arguments::<Unknown>()?
+                    .iter()
+                    .map(|a| a.raw())
+                    .collect();
+                user.borrow_back(ctx.env)?.call(RawArgs(args))?;
+                Ok(())
+            },
+        )?;
+        // SAFETY: the wrapper was just created in this scope, on the JS thread.
+        unsafe { C::from_napi_value(env.raw(), wrapper.raw()) }
+    })();
+    let callback = wrapped.map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("callback: cannot prepare it for calls from camkit's threads: {e}"),
+        )
+    })?;
+    Ok((callback, closed))
+}
+
 #[derive(Default)]
 struct Counters {
     active: AtomicBool,
@@ -60,15 +129,17 @@ pub struct Subscription {
     camera_id: String,
     task: AbortHandle,
     counters: Arc<Counters>,
+    gate: Gate,
 }
 
 impl Subscription {
-    /// Starts delivering `sub`'s frames to `callback` from a task on `runtime`.
+    /// Starts delivering `sub`'s frames to `callback` (made by [`gate`], with its `gate`)
+    /// from a task on `runtime`.
     pub fn start(
         runtime: &Handle,
         camera_id: String,
         mut sub: camkit::Subscription,
-        callback: FrameCallback,
+        (callback, gate): (FrameCallback, Gate),
     ) -> Self {
         let counters = Arc::new(Counters::default());
         counters.active.store(true, Ordering::Release);
@@ -123,16 +194,18 @@ impl Subscription {
             camera_id,
             task: task.abort_handle(),
             counters,
+            gate,
         }
     }
 }
 
 #[napi]
 impl Subscription {
-    /// Stops the deliveries; no callback runs after this returns except one already
-    /// queued. Idempotent.
+    /// Stops the deliveries: no callback runs after this returns, not even one already
+    /// queued (nor the final `CLOSED` one). Idempotent.
     #[napi]
     pub fn unsubscribe(&self) {
+        self.gate.store(true, Ordering::Release);
         self.task.abort();
         self.counters.active.store(false, Ordering::Release);
     }
@@ -167,12 +240,37 @@ impl Subscription {
 /// A state-change listener, returned by `CameraManager.onEvent()`.
 #[napi]
 pub struct EventListener {
+    stopper: Stopper,
+}
+
+/// Ends an event listener: its task, and (through its gate) calls already queued.
+#[derive(Clone)]
+pub struct Stopper {
     task: AbortHandle,
+    gate: Gate,
+}
+
+impl Stopper {
+    /// Stops the listener. Call on the JS thread: the gate is read there.
+    pub fn stop(&self) {
+        self.gate.store(true, Ordering::Release);
+        self.task.abort();
+    }
+
+    /// Whether the listener has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
 }
 
 impl EventListener {
-    /// Starts delivering `events` to `callback` from a task on `runtime`.
-    pub fn start(runtime: &Handle, mut events: EventStream, callback: EventCallback) -> Self {
+    /// Starts delivering `events` to `callback` (made by [`gate`], with its `gate`) from a
+    /// task on `runtime`.
+    pub fn start(
+        runtime: &Handle,
+        mut events: EventStream,
+        (callback, gate): (EventCallback, Gate),
+    ) -> Self {
         let task = runtime.spawn(async move {
             while let Some(event) = events.recv().await {
                 match callback.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) {
@@ -185,20 +283,25 @@ impl EventListener {
             }
         });
         EventListener {
-            task: task.abort_handle(),
+            stopper: Stopper {
+                task: task.abort_handle(),
+                gate,
+            },
         }
     }
 
-    pub(crate) fn abort_handle(&self) -> AbortHandle {
-        self.task.clone()
+    /// What ends this listener (for the manager's `close()`).
+    pub(crate) fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 }
 
 #[napi]
 impl EventListener {
-    /// Stops the deliveries. Idempotent.
+    /// Stops the deliveries: no callback runs after this returns, not even one already
+    /// queued. Idempotent.
     #[napi]
     pub fn remove(&self) {
-        self.task.abort();
+        self.stopper.stop();
     }
 }

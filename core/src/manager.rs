@@ -154,6 +154,9 @@ impl CameraManager {
         let persistent = config.persistent;
         let first = {
             let mut cams = self.inner.cameras.write();
+            // Again under the lock: `close()` sets the flag, then drains the map under this
+            // lock, so a camera inserted here after a `close()` would never be stopped.
+            self.check_open()?;
             if cams.contains_key(&id) {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,

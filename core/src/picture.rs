@@ -35,11 +35,13 @@ impl Picture {
     /// Copies strided planes into a packed picture.
     ///
     /// `y`, `u`, `v` hold at least `stride * rows` bytes each (the last row may be short).
+    /// `None` when they do not, or when the picture is empty (OpenH264 returns a 0-wide
+    /// picture for some damaged SPS; found by the `h264_decode` fuzz target).
     pub fn from_strided(width: u32, height: u32, planes: [(&[u8], usize); 3]) -> Option<Picture> {
         let (cw, ch) = Self::chroma_dims(width, height);
         let copy = |(src, stride): (&[u8], usize), w: u32, h: u32| -> Option<Vec<u8>> {
             let (w, h) = (w as usize, h as usize);
-            if stride < w || h == 0 || src.len() < stride * (h - 1) + w {
+            if w == 0 || h == 0 || stride < w || src.len() < stride * (h - 1) + w {
                 return None;
             }
             let mut out = Vec::with_capacity(w * h);
@@ -236,6 +238,9 @@ mod tests {
         assert_eq!(p.y, vec![0, 1, 2, 4, 5, 6]);
         assert_eq!(p.u, vec![1, 2]);
         assert!(Picture::from_strided(3, 2, [(&y[..5], 4), (&u, 2), (&v, 2)]).is_none());
+        // Empty pictures are refused (OpenH264 made a 0x16 one from a damaged SPS).
+        assert!(Picture::from_strided(0, 16, [(&y, 4), (&u, 2), (&v, 2)]).is_none());
+        assert!(Picture::from_strided(4, 0, [(&y, 4), (&u, 2), (&v, 2)]).is_none());
     }
 
     #[test]

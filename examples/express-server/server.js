@@ -7,6 +7,9 @@
 // Environment: PORT (default 5000), HOST (default 127.0.0.1; 0.0.0.0 to serve the network),
 // CAMKIT_CAMERAS_FILE / CAMKIT_CAMERAS (cameras to connect at start, see src/config.js),
 // CAMKIT_DEMO (1: also start the demo camera; 0: never), CAMKIT_DEMO_SIZE (default 1280x720).
+// MOONDREAM_API_KEY or MOONDREAM_URL enable /api/moondream (see src/routes/moondream.js).
+// CAMKIT_API_TOKEN, CAMKIT_CORS_ORIGINS (src/security.js) and CAMKIT_ALLOWED_CAMERA_NETS
+// (src/allowlist.js) restrict who may use the API and which cameras it may reach.
 // Without configured cameras the built-in demo camera is started and connected as `demo`.
 const http = require('node:http')
 const path = require('node:path')
@@ -14,9 +17,12 @@ const express = require('express')
 
 const { CameraManager, startDemoCamera } = require('../../bindings-node')
 const { camerasRouter } = require('./src/routes/cameras')
+const { moondreamRouter } = require('./src/routes/moondream')
 const { attachWebSocket } = require('./src/ws')
 const { createMetrics, renderMetrics } = require('./src/metrics')
-const { errorMiddleware } = require('./src/errors')
+const { errorMiddleware, BODY_LIMIT } = require('./src/errors')
+const security = require('./src/security')
+const { createAllowlist } = require('./src/allowlist')
 const cameraConfig = require('./src/config')
 
 function defaultLog (msg) {
@@ -27,13 +33,17 @@ function defaultLog (msg) {
  * Starts the server. Resolves once it listens and its start-up cameras are connected (or
  * have failed, which is logged). Options: port, host, cameras (camkit configs; default from
  * the environment), demo (true / false / 'auto': when no camera is configured), demoSize,
- * log.
+ * log, security ({apiToken, corsOrigins}: override CAMKIT_API_TOKEN / CAMKIT_CORS_ORIGINS),
+ * allowedCameraNets (overrides CAMKIT_ALLOWED_CAMERA_NETS).
  */
 async function start (opts = {}) {
   const log = opts.log || defaultLog
   const port = opts.port ?? 5000
   const host = opts.host ?? '127.0.0.1'
   const configured = opts.cameras !== undefined ? opts.cameras : cameraConfig.fromEnv()
+  // Bad security settings stop the start: never run more open than configured.
+  const access = { ...security.securityFromEnv(), ...opts.security }
+  const allowlist = createAllowlist(opts.allowedCameraNets ?? process.env.CAMKIT_ALLOWED_CAMERA_NETS)
   const demoWanted = opts.demo === true || ((opts.demo ?? 'auto') === 'auto' && !(configured && configured.length))
 
   const cameras = new CameraManager()
@@ -44,31 +54,39 @@ async function start (opts = {}) {
 
   const app = express()
   app.disable('x-powered-by')
-  app.use(express.json({ limit: '64kb' }))
+  app.use(security.securityHeaders())
+  app.use(security.cors(access.corsOrigins))
   app.get('/health', (req, res) => {
     res.json({ status: 'ok', activeCameras: cameras.list().length })
   })
+  // Public without the token: /health and the viewer's static files (no camera data).
+  app.use(['/api', '/metrics'], security.requireToken(access.apiToken))
+  app.use(express.json({ limit: BODY_LIMIT }))
   app.get('/metrics', (req, res) => {
     // Written raw: res.send() would reorder the parameters of this exact content type.
     res.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
     res.end(Buffer.from(renderMetrics(cameras, metrics)))
   })
-  app.use('/api/cameras', camerasRouter({ cameras, metrics, log }))
-  // Room for the next routes, e.g. app.use('/api/moondream', require('./src/routes/moondream')).
+  app.use('/api/cameras', camerasRouter({ cameras, metrics, log, allowlist }))
+  app.use('/api/moondream', moondreamRouter({ cameras, log }))
   app.use('/api', (req, res) => {
     res.status(404).json({ error: `no such API route: ${req.method} ${req.originalUrl.split('?')[0]}`, code: 'NOT_FOUND' })
   })
   app.use(express.static(path.join(__dirname, 'public')))
+  app.use((req, res) => {
+    res.status(404).json({ error: `no such route: ${req.method} ${req.originalUrl.split('?')[0]}`, code: 'NOT_FOUND' })
+  })
   app.use(errorMiddleware(log))
 
   const server = http.createServer(app)
-  const wss = attachWebSocket(server, { cameras, metrics })
+  const wss = attachWebSocket(server, { cameras, metrics, apiToken: access.apiToken, corsOrigins: access.corsOrigins })
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, resolve)
   })
   const actualPort = server.address().port
   log(`camkit express server listening on http://${host}:${actualPort} (WebSocket ws://${host}:${actualPort}/ws)`)
+  log(`access: ${security.describeSecurity(access)}; ${allowlist ? allowlist.describe() : 'cameras: any host (no CAMKIT_ALLOWED_CAMERA_NETS)'}`)
 
   let demo = null
   const toConnect = [...(configured || [])]

@@ -7,16 +7,31 @@
 //!   check that a JPEG produced by camkit really shows the colour bars the server sent.
 //! * [`SilentServer`] and [`closed_port_url`]: servers that misbehave in the two common
 //!   ways (accept and never answer; refuse the connection) for timeout and error tests.
+//!   (The demo camera's `faults` module covers the misbehaviour that needs a real RTSP
+//!   server.)
+//! * [`ProcStats`]: RSS, threads and open descriptors of this process, for soak tests.
+//! * [`mutate`]: a fixed-seed input mutator that runs the fuzz targets on stable Rust.
+//! * [`MoondreamMock`]: a Moondream API (cloud or Station flavour) on loopback that checks
+//!   every request (auth, JSON fields, the picture) and answers as scripted, for tests
+//!   that need no internet.
 //!
 //! Missing system packages are reported as errors naming the `apt-get` command that installs
 //! them; nothing here skips a test quietly.
 
 mod gst;
 mod jpeg_check;
+mod moondream_mock;
+pub mod mutate;
+mod proc_stats;
 mod silent_server;
 mod smpte;
 
 pub use gst::{GstServer, GstServerOptions, APT_PACKAGES};
 pub use jpeg_check::{assert_color_near, decode_jpeg_rgb, mean_rgb};
+pub use moondream_mock::{
+    Flavour, MoondreamMock, RecordedRequest, Reply, DETECT_BOX, MAX_SIDE as MOONDREAM_MAX_SIDE,
+    POINT,
+};
+pub use proc_stats::ProcStats;
 pub use silent_server::{closed_port_url, SilentServer};
 pub use smpte::{assert_smpte_bars, smpte_bar_centers, smpte_bar_centers_scaled, SMPTE_BAR_NAMES};

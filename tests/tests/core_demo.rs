@@ -303,7 +303,14 @@ async fn ids_and_close() {
         .unwrap();
     let ids: Vec<String> = cams.list().into_iter().map(|s| s.id).collect();
     assert_eq!(ids, ["x", "y"]);
+    let mut events = cams.events();
     cams.close();
+    // The event stream ends with the manager (after anything already queued).
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while events.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "event stream ends on close");
     assert_eq!(
         cams.snapshot("x", SnapshotOptions::full())
             .await

@@ -40,7 +40,7 @@ pub(crate) struct EncodedFrame {
 }
 
 /// The H.264 parameter sets, for the SDP.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ParameterSets {
     pub sps: Bytes,
     pub pps: Bytes,
@@ -67,6 +67,9 @@ struct CtlState {
     force_idr: bool,
     /// The thread must exit.
     stop: bool,
+    /// Fault injection: restart the encoder at this size (new SPS/PPS, in-band at the next
+    /// IDR and in the SDP of later `DESCRIBE`s).
+    resize: Option<(u32, u32)>,
 }
 
 /// State shared between the encoder thread, the RTSP sessions and the [`super::DemoCamera`].
@@ -79,6 +82,9 @@ pub(crate) struct EncoderShared {
     /// Fault injection: encode but send nothing (a camera whose video stalls while its
     /// RTSP side still answers).
     video_paused: std::sync::atomic::AtomicBool,
+    /// The parameter sets in force (for the SDP); replaced when the encoder restarts at
+    /// another size.
+    params: Mutex<Option<ParameterSets>>,
 }
 
 impl EncoderShared {
@@ -133,6 +139,33 @@ impl EncoderShared {
         }
     }
 
+    /// Restarts the encoder at another picture size: the next access unit is an IDR with
+    /// new SPS/PPS. The size must already be validated.
+    pub(crate) fn resize(&self, width: u32, height: u32) {
+        self.state.lock().resize = Some((width, height));
+        self.wake.notify_all();
+    }
+
+    /// The SPS/PPS in force, once the encoder has produced them.
+    pub(crate) fn params(&self) -> Option<ParameterSets> {
+        self.params.lock().clone()
+    }
+
+    /// Shared state with no encoder thread behind it (the request fuzzer's camera): PLAY
+    /// works, but no picture ever comes.
+    pub(crate) fn detached(params: ParameterSets) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(1);
+        Arc::new(EncoderShared {
+            state: Mutex::new(CtlState::default()),
+            wake: Condvar::new(),
+            frames_encoded: AtomicU64::new(0),
+            tx,
+            epoch: Instant::now(),
+            video_paused: std::sync::atomic::AtomicBool::new(false),
+            params: Mutex::new(Some(params)),
+        })
+    }
+
     /// Tells the thread to exit (it finishes the picture in progress, if any).
     pub(crate) fn stop(&self) {
         self.state.lock().stop = true;
@@ -161,7 +194,6 @@ fn rtp_time(epoch: Instant, at: Instant) -> u32 {
 /// The running encoder thread.
 pub(crate) struct EncoderHandle {
     pub shared: Arc<EncoderShared>,
-    pub params: ParameterSets,
     pub thread: std::thread::JoinHandle<()>,
 }
 
@@ -176,6 +208,7 @@ pub(crate) async fn spawn(settings: EncoderSettings) -> Result<EncoderHandle> {
         tx,
         epoch: Instant::now(),
         video_paused: std::sync::atomic::AtomicBool::new(false),
+        params: Mutex::new(None),
     });
     let (ready_tx, ready_rx) = oneshot::channel();
     let thread_shared = Arc::clone(&shared);
@@ -189,11 +222,10 @@ pub(crate) async fn spawn(settings: EncoderSettings) -> Result<EncoderHandle> {
             )
         })?;
     match ready_rx.await {
-        Ok(Ok(params)) => Ok(EncoderHandle {
-            shared,
-            params,
-            thread,
-        }),
+        Ok(Ok(params)) => {
+            *shared.params.lock() = Some(params);
+            Ok(EncoderHandle { shared, thread })
+        }
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -355,9 +387,15 @@ fn run(
         let force_idr = {
             let mut s = shared.state.lock();
             // Idle: sleep until a client plays (zero CPU).
-            while !s.stop && s.playing == 0 {
+            while !s.stop && s.playing == 0 && s.resize.is_none() {
                 next_tick = None;
                 shared.wake.wait(&mut s);
+            }
+            if let Some((width, height)) = s.resize.take().filter(|_| !s.stop) {
+                let playing = s.playing > 0;
+                drop(s);
+                restart(&mut pipeline, &shared, width, height, playing);
+                continue;
             }
             // Pace to the frame rate.
             if let Some(t) = next_tick {
@@ -401,6 +439,76 @@ fn run(
         }
     }
     tracing::debug!("demo camera encoder stopped");
+}
+
+/// Replaces the pipeline by one at `width`x`height` and encodes its first picture (an IDR
+/// with the new SPS/PPS), which goes to the viewers when there are any. On failure the old
+/// pipeline stays.
+fn restart(pipeline: &mut Pipeline, shared: &EncoderShared, width: u32, height: u32, send: bool) {
+    let settings = EncoderSettings {
+        width,
+        height,
+        ..pipeline.settings.clone()
+    };
+    let mut next = match Pipeline::new(settings) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, width, height, "demo camera: cannot restart the encoder");
+            return;
+        }
+    };
+    next.frame_no = pipeline.frame_no;
+    match next.encode(shared.epoch, true) {
+        Ok(frame) => {
+            shared.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            if let Some(p) = next.params.clone() {
+                *shared.params.lock() = Some(p);
+            }
+            *pipeline = next;
+            tracing::info!(
+                width,
+                height,
+                "demo camera: encoder restarted at a new size"
+            );
+            if send && !frame.nals.is_empty() && !shared.video_paused.load(Ordering::Relaxed) {
+                let _ = shared.tx.send(Arc::new(frame));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, width, height, "demo camera: cannot restart the encoder");
+        }
+    }
+}
+
+/// See [`super::sample_access_units`].
+pub(crate) fn sample_access_units(width: u32, height: u32, count: usize) -> Result<Vec<Vec<u8>>> {
+    let mut p = Pipeline::new(EncoderSettings {
+        width,
+        height,
+        fps: 15,
+        bitrate_bps: 300_000,
+        gop_frames: 1000,
+        queue_frames: 1,
+    })?;
+    let epoch = Instant::now();
+    let mut out = Vec::with_capacity(count);
+    // Rate control may skip a picture now and then; give up rather than loop forever.
+    for i in 0..count * 4 + 8 {
+        if out.len() == count {
+            break;
+        }
+        let f = p.encode(epoch, i == 0)?;
+        if f.nals.is_empty() {
+            continue;
+        }
+        let mut au = Vec::new();
+        for n in &f.nals {
+            au.extend_from_slice(&[0, 0, 0, 1]);
+            au.extend_from_slice(n);
+        }
+        out.push(au);
+    }
+    Ok(out)
 }
 
 /// Encodes `n` pictures back to back, then `n` forced IDRs; returns (ms per P picture, ms

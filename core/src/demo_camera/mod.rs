@@ -9,6 +9,10 @@
 //! Pictures are rendered and encoded (openh264) on one dedicated thread, at the configured
 //! frame rate, only while at least one client is playing; with no client it uses no CPU.
 //!
+//! For testing clients, the camera can be told to misbehave on cue and to stop again: see
+//! [`faults`] ([`DemoCamera::set_faults`], [`DemoCamera::drop_connections`],
+//! [`DemoCamera::set_resolution`], [`DemoCamera::set_video_paused`]).
+//!
 //! ```no_run
 //! # async fn demo() -> camkit::Result<()> {
 //! use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
@@ -20,6 +24,7 @@
 //! ```
 
 mod encoder;
+pub mod faults;
 mod picture;
 mod rtp;
 mod rtsp;
@@ -35,6 +40,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::{Error, ErrorKind, Result};
+use faults::{FaultState, Faults};
 
 /// The fixed colour band: `(name, [r, g, b])` in order left to right.
 ///
@@ -146,14 +152,7 @@ fn validate(opts: &DemoCameraOptions) -> Result<String> {
             t.to_owned()
         }
     };
-    for (field, v, max) in [("width", opts.width, 3840), ("height", opts.height, 2160)] {
-        if !(64..=max).contains(&v) || v % 2 != 0 {
-            return Err(Error::invalid(
-                field,
-                format!("{v} must be an even number from 64 to {max}"),
-            ));
-        }
-    }
+    check_size(opts.width, opts.height)?;
     if !(1..=60).contains(&opts.fps) {
         return Err(Error::invalid(
             "fps",
@@ -175,6 +174,19 @@ fn validate(opts: &DemoCameraOptions) -> Result<String> {
         }
     }
     Ok(path)
+}
+
+/// Checks a picture size: even, 64 to 3840 wide, 64 to 2160 high.
+fn check_size(width: u32, height: u32) -> Result<()> {
+    for (field, v, max) in [("width", width, 3840), ("height", height, 2160)] {
+        if !(64..=max).contains(&v) || v % 2 != 0 {
+            return Err(Error::invalid(
+                field,
+                format!("{v} must be an even number from 64 to {max}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Kernel send buffer of client connections. Bounded (instead of autotuned up to megabytes)
@@ -206,6 +218,7 @@ pub struct DemoCamera {
     local_addr: SocketAddr,
     path: String,
     encoder: Arc<encoder::EncoderShared>,
+    faults: Arc<FaultState>,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     encoder_thread: Option<std::thread::JoinHandle<()>>,
@@ -286,13 +299,14 @@ impl DemoCamera {
             queue_frames,
         })
         .await?;
+        let faults = Arc::new(FaultState::new());
         let cfg = Arc::new(rtsp::ServerConfig {
             base_path: path.clone(),
             credentials: opts.credentials.clone(),
             fps: opts.fps,
             bitrate_bps: opts.bitrate_bps,
-            params: enc.params.clone(),
             encoder: Arc::clone(&enc.shared),
+            faults: Arc::clone(&faults),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = runtime.spawn(rtsp::serve(listener, cfg, shutdown_rx));
@@ -300,6 +314,7 @@ impl DemoCamera {
             local_addr,
             path,
             encoder: enc.shared,
+            faults,
             shutdown,
             server: Some(server),
             encoder_thread: Some(enc.thread),
@@ -350,6 +365,44 @@ impl DemoCamera {
         self.encoder.set_video_paused(paused);
     }
 
+    /// Fault injection (for testing): misbehave as `faults` says, from the next request or
+    /// frame of every connection on, until replaced or [cleared](Self::clear_faults). See
+    /// [`faults`].
+    pub fn set_faults(&self, faults: Faults) {
+        tracing::info!(url = %self.url(), ?faults, "demo camera: faults set");
+        self.faults.set(faults);
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults.get()
+    }
+
+    /// Ends every fault set with [`set_faults`](Self::set_faults): the camera behaves again.
+    /// (A paused video stays paused; see [`set_video_paused`](Self::set_video_paused).)
+    pub fn clear_faults(&self) {
+        self.set_faults(Faults::none());
+    }
+
+    /// Fault injection (for testing): closes every client connection now, mid-stream or
+    /// not, as a camera that reboots or drops its clients does. The camera keeps listening.
+    pub fn drop_connections(&self) {
+        tracing::info!(url = %self.url(), "demo camera: dropping every connection");
+        self.faults.hang_up_all();
+    }
+
+    /// Fault injection (for testing): restarts the encoder at another picture size, as a
+    /// camera whose settings were changed does. Playing clients get an IDR with new SPS/PPS
+    /// in-band; later `DESCRIBE`s describe the new size.
+    ///
+    /// Errors: [`ErrorKind::InvalidInput`] for a size [`DemoCameraOptions`] would refuse.
+    pub fn set_resolution(&self, width: u32, height: u32) -> Result<()> {
+        check_size(width, height)?;
+        tracing::info!(url = %self.url(), width, height, "demo camera: new resolution");
+        self.encoder.resize(width, height);
+        Ok(())
+    }
+
     /// Pictures encoded so far (one at startup, then one per frame interval while someone
     /// plays).
     pub(crate) fn frames_encoded(&self) -> u64 {
@@ -385,4 +438,21 @@ impl Drop for DemoCamera {
         }
         self.encoder.stop();
     }
+}
+
+/// Parses `data` as what a client sends a demo camera and answers every request in it, as
+/// a connection does but without a socket or an encoder: the request fuzzer's entry point
+/// (`fuzz/`). The first byte picks the faults in force. Returns what the connection would
+/// have sent, one entry per answer. Never panics, whatever the input.
+#[doc(hidden)]
+pub fn fuzz_rtsp_requests(data: &[u8]) -> Vec<Vec<u8>> {
+    rtsp::fuzz_requests(data)
+}
+
+/// `count` access units of the demo picture at `width`x`height`, Annex B with 4-byte start
+/// codes, the first an IDR with SPS/PPS: real H.264 for decoder tests and fuzz corpora.
+#[doc(hidden)]
+pub fn sample_access_units(width: u32, height: u32, count: usize) -> Result<Vec<Vec<u8>>> {
+    check_size(width, height)?;
+    encoder::sample_access_units(width, height, count)
 }

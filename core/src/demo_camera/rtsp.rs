@@ -20,18 +20,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use super::encoder::{EncodedFrame, EncoderShared, ParameterSets, ViewerGuard};
+use super::encoder::{EncodedFrame, EncoderShared, ViewerGuard};
+use super::faults::{self, AnnouncedCodec, Audio, FaultState, Reply, SessionSlot};
 use super::rtp::{ntp_time, Packetizer};
 
-/// What the server answers with; fixed for the camera's lifetime.
+/// What the server answers with; fixed for the camera's lifetime (the SPS/PPS come from
+/// the encoder, the faults from the test that set them).
 pub(crate) struct ServerConfig {
     /// The presentation path, normalized: starts with `/`, no trailing `/` (unless it is `/`).
     pub base_path: String,
     pub credentials: Option<(String, String)>,
     pub fps: u32,
     pub bitrate_bps: u32,
-    pub params: ParameterSets,
     pub encoder: Arc<EncoderShared>,
+    pub faults: Arc<FaultState>,
 }
 
 /// Session timeout announced in `Session: …;timeout=`; a connection with no data from the
@@ -48,8 +50,16 @@ const MAX_CONNECTIONS: usize = 64;
 /// How often a playing session gets an RTCP sender report.
 const SR_INTERVAL: Duration = Duration::from_secs(5);
 const PAYLOAD_TYPE: u8 = 96;
-/// The control path of the single video track, relative to the presentation.
+/// The control path of the video track, relative to the presentation.
 const TRACK: &str = "trackID=0";
+/// The control path of the audio track a fault may announce.
+const AUDIO_TRACK: &str = "trackID=1";
+/// PCMU (G.711 µ-law): static payload type 0, 8 kHz.
+const AUDIO_PAYLOAD_TYPE: u8 = 0;
+/// What a fault sends instead of an RTSP response: an SSH banner and binary noise, as a
+/// client that dialled the wrong port sees.
+const GARBAGE: &[u8] =
+    b"SSH-2.0-OpenSSH_9.2p1\r\n\x00\x00\x01\x0c\x0a\x14\xde\xad\xbe\xef garbage \xff\xfe\r\n\r\n";
 const PUBLIC: &str =
     "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 const SERVER: &str = concat!("camkit-demo/", env!("CARGO_PKG_VERSION"));
@@ -183,6 +193,11 @@ fn parse_next(buf: &mut BytesMut) -> Parsed {
     let request_line = lines.next().unwrap_or("");
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in lines {
+        // Field values never hold control characters (a bare CR among them): some values
+        // (CSeq, Require) are echoed in the response, which must stay one response.
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return bad(400, None, "control character in a header");
+        }
         if line.starts_with([' ', '\t']) {
             // Obsolete line folding: continues the previous header's value.
             match headers.last_mut() {
@@ -315,6 +330,8 @@ enum Target {
     Presentation,
     /// The video track (`/demo/trackID=0`).
     Track,
+    /// The audio track (`/demo/trackID=1`), when a fault announces one.
+    AudioTrack,
     /// Anything else.
     Unknown,
 }
@@ -324,14 +341,18 @@ fn reason_phrase(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         413 => "Request Entity Too Large",
         451 => "Parameter Not Understood",
+        453 => "Not Enough Bandwidth",
         454 => "Session Not Found",
         455 => "Method Not Valid in This State",
         461 => "Unsupported Transport",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         505 => "RTSP Version Not Supported",
         551 => "Option not supported",
         _ => "Error",
@@ -402,17 +423,28 @@ struct Play {
     /// The camera clock when PLAY was answered.
     start_rtp: u32,
     next_sender_report: Instant,
+    /// Access units sent since PLAY (for the hang-up fault).
+    frames_sent: u32,
 }
 
 /// An RTSP session (created by SETUP, bound to its connection).
 struct Session {
     id: String,
-    /// Interleaved channel for RTP; RTCP uses `channel + 1`.
-    channel: u8,
+    /// Interleaved channel for the video's RTP, once set up; RTCP uses `channel + 1`.
+    channel: Option<u8>,
     packetizer: Packetizer,
     /// Random per-session offset added to the camera's RTP clock (RFC 3550 section 5.1).
     ts_offset: u32,
     play: Option<Play>,
+    /// The audio track's channel, when a fault announces audio and the client set it up.
+    audio_channel: Option<u8>,
+    audio_packetizer: Packetizer,
+    /// Access units and RTP packets handed to this session (for the loss and corruption
+    /// faults' "one in n").
+    frames_seen: u64,
+    packets_seen: u64,
+    /// This session's place in the camera's session count.
+    _slot: SessionSlot,
 }
 
 /// One client connection.
@@ -421,6 +453,8 @@ struct Conn {
     peer: SocketAddr,
     local: SocketAddr,
     session: Option<Session>,
+    /// A `Silence` fault struck: requests are read and never answered.
+    silenced: bool,
 }
 
 async fn write_all(wr: &mut OwnedWriteHalf, data: &[u8]) -> Result<(), String> {
@@ -460,11 +494,14 @@ async fn connection(
     };
     tracing::debug!(%peer, "demo camera: client connected");
     let (mut rd, mut wr) = stream.into_split();
+    let mut hangups = cfg.faults.hangups();
+    hangups.borrow_and_update();
     let mut conn = Conn {
         cfg,
         peer,
         local,
         session: None,
+        silenced: false,
     };
     let mut buf = BytesMut::with_capacity(4096);
     let mut deadline = tokio::time::Instant::now() + SESSION_TIMEOUT;
@@ -474,6 +511,7 @@ async fn connection(
         }
         tokio::select! {
             _ = shutdown.changed() => break "camera stopped".into(),
+            _ = hangups.changed() => break "fault: hung up on every client".into(),
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) => break "client closed the connection".into(),
                 Ok(_) => deadline = tokio::time::Instant::now() + SESSION_TIMEOUT,
@@ -506,6 +544,15 @@ async fn connection(
     }
 }
 
+/// What [`Conn::answer`] decided to send.
+enum Answer {
+    Send(Vec<u8>),
+    /// Nothing, and the connection stays open (a `Silence` fault).
+    Nothing,
+    /// These bytes (maybe none), then close the connection for the given reason.
+    SendAndClose(Vec<u8>, &'static str),
+}
+
 impl Conn {
     /// Answers every complete request in `buf`. `Err` means close the connection.
     async fn handle_buffered(
@@ -519,15 +566,19 @@ impl Conn {
                 Parsed::Interleaved { channel, len } => {
                     tracing::trace!(peer = %self.peer, channel, len, "demo camera: skipped interleaved data from client");
                 }
+                Parsed::Request(_) if self.silenced => {}
                 Parsed::Request(req) => {
-                    let resp = self.handle(&req);
-                    tracing::debug!(
-                        peer = %self.peer,
-                        method = %req.method,
-                        status = resp.status,
-                        "demo camera: request"
-                    );
-                    write_all(wr, &resp.serialize(req.header("CSeq"))).await?;
+                    let bytes = match self.answer(&req) {
+                        Answer::Send(b) => b,
+                        Answer::Nothing => continue,
+                        Answer::SendAndClose(b, why) => {
+                            if !b.is_empty() {
+                                let _ = write_all(wr, &b).await;
+                            }
+                            return Err(why.into());
+                        }
+                    };
+                    write_all(wr, &bytes).await?;
                 }
                 Parsed::Bad { status, cseq, why } => {
                     let resp = Response::new(status);
@@ -535,6 +586,50 @@ impl Conn {
                     return Err(format!("bad request ({why})"));
                 }
             }
+        }
+    }
+
+    /// What to send for a request: the served response, or what a fault makes of it.
+    fn answer(&mut self, req: &Request) -> Answer {
+        let cseq = req.header("CSeq");
+        let fault = self.cfg.faults.with(|f| f.reply_for(&req.method));
+        if let Some(reply) = fault {
+            tracing::debug!(peer = %self.peer, method = %req.method, ?reply, "demo camera: fault");
+        }
+        match fault {
+            None => {
+                let resp = self.handle(req);
+                tracing::debug!(
+                    peer = %self.peer,
+                    method = %req.method,
+                    status = resp.status,
+                    "demo camera: request"
+                );
+                Answer::Send(resp.serialize(cseq))
+            }
+            Some(Reply::Status(code)) => {
+                let resp = if code == 401 {
+                    Self::unauthorized()
+                } else {
+                    Response::new(code)
+                };
+                Answer::Send(resp.serialize(cseq))
+            }
+            Some(Reply::Garbage) => Answer::SendAndClose(GARBAGE.to_vec(), "fault: garbage"),
+            Some(Reply::Truncated) => {
+                let mut full = self.handle(req).serialize(cseq);
+                let head = full
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .unwrap_or(full.len());
+                full.truncate(head / 2);
+                Answer::SendAndClose(full, "fault: truncated response")
+            }
+            Some(Reply::Silence) => {
+                self.silenced = true;
+                Answer::Nothing
+            }
+            Some(Reply::Close) => Answer::SendAndClose(Vec::new(), "fault: closed without answer"),
         }
     }
 
@@ -575,10 +670,13 @@ impl Conn {
         };
         let path = normalize_path(path);
         let base = self.cfg.base_path.as_str();
+        let audio = self.cfg.faults.with(|f| f.audio) != Audio::None;
         Some(if path == base {
             Target::Presentation
         } else if path == join_path(base, TRACK) {
             Target::Track
+        } else if audio && path == join_path(base, AUDIO_TRACK) {
+            Target::AudioTrack
         } else {
             Target::Unknown
         })
@@ -638,13 +736,33 @@ impl Conn {
     }
 
     fn sdp(&self) -> String {
-        let p = &self.cfg.params;
+        let (codec, audio) = self.cfg.faults.with(|f| (f.announce_codec, f.audio));
+        let p = self.cfg.encoder.params().unwrap_or_default();
         let b64 = base64::engine::general_purpose::STANDARD;
         let profile_level_id = p
             .sps
             .get(1..4)
             .map(|b| format!("{:02X}{:02X}{:02X}", b[0], b[1], b[2]))
             .unwrap_or_else(|| "42C01F".into());
+        let codec = match codec {
+            AnnouncedCodec::H264 => format!(
+                "a=rtpmap:{PAYLOAD_TYPE} H264/90000\r\n\
+                 a=fmtp:{PAYLOAD_TYPE} packetization-mode=1;profile-level-id={profile_level_id};sprop-parameter-sets={sps},{pps}\r\n",
+                sps = b64.encode(&p.sps),
+                pps = b64.encode(&p.pps),
+            ),
+            AnnouncedCodec::H265 => format!("a=rtpmap:{PAYLOAD_TYPE} H265/90000\r\n"),
+        };
+        // The audio track comes first, so the video is not stream 0: a client must pick
+        // the video track by its media type, not by position.
+        let audio = match audio {
+            Audio::None => String::new(),
+            Audio::Announce | Audio::AnnounceAndSend => format!(
+                "m=audio 0 RTP/AVP {AUDIO_PAYLOAD_TYPE}\r\n\
+                 a=rtpmap:{AUDIO_PAYLOAD_TYPE} PCMU/8000\r\n\
+                 a=control:{AUDIO_TRACK}\r\n"
+            ),
+        };
         let (family, addr, any) = match self.local.ip() {
             IpAddr::V4(a) => ("IP4", a.to_string(), "0.0.0.0"),
             IpAddr::V6(a) => ("IP6", a.to_string(), "::"),
@@ -662,15 +780,13 @@ impl Conn {
              a=tool:{SERVER}\r\n\
              a=range:npt=0-\r\n\
              a=control:*\r\n\
+             {audio}\
              m=video 0 RTP/AVP {PAYLOAD_TYPE}\r\n\
              b=AS:{kbps}\r\n\
-             a=rtpmap:{PAYLOAD_TYPE} H264/90000\r\n\
-             a=fmtp:{PAYLOAD_TYPE} packetization-mode=1;profile-level-id={profile_level_id};sprop-parameter-sets={sps},{pps}\r\n\
+             {codec}\
              a=framerate:{fps}\r\n\
              a=control:{TRACK}\r\n",
             kbps = self.cfg.bitrate_bps.div_ceil(1000),
-            sps = b64.encode(&p.sps),
-            pps = b64.encode(&p.pps),
             fps = self.cfg.fps,
         )
     }
@@ -693,11 +809,12 @@ impl Conn {
         if !self.authorized(req) {
             return Self::unauthorized();
         }
-        match self.target(&req.uri) {
+        let audio = match self.target(&req.uri) {
             None => return Response::new(400),
-            Some(Target::Track | Target::Presentation) => {}
+            Some(Target::Track | Target::Presentation) => false,
+            Some(Target::AudioTrack) => true,
             Some(_) => return Response::new(404),
-        }
+        };
         let Some(transport) = req.header("Transport") else {
             return Response::new(400);
         };
@@ -709,30 +826,46 @@ impl Conn {
             (Some(s), Some(id)) if s.id != id => return Response::new(454),
             (None, Some(_)) => return Response::new(454),
             (Some(s), _) if s.play.is_some() => return Response::new(455),
-            (Some(s), _) => {
-                s.channel = channel;
-                s
-            }
+            (Some(s), _) => s,
             (None, None) => {
+                let Some(slot) = self.cfg.faults.try_open_session() else {
+                    tracing::debug!(peer = %self.peer, "demo camera: session limit reached (fault)");
+                    return Response::new(453);
+                };
                 let id = format!("{:016X}", fastrand::u64(..));
                 tracing::debug!(peer = %self.peer, session = %id, "demo camera: session created");
                 self.session.insert(Session {
                     id,
-                    channel,
+                    channel: None,
                     packetizer: Packetizer::new(fastrand::u32(..), PAYLOAD_TYPE, fastrand::u16(..)),
                     ts_offset: fastrand::u32(..),
                     play: None,
+                    audio_channel: None,
+                    audio_packetizer: Packetizer::new(
+                        fastrand::u32(..),
+                        AUDIO_PAYLOAD_TYPE,
+                        fastrand::u16(..),
+                    ),
+                    frames_seen: 0,
+                    packets_seen: 0,
+                    _slot: slot,
                 })
             }
+        };
+        let ssrc = if audio {
+            session.audio_channel = Some(channel);
+            session.audio_packetizer.ssrc()
+        } else {
+            session.channel = Some(channel);
+            session.packetizer.ssrc()
         };
         Response::new(200)
             .header(
                 "Transport",
                 format!(
-                    "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={:08X}",
+                    "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X}",
                     channel,
                     channel + 1,
-                    session.packetizer.ssrc()
                 ),
             )
             .header("Session", Self::session_header(session))
@@ -765,6 +898,7 @@ impl Conn {
                 waiting_keyframe: true,
                 start_rtp,
                 next_sender_report: Instant::now(),
+                frames_sent: 0,
             }
         });
         let rtptime = play.start_rtp.wrapping_add(s.ts_offset);
@@ -833,19 +967,48 @@ impl Conn {
             }
             play.waiting_keyframe = false;
         }
-        let size: usize = frame.nals.iter().map(|n| n.len() + 32).sum();
+        let (hang_up, drop_one_in, corrupt_one_in, audio) = self.cfg.faults.with(|f| {
+            (
+                f.hang_up_after_frames,
+                f.drop_one_packet_in,
+                f.corrupt_one_frame_in,
+                f.audio,
+            )
+        });
+        if hang_up.is_some_and(|n| play.frames_sent >= n) {
+            return Err("fault: hung up mid-stream".into());
+        }
+        play.frames_sent = play.frames_sent.saturating_add(1);
+        s.frames_seen += 1;
+        let one_in = |n: Option<u32>, count: u64| {
+            n.is_some_and(|n| n > 0 && count.is_multiple_of(u64::from(n)))
+        };
+        let corrupted;
+        let nals: &[Bytes] = if one_in(corrupt_one_in, s.frames_seen) {
+            corrupted = faults::corrupt_slices(&frame.nals, frame.rtp_time);
+            &corrupted
+        } else {
+            &frame.nals
+        };
+        let size: usize = nals.iter().map(|n| n.len() + 32).sum();
         let mut out = BytesMut::with_capacity(size + 64);
-        let channel = s.channel;
-        s.packetizer.packetize(
-            &frame.nals,
-            frame.rtp_time.wrapping_add(s.ts_offset),
-            |pkt| {
+        let Some(channel) = s.channel else {
+            // Only audio was set up.
+            return self.send_audio(frame, audio, wr).await;
+        };
+        let mut packets_seen = s.packets_seen;
+        s.packetizer
+            .packetize(nals, frame.rtp_time.wrapping_add(s.ts_offset), |pkt| {
+                packets_seen += 1;
+                if one_in(drop_one_in, packets_seen) {
+                    return;
+                }
                 out.put_u8(b'$');
                 out.put_u8(channel);
                 out.put_u16(pkt.len() as u16);
                 out.put_slice(pkt);
-            },
-        );
+            });
+        s.packets_seen = packets_seen;
         let now = Instant::now();
         if now >= play.next_sender_report {
             play.next_sender_report = now + SR_INTERVAL;
@@ -858,8 +1021,122 @@ impl Conn {
             out.put_u16(sr.len() as u16);
             out.put_slice(&sr);
         }
+        write_all(wr, &out).await?;
+        self.send_audio(frame, audio, wr).await
+    }
+
+    /// With the `AnnounceAndSend` audio fault: a video frame's worth of PCMU silence, on the
+    /// audio channel if set up, else on the two channels after the video's.
+    async fn send_audio(
+        &mut self,
+        frame: &EncodedFrame,
+        audio: Audio,
+        wr: &mut OwnedWriteHalf,
+    ) -> Result<(), String> {
+        let Some(s) = self.session.as_mut() else {
+            return Ok(());
+        };
+        if audio != Audio::AnnounceAndSend {
+            return Ok(());
+        }
+        let channel = match (s.audio_channel, s.channel) {
+            (Some(a), _) => a,
+            (None, Some(v)) => match v.checked_add(2) {
+                Some(c) if c < u8::MAX => c,
+                _ => return Ok(()),
+            },
+            (None, None) => return Ok(()),
+        };
+        // 8 kHz samples per video frame, one byte each (0xFF is µ-law silence), kept under
+        // the RTP payload limit.
+        let samples = (8000 / self.cfg.fps.max(1)).min(1000) as usize;
+        let payload = vec![0xFFu8; samples];
+        let ts = (u64::from(frame.rtp_time) * 8 / 90) as u32;
+        let mut out = BytesMut::with_capacity(samples + 32);
+        s.audio_packetizer
+            .packetize(&[payload], ts.wrapping_add(s.ts_offset), |pkt| {
+                out.put_u8(b'$');
+                out.put_u8(channel);
+                out.put_u16(pkt.len() as u16);
+                out.put_slice(pkt);
+            });
         write_all(wr, &out).await
     }
+}
+
+/// See [`super::fuzz_rtsp_requests`]: returns every response (or fault bytes) the
+/// connection would have sent.
+pub(crate) fn fuzz_requests(data: &[u8]) -> Vec<Vec<u8>> {
+    use super::encoder::ParameterSets;
+    use super::faults::Faults;
+    let Some((&sel, rest)) = data.split_first() else {
+        return Vec::new();
+    };
+    // Deterministic session ids, so a corpus can name the session it set up.
+    fastrand::seed(u64::from(sel));
+    let faults = FaultState::new();
+    faults.set(Faults {
+        reply: match sel & 7 {
+            4 => Some(("DESCRIBE".into(), Reply::Status(401))),
+            5 => Some(("*".into(), Reply::Truncated)),
+            6 => Some(("SETUP".into(), Reply::Silence)),
+            7 => Some(("PLAY".into(), Reply::Garbage)),
+            _ => None,
+        },
+        announce_codec: if sel & 8 != 0 {
+            AnnouncedCodec::H265
+        } else {
+            AnnouncedCodec::H264
+        },
+        audio: match (sel >> 4) & 3 {
+            0 => Audio::None,
+            1 => Audio::Announce,
+            _ => Audio::AnnounceAndSend,
+        },
+        max_sessions: (sel & 0x40 != 0).then_some(0),
+        ..Faults::default()
+    });
+    let params = ParameterSets {
+        sps: Bytes::from_static(&[0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x01, 0x40, 0x16, 0xE8]),
+        pps: Bytes::from_static(&[0x68, 0xCE, 0x3C, 0x80]),
+    };
+    let cfg = Arc::new(ServerConfig {
+        base_path: "/demo".into(),
+        credentials: (sel & 0x80 != 0).then(|| ("viewer".to_owned(), "s3cret:x".to_owned())),
+        fps: 15,
+        bitrate_bps: 1_000_000,
+        encoder: EncoderShared::detached(params),
+        faults: Arc::new(faults),
+    });
+    let mut conn = Conn {
+        cfg,
+        peer: SocketAddr::from(([127, 0, 0, 1], 50_000)),
+        local: SocketAddr::from(([127, 0, 0, 1], 8554)),
+        session: None,
+        silenced: false,
+    };
+    let mut buf = BytesMut::from(rest);
+    let mut out = Vec::new();
+    loop {
+        match parse_next(&mut buf) {
+            Parsed::Incomplete => break,
+            Parsed::Interleaved { .. } => {}
+            Parsed::Request(_) if conn.silenced => {}
+            Parsed::Request(req) => match conn.answer(&req) {
+                Answer::Send(b) => out.push(b),
+                Answer::Nothing => {}
+                Answer::SendAndClose(b, _) => {
+                    out.push(b);
+                    break;
+                }
+            },
+            Parsed::Bad { status, cseq, .. } => {
+                out.push(Response::new(status).serialize(cseq.as_deref()));
+                break;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -928,6 +1205,29 @@ mod tests {
             parse(b"OPTIONS * RTSP/1.0\r\nno colon\r\n\r\n").0,
             Parsed::Bad { status: 400, .. }
         ));
+        // A bare CR in a value would be echoed (CSeq) and split the response (found by
+        // the rtsp_request fuzz target).
+        assert!(matches!(
+            parse(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\x7f\r\n\r\n").0,
+            Parsed::Bad {
+                status: 400,
+                cseq: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\x00\r\n\r\n").0,
+            Parsed::Bad { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: a\r\n b\rc\r\n\r\n").0,
+            Parsed::Bad { status: 400, .. }
+        ));
+        let Parsed::Request(r) = parse(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: a\tb\r\n\r\n").0
+        else {
+            panic!("a tab is fine")
+        };
+        assert_eq!(r.header("X"), Some("a\tb"));
         assert!(matches!(
             parse(b"\xff\xfe * RTSP/1.0\r\n\r\n").0,
             Parsed::Bad { status: 400, .. }

@@ -18,8 +18,31 @@
   const tiles = new Map()
   let wsUrl = null
 
-  async function api (path, options) {
-    const res = await fetch(path, options)
+  // ---- the API token (CAMKIT_API_TOKEN on the server): open the page as /?token=… ----
+  // It is kept for this tab (sessionStorage) and taken out of the address bar; requests
+  // send it as `Authorization: Bearer`, the WebSocket (which cannot) as ?token=.
+  const TOKEN = (() => {
+    try {
+      const params = new URLSearchParams(location.search)
+      if (params.has('token')) {
+        sessionStorage.setItem('camkitToken', params.get('token'))
+        params.delete('token')
+        const rest = params.toString()
+        history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash)
+      }
+      return sessionStorage.getItem('camkitToken') || ''
+    } catch {
+      return new URLSearchParams(location.search).get('token') || ''
+    }
+  })()
+  /** Headers that carry the token, to merge into a fetch's headers. */
+  const authHeaders = () => (TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {})
+  const withToken = (url) => (TOKEN ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(TOKEN)}` : url)
+  // For the page's other scripts (e.g. moondream.js): fetch(url, { headers: camkitAuth.headers() }).
+  window.camkitAuth = Object.freeze({ headers: authHeaders, withToken })
+
+  async function api (path, options = {}) {
+    const res = await fetch(path, { ...options, headers: { ...authHeaders(), ...options.headers } })
     let body = null
     try {
       body = await res.json()
@@ -41,7 +64,7 @@
 
   function openStream (id, tile) {
     if (tile.stopped) return
-    const ws = new WebSocket(wsUrl)
+    const ws = new WebSocket(withToken(wsUrl))
     ws.binaryType = 'arraybuffer'
     tile.ws = ws
     ws.onopen = () => ws.send(JSON.stringify({ action: 'subscribe', cameraId: id, binary: true, ...STREAM }))
@@ -85,6 +108,22 @@
     const snap = el.querySelector('.snapshot')
     snap.href = `/api/cameras/${encodeURIComponent(cam.cameraId)}/frame`
     snap.download = `${cam.cameraId}.jpg`
+    if (TOKEN) {
+      // A plain link cannot send the token: fetch the picture and save that.
+      snap.addEventListener('click', async (ev) => {
+        ev.preventDefault()
+        try {
+          const res = await fetch(snap.href, { headers: authHeaders() })
+          if (!res.ok) throw new Error((await res.json().catch(() => null))?.error || `${res.status} ${res.statusText}`)
+          const url = URL.createObjectURL(await res.blob())
+          const a = Object.assign(document.createElement('a'), { href: url, download: snap.download })
+          a.click()
+          setTimeout(() => URL.revokeObjectURL(url), 1000)
+        } catch (e) {
+          show(el.querySelector('.tile-error'), e.message)
+        }
+      })
+    }
     el.querySelector('.disconnect').addEventListener('click', async (ev) => {
       ev.target.disabled = true
       try {

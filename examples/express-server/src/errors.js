@@ -18,7 +18,18 @@ const STATUS_BY_CODE = Object.freeze({
   DECODE: 502,
   NO_FRAME: 503,
   CLOSED: 503,
-  TIMEOUT: 504
+  TIMEOUT: 504,
+  // Moondream (/api/moondream): the service's 429 after camkit's retries, its own failure,
+  // and no key or URL configured.
+  RATE_LIMITED: 429,
+  SERVICE_ERROR: 502,
+  MOONDREAM_NOT_CONFIGURED: 503,
+  // Access control (src/security.js, src/allowlist.js): no or a wrong API token, a page
+  // from a foreign origin, a camera outside CAMKIT_ALLOWED_CAMERA_NETS; a body over the limit.
+  UNAUTHENTICATED: 401,
+  ORIGIN_NOT_ALLOWED: 403,
+  HOST_NOT_ALLOWED: 403,
+  PAYLOAD_TOO_LARGE: 413
 })
 
 /** An error raised by this server (bad input, unknown route) with a camkit-style code. */
@@ -38,19 +49,32 @@ function statusOf (err) {
   return STATUS_BY_CODE[err && err.code] || 500
 }
 
+/** The request body limit (express.json's `limit`), in bytes. */
+const BODY_LIMIT = 64 * 1024
+
 /**
  * Express error middleware: camkit and HttpError errors as {error, code}; body-parser
- * failures as 400/413 without echoing the body (Node's JSON.parse messages quote it, and it
- * may hold a password); anything else as a 500 INTERNAL whose details go to the log only.
+ * failures as 400/413/415 without echoing the body (Node's JSON.parse messages quote it,
+ * and it may hold a password); a malformed %-escape in the path as 400; anything else as
+ * a 500 INTERNAL whose details go to the log only.
  */
 function errorMiddleware (log) {
   // eslint-disable-next-line no-unused-vars
   return (err, req, res, next) => {
     let body
+    let status
     if (err && err.type === 'entity.parse.failed') {
       body = { error: 'body: not valid JSON', code: 'INVALID_INPUT' }
     } else if (err && err.type === 'entity.too.large') {
-      return res.status(413).json({ error: 'body: too large (at most 64 kB)', code: 'INVALID_INPUT' })
+      status = 413
+      body = { error: `body: too large (at most ${BODY_LIMIT / 1024} kB)`, code: 'PAYLOAD_TOO_LARGE' }
+    } else if (err && typeof err.type === 'string' && err.status >= 400 && err.status < 500) {
+      // body-parser's other refusals (an unsupported charset or encoding, an aborted
+      // request …): their messages name the problem, never the body.
+      status = err.status
+      body = { error: `body: ${err.message}`, code: 'INVALID_INPUT' }
+    } else if (err instanceof URIError && err.status === 400) {
+      body = { error: 'path: malformed %-escape in the URL', code: 'INVALID_INPUT' }
     } else if (err && typeof err.code === 'string' && STATUS_BY_CODE[err.code]) {
       body = { error: err.message, code: err.code }
     } else {
@@ -58,8 +82,8 @@ function errorMiddleware (log) {
       body = { error: 'internal error; the server log has the details', code: 'INTERNAL' }
     }
     if (res.headersSent) return res.end()
-    res.status(statusOf(body)).json(body)
+    res.status(status || statusOf(body)).json(body)
   }
 }
 
-module.exports = { STATUS_BY_CODE, HttpError, invalid, statusOf, errorMiddleware }
+module.exports = { STATUS_BY_CODE, BODY_LIMIT, HttpError, invalid, statusOf, errorMiddleware }

@@ -1,10 +1,105 @@
 'use strict'
 // Request validation: the seed's JSON fields in, camkit configs out. Every failure is a 400
 // INVALID_INPUT naming the field, in the seed's vocabulary (cameraId, ip, streamPath).
+const net = require('node:net')
 const { invalid } = require('./errors')
 
 const TRANSPORTS = ['tcp', 'udp', 'auto']
 const DECODE_POLICIES = ['onDemand', 'continuous', 'keyframes']
+
+/** C0/C1 controls, and invisible characters that reorder or hide text (bidi, zero-width). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
+const LINE_BREAK_OR_NUL = /[\r\n\u0000]/
+const MAX_ID_BYTES = 64
+
+/**
+ * A camera id (body field, route parameter or WebSocket field): 1–64 bytes of UTF-8, no
+ * control or invisible characters, no `/` or `\`, not `.` or `..` (ids end up in URLs,
+ * file names and log lines).
+ */
+function cameraIdValue (value, field = 'cameraId') {
+  if (value === undefined || value === null || value === '') throw invalid(field, 'missing')
+  if (typeof value !== 'string') throw invalid(field, 'must be a string')
+  if (Buffer.byteLength(value) > MAX_ID_BYTES) throw invalid(field, `at most ${MAX_ID_BYTES} bytes`)
+  if (CONTROL.test(value)) throw invalid(field, 'must not contain control characters')
+  if (/[/\\]/.test(value) || value === '.' || value === '..') {
+    throw invalid(field, "must not contain '/' or '\\' or be '.' or '..'")
+  }
+  return value
+}
+
+/**
+ * A camera host: an IPv4 address (four decimal numbers), an IPv6 address (in brackets
+ * when `bracketsRequired`, as inside a URL) or a host name (letters, digits, `-`, `_`,
+ * dots). Nothing else: no scheme, port, path, user, spaces, `%` zone ids, or numeric forms
+ * like `127.1` or `2130706433` that resolvers read as other addresses.
+ */
+function checkHost (host, field, { bracketsRequired = false } = {}) {
+  const v6 = /^\[(.*)\]$/.exec(host)
+  if (v6 || host.includes(':')) {
+    const addr = v6 ? v6[1] : host
+    if (!net.isIPv6(addr) || addr.includes('%')) throw invalid(field, 'is not a valid IPv6 address')
+    if (!v6 && bracketsRequired) throw invalid(field, 'an IPv6 host must be in brackets: rtsp://[fd00::7]:554/…')
+    return
+  }
+  if (host === '') throw invalid(field, 'has no host')
+  if (host.length > 253) throw invalid(field, 'host name longer than 253 characters')
+  if (!/^[A-Za-z0-9._-]+$/.test(host)) {
+    throw invalid(field, 'must be an IP address or host name: letters, digits, dots, hyphens (no scheme, port, path, user or spaces)')
+  }
+  const labels = host.replace(/\.$/, '').split('.')
+  if (labels.some((l) => l === '' || l.length > 63)) throw invalid(field, 'is not a valid host name (empty or over-long label)')
+  if (/^\d+$/.test(labels[labels.length - 1]) && !net.isIPv4(host)) {
+    throw invalid(field, 'is not a valid IPv4 address (four numbers 0-255 without leading zeros: a.b.c.d)')
+  }
+}
+
+/**
+ * An rtsp:// URL cut up exactly as camkit cuts it (core/src/config.rs, parse_rtsp_url):
+ * the userinfo ends at the *last* `@`, so `rtsp://1.2.3.4/x@evil` is user `1.2.3.4/x` at
+ * host `evil`. Returns {prefix, host, port, suffix} (prefix + host + suffix is the URL,
+ * trimmed), or null when it is not rtsp:// or its port is not 1–65535.
+ */
+function rtspUrlParts (raw) {
+  const s = raw.trim()
+  const i = s.indexOf('://')
+  if (i < 0 || s.slice(0, i).toLowerCase() !== 'rtsp') return null
+  const rest = s.slice(i + 3)
+  const at = rest.lastIndexOf('@')
+  const hostStart = i + 3 + at + 1
+  const hostpath = rest.slice(at + 1)
+  const cut = hostpath.search(/[/?]/)
+  const hostport = cut >= 0 ? hostpath.slice(0, cut) : hostpath
+  let host
+  let portText
+  if (hostport.startsWith('[')) {
+    const end = hostport.indexOf(']')
+    if (end < 0) return null
+    host = hostport.slice(0, end + 1)
+    const after = hostport.slice(end + 1)
+    portText = after.startsWith(':') ? after.slice(1) : (after === '' ? undefined : null)
+  } else {
+    const colon = hostport.lastIndexOf(':')
+    host = colon >= 0 ? hostport.slice(0, colon) : hostport
+    portText = colon >= 0 ? hostport.slice(colon + 1) : undefined
+  }
+  let port = 554
+  if (portText === null) return null
+  if (portText !== undefined && portText !== '') {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return null
+    port = Number(portText)
+  }
+  return { prefix: s.slice(0, hostStart), host, port, suffix: s.slice(hostStart + host.length) }
+}
+
+/** A `url` field: rtsp://[user:password@]host[:port][/path], checked as camkit will read it. */
+function checkRtspUrl (url) {
+  if (CONTROL.test(url)) throw invalid('url', 'must not contain control characters')
+  if (!/^\s*rtsp:\/\//i.test(url)) throw invalid('url', 'must start with rtsp:// (e.g. rtsp://192.168.1.20:554/stream1)')
+  const parts = rtspUrlParts(url)
+  if (!parts) throw invalid('url', 'must be rtsp://[user:password@]host[:port]/path with a port from 1 to 65535')
+  checkHost(parts.host, 'url', { bracketsRequired: true })
+}
 
 function optionalString (body, field, { max = 1024 } = {}) {
   const v = body[field]
@@ -49,8 +144,7 @@ function connectConfig (body) {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid('body', 'must be a JSON object (Content-Type: application/json)')
   }
-  const cameraId = optionalString(body, 'cameraId', { max: 64 })
-  if (cameraId === undefined || cameraId === '') throw invalid('cameraId', 'missing')
+  const cameraId = cameraIdValue(body.cameraId)
   const ip = optionalString(body, 'ip', { max: 253 })
   const url = optionalString(body, 'url', { max: 2048 })
   const username = optionalString(body, 'username', { max: 256 })
@@ -63,6 +157,11 @@ function connectConfig (body) {
   if (url && (port !== undefined || streamPath !== undefined)) {
     throw invalid('url', 'port and streamPath belong in the url when url is given')
   }
+  if (ip) checkHost(ip, 'ip')
+  if (url) checkRtspUrl(url)
+  if (streamPath && CONTROL.test(streamPath)) throw invalid('streamPath', 'must not contain control characters')
+  if (username && CONTROL.test(username)) throw invalid('username', 'must not contain control characters')
+  if (password && LINE_BREAK_OR_NUL.test(password)) throw invalid('password', 'must not contain line breaks or NUL')
   const config = { id: cameraId }
   if (url) {
     config.url = url
@@ -102,10 +201,10 @@ function seedFieldNames (err) {
 
 /** `cameraId` of a disconnect body. */
 function cameraIdOf (body) {
-  if (!body || typeof body !== 'object') throw invalid('body', 'must be a JSON object (Content-Type: application/json)')
-  const id = optionalString(body, 'cameraId', { max: 64 })
-  if (!id) throw invalid('cameraId', 'missing')
-  return id
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalid('body', 'must be a JSON object (Content-Type: application/json)')
+  }
+  return cameraIdValue(body.cameraId)
 }
 
 /** Frame options from a query string: ?maxWidth=&quality= (and fps for streams). */
@@ -119,4 +218,15 @@ function frameOptions (query, { fps: defaultFps } = {}) {
   return opts
 }
 
-module.exports = { connectConfig, seedFieldNames, cameraIdOf, frameOptions, optionalInt, optionalNumber, TRANSPORTS }
+module.exports = {
+  connectConfig,
+  seedFieldNames,
+  cameraIdOf,
+  cameraIdValue,
+  checkHost,
+  rtspUrlParts,
+  frameOptions,
+  optionalInt,
+  optionalNumber,
+  TRANSPORTS
+}

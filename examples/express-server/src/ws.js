@@ -21,8 +21,13 @@
 //     (unknown camera, bad fps, camera disconnected — code CLOSED — or a bad message).
 //   - Backpressure: a frame is skipped for a client whose socket already holds more than
 //     CAMKIT_WS_MAX_BUFFERED bytes (default 512 KiB) not yet sent.
+//   - Access (src/security.js): with CAMKIT_API_TOKEN set the upgrade needs the token
+//     (`Authorization: Bearer <token>` or `/ws?token=<token>`), else 401; a page from an
+//     origin that is neither this server nor in CAMKIT_CORS_ORIGINS gets 403. Both are JSON
+//     HTTP answers to the upgrade request; no socket is opened.
 const { WebSocketServer, WebSocket } = require('ws')
-const { optionalInt, optionalNumber } = require('./validate')
+const { optionalInt, optionalNumber, cameraIdValue } = require('./validate')
+const { checkUpgrade, refuseUpgrade } = require('./security')
 
 const MAX_BUFFERED = Number(process.env.CAMKIT_WS_MAX_BUFFERED) || 512 * 1024
 
@@ -64,8 +69,27 @@ function binaryFrame (cameraId, frame, timestamp) {
   return Buffer.concat([len, header, frame.jpeg])
 }
 
-function attachWebSocket (server, { cameras, metrics }) {
-  const wss = new WebSocketServer({ server, path: '/ws', maxPayload: 64 * 1024 })
+function attachWebSocket (server, { cameras, metrics, apiToken = null, corsOrigins = [] }) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 })
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => {})
+    let pathname
+    try {
+      pathname = new URL(req.url, 'http://x').pathname
+    } catch {
+      return refuseUpgrade(socket, 400, { error: 'path: not a valid URL', code: 'INVALID_INPUT' })
+    }
+    if (pathname !== '/ws') {
+      // Another upgrade handler (a later route) may want it; if none, say so.
+      if (server.listenerCount('upgrade') === 1) {
+        refuseUpgrade(socket, 404, { error: `no WebSocket at ${pathname}; it is /ws`, code: 'NOT_FOUND' })
+      }
+      return
+    }
+    const refused = checkUpgrade(req, { apiToken, corsOrigins })
+    if (refused) return refuseUpgrade(socket, refused.status, refused.body)
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
+  })
 
   wss.on('connection', (ws) => {
     metrics.gauges.wsClients++
@@ -86,8 +110,10 @@ function attachWebSocket (server, { cameras, metrics }) {
     const subscribe = (m) => {
       stop()
       const cameraId = m.cameraId
-      if (typeof cameraId !== 'string' || cameraId === '') {
-        return sendError(cameraId, 'INVALID_INPUT', 'cameraId: missing (a string)')
+      try {
+        cameraIdValue(cameraId)
+      } catch (e) {
+        return sendError(undefined, e.code, e.message) // an id that is not one is not echoed
       }
       let opts
       try {
@@ -96,6 +122,9 @@ function attachWebSocket (server, { cameras, metrics }) {
         if (maxWidth !== undefined) opts.maxWidth = maxWidth
         const quality = optionalInt(m.quality, 'quality', 1, 100)
         if (quality !== undefined) opts.quality = quality
+        if (m.binary !== undefined && typeof m.binary !== 'boolean') {
+          throw Object.assign(new Error('binary: must be true or false'), { code: 'INVALID_INPUT' })
+        }
       } catch (e) {
         return sendError(cameraId, e.code, e.message)
       }

@@ -10,7 +10,8 @@
 //   GET  /websocket-url    → {"url":"ws://<this host>/ws"}
 //   GET  /status           → {"running","port","baseUrl"}
 const express = require('express')
-const { connectConfig, seedFieldNames, cameraIdOf, frameOptions } = require('../validate')
+const { connectConfig, seedFieldNames, cameraIdOf, cameraIdValue, frameOptions } = require('../validate')
+const { invalid } = require('../errors')
 const { mjpegHandler } = require('../mjpeg')
 
 /** The JSON view of one camera: the seed's three fields first, then camkit's status. */
@@ -47,8 +48,33 @@ function wsUrlFor (req) {
 /** Wraps an async handler so its rejection reaches the error middleware. */
 const route = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next)
 
-function camerasRouter ({ cameras, metrics, log }) {
+/**
+ * The cameras router. `allowlist` (src/allowlist.js, optional) limits the hosts connect may
+ * reach.
+ */
+function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
   const r = express.Router()
+
+  // Bodies are JSON, sent as such: anything else would arrive here as an empty object and be
+  // misreported as missing fields (and a cross-site HTML form can only send other types).
+  r.use((req, res, next) => {
+    const hasBody = Number(req.headers['content-length'] || 0) > 0 || req.headers['transfer-encoding'] !== undefined
+    if (req.method !== 'GET' && req.method !== 'HEAD' && hasBody && !req.is('application/json')) {
+      return next(invalid('body', 'must be JSON, sent with Content-Type: application/json'))
+    }
+    next()
+  })
+
+  // Every :cameraId in a path is checked as a body's cameraId is (a 400 naming it, not a
+  // lookup of an id that cannot exist).
+  r.param('cameraId', (req, res, next, id) => {
+    try {
+      cameraIdValue(id)
+      next()
+    } catch (e) {
+      next(e)
+    }
+  })
 
   // Beyond the seed: every camera with its status.
   r.get('/', (req, res) => {
@@ -56,7 +82,9 @@ function camerasRouter ({ cameras, metrics, log }) {
   })
 
   r.post('/connect', route(async (req, res) => {
-    const config = connectConfig(req.body)
+    let config = connectConfig(req.body)
+    // Before anything is sent anywhere (and before a camera with this id is replaced).
+    if (allowlist) config = await allowlist.check(config)
     // As the seed: connecting an id that is already connected replaces that camera.
     if (cameras.list().some((s) => s.id === config.id)) await cameras.disconnect(config.id).catch(() => {})
     const where = config.url ? 'its url' : `${config.host}:${config.port}${config.path}`
