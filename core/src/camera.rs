@@ -116,7 +116,14 @@ impl Camera {
         if (self.demand.policy() == DecodePolicy::OnDemand && !self.demand.active())
             || self.cache.latest().is_none()
         {
-            self.catch_up().await?;
+            if let Err(e) = self.catch_up().await {
+                // Every buffered frame damaged (packet loss, corrupt slices) or the decoder
+                // late: the last good picture beats no picture. Only with none is it an error.
+                if self.cache.latest().is_none() {
+                    return Err(e);
+                }
+                tracing::debug!(camera = %self.id, error = %e, "catch-up failed; serving the last picture");
+            }
         }
         self.demand.extend_grace(SNAPSHOT_GRACE);
         self.cache.latest().ok_or_else(|| {

@@ -1,9 +1,10 @@
 /*
  * stream: subscribe to a camera's frames for a while and count them.
  *
- *   stream URL SECONDS FPS [--user U --password P] [--timeout-ms MS]
+ *   stream URL SECONDS FPS [--user U --password P] [--timeout-ms MS] [--frame-timeout-ms MS]
  *
- * Prints `frames=<n> fps=<x>` and exits 0 when frames arrived, every frame was a JPEG,
+ * Prints `frames=<n> fps=<x>`, then the camera's status as JSON (its reconnects and last
+ * error show what a misbehaving camera did meanwhile), and exits 0 when frames arrived, every frame was a JPEG,
  * and no callback ran after camkit_subscription_free returned. Also checks that freeing
  * the subscription from inside its own callback is refused (CAMKIT_WOULD_DEADLOCK) and
  * that a frame kept with camkit_frame_clone outlives the subscription. On a camkit failure
@@ -78,7 +79,8 @@ static void sleep_ms(long ms) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: stream URL SECONDS FPS [--user U --password P] [--timeout-ms MS]\n");
+  fprintf(stderr, "usage: stream URL SECONDS FPS [--user U --password P] [--timeout-ms MS]"
+                  " [--frame-timeout-ms MS]\n");
   return 2;
 }
 
@@ -92,6 +94,7 @@ int main(int argc, char **argv) {
   const char *user = NULL;
   const char *password = NULL;
   unsigned long timeout_ms = 0;
+  unsigned long frame_timeout_ms = 0;
   for (int i = 4; i < argc; i++) {
     if (i + 1 >= argc) {
       return usage();
@@ -102,6 +105,8 @@ int main(int argc, char **argv) {
       password = argv[++i];
     } else if (strcmp(argv[i], "--timeout-ms") == 0) {
       timeout_ms = strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--frame-timeout-ms") == 0) {
+      frame_timeout_ms = strtoul(argv[++i], NULL, 10);
     } else {
       return usage();
     }
@@ -122,6 +127,7 @@ int main(int argc, char **argv) {
   cfg.username = user;
   cfg.password = password;
   cfg.rtsp_timeout_ms = (uint32_t)timeout_ms;
+  cfg.frame_timeout_ms = (uint32_t)frame_timeout_ms;
   r = camkit_connect(mgr, &cfg, NULL);
   if (r != CAMKIT_OK) {
     int code = report(r);
@@ -156,6 +162,11 @@ int main(int argc, char **argv) {
 
   unsigned frames = atomic_load(&c.frames);
   printf("frames=%u fps=%.1f\n", frames, frames / elapsed);
+  char *json = NULL;
+  if (camkit_status_json(mgr, "cam", &json, NULL) == CAMKIT_OK) {
+    printf("%s\n", json);
+    camkit_string_free(json);
+  }
 
   int exit_code = 0;
   if (frames == 0) {

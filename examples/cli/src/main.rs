@@ -248,8 +248,13 @@ async fn demo_camera(f: &Flags) -> camkit::Result<()> {
         opts.gop_frames = fps * 2;
     }
     let cam = DemoCamera::start(opts).await?;
-    println!("demo camera at {}", cam.url());
-    println!("press Ctrl-C to stop");
+    // A closed stdout (a parent that read the URL and went away) must not end the camera:
+    // no println!, which panics on EPIPE.
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "demo camera at {}", cam.url());
+    let _ = writeln!(out, "press Ctrl-C to stop");
+    let _ = out.flush();
     let _ = tokio::signal::ctrl_c().await;
     cam.stop().await;
     Ok(())

@@ -126,9 +126,9 @@ fn demo_camera_and_probe() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(demo.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Kept open for the whole test: the camera's stdout stays readable.
+    let mut stdout = BufReader::new(demo.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("demo camera at ")
@@ -146,5 +146,5 @@ fn demo_camera_and_probe() {
     );
     assert_eq!(j["transport"], "tcp");
     let fps = j["fps"].as_f64().unwrap();
-    assert!((10.0..=20.0).contains(&fps), "fps {fps}");
+    assert!((10.0..=20.0).contains(&fps), "fps {fps}: {j}");
 }
