@@ -107,6 +107,12 @@ pub fn assert_smpte_bars(jpeg: &[u8], source_height: u32, tol: f64, what: &str) 
     }
 }
 
+/// An expected colour as camkit's JPEGs show it: camkit expands the server's limited
+/// ("TV") range to full range before encoding.
+pub fn full_range(limited: [u8; 3]) -> [u8; 3] {
+    limited.map(|c| ((c as f64 - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use camkit::{CameraConfig, CameraManager, CameraState, ErrorKind, SnapshotOptions, Transport};
-use camkit_tests::{assert_color_near, decode_jpeg_rgb, mean_rgb, smpte_bar_centers, GstServer};
+use camkit_tests::{
+    assert_color_near, decode_jpeg_rgb, full_range, mean_rgb, smpte_bar_centers, GstServer,
+};
 
 /// One server for the whole test binary: it takes a moment to start.
 fn server() -> &'static GstServer {
@@ -20,7 +22,7 @@ fn check_smpte(jpeg: &[u8], width: u32, height: u32) {
     for (x, y, expected) in smpte_bar_centers(w, h) {
         let m = mean_rgb(&rgb, w, x - 4, y - 4, 8, 8);
         // The server sends limited ("TV") range; camkit's JPEGs are full range.
-        let full = expected.map(|c| ((c as f64 - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) as u8);
+        let full = full_range(expected);
         assert_color_near(m, full, 24.0, &format!("bar at ({x},{y})"));
     }
 }

@@ -55,7 +55,7 @@ fn snapshot_1080p_with_digest_auth() {
     let (rgb, w, h) = decode_jpeg_rgb(&jpeg);
     assert_eq!((w, h), (1920, 1080));
     for (x, y, e) in smpte_bar_centers(w, h) {
-        let full = e.map(|c| ((c as f64 - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) as u8);
+        let full = camkit_tests::full_range(e);
         assert_color_near(mean_rgb(&rgb, w, x - 4, y - 4, 8, 8), full, 24.0, "bar");
     }
 
