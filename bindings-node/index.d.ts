@@ -399,7 +399,12 @@ export interface DetectResult {
 
 /** A JPEG picture of one camera at one moment. */
 export interface Frame {
-  /** The JPEG file bytes (a Buffer of its own: keep it, modify it, it is yours). */
+  /**
+   * The JPEG file bytes: a Buffer over camkit's cached JPEG, shared with every other
+   * reader of this picture (no copy is made). Read-only: never write into it; for bytes
+   * of your own, copy it (`Buffer.from(frame.jpeg)`). Keeping it is fine, even after
+   * `close()`.
+   */
   jpeg: Buffer
   /** Picture width in pixels. */
   width: number

@@ -10,12 +10,14 @@
 //! - Every error is a JS `Error` with camkit's stable `code` ([`error`]).
 //! - Frames and events reach JS through weak, bounded thread-safe functions
 //!   ([`subscription`]): they never keep the process alive and never pile up.
+//! - A frame's JPEG is a `Buffer` over camkit's own bytes, not a copy ([`frame`]).
 //! - Names are camelCase; configs and results are plain objects ([`config`], [`status`]).
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
 mod demo;
 mod error;
+mod frame;
 mod manager;
 mod moondream;
 mod promise;

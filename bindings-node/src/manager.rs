@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 
 use crate::config::{CameraConfig, ManagerOptions, SnapshotOptions, SubscribeOptions};
 use crate::error::{self, convert, to_napi};
+use crate::frame::JsFrame;
 use crate::promise;
-use crate::status::{CameraStatus, Frame};
+use crate::status::CameraStatus;
 use crate::subscription::{gate, EventListener, Stopper, Subscription};
 
 /// The cameras of one application: connect, disconnect, status, snapshots, subscriptions.
@@ -162,7 +163,7 @@ impl CameraManager {
         env: &'env Env,
         id: String,
         options: Option<Unknown<'env>>,
-    ) -> napi::Result<PromiseRaw<'env, Frame>> {
+    ) -> napi::Result<PromiseRaw<'env, JsFrame>> {
         let rt = self.inner.runtime().clone();
         let options: SnapshotOptions = match options {
             Some(o) if !is_nullish(&o) => match convert(o, "options") {
@@ -175,14 +176,8 @@ impl CameraManager {
         promise::spawn(
             env,
             &rt,
-            async move {
-                // The JPEG copy for JS is made here, off the JS thread.
-                inner
-                    .snapshot(&id, options.into_core())
-                    .await
-                    .map(Frame::from)
-            },
-            |_, f| Ok(f),
+            async move { inner.snapshot(&id, options.into_core()).await },
+            |_, f| Ok(JsFrame(f)),
         )
     }
 

@@ -190,7 +190,10 @@ impl From<camkit::CameraEvent> for CameraEvent {
 /// A JPEG picture of one camera at one moment.
 #[napi(object, object_from_js = false)]
 pub struct Frame {
-    /// The JPEG file bytes (a Buffer of its own: keep it, modify it, it is yours).
+    /// The JPEG file bytes: a Buffer over camkit's cached JPEG, shared with every other
+    /// reader of this picture (no copy is made). Read-only: never write into it; for bytes
+    /// of your own, copy it (`Buffer.from(frame.jpeg)`). Keeping it is fine, even after
+    /// `close()`.
     pub jpeg: Buffer,
     /// Picture width in pixels.
     pub width: u32,
@@ -200,23 +203,4 @@ pub struct Frame {
     pub seq: f64,
     /// When camkit received the frame's data from the camera, in ms since the Unix epoch.
     pub captured_at: f64,
-}
-
-impl From<camkit::Frame> for Frame {
-    /// One copy of the JPEG, made here on a runtime thread rather than on the JS thread.
-    ///
-    /// Not zero-copy on purpose: camkit hands the same reference-counted bytes to every
-    /// reader of a picture, and V8 refuses two external buffers over one memory block, so
-    /// wrapping them would need a per-picture registry of JS buffers; a 100 kB copy costs
-    /// about 10 µs.
-    fn from(f: camkit::Frame) -> Self {
-        let captured_at = f.captured_at_ms() as f64;
-        Frame {
-            jpeg: Buffer::from(f.jpeg.to_vec()),
-            width: f.width,
-            height: f.height,
-            seq: f.seq as f64,
-            captured_at,
-        }
-    }
 }

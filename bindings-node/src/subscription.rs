@@ -35,7 +35,8 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use crate::error::{to_napi, Code};
-use crate::status::{CameraEvent, Frame};
+use crate::frame::JsFrame;
+use crate::status::CameraEvent;
 
 /// Frames waiting for the JS thread, per subscription (see the module doc: one in flight).
 const FRAME_QUEUE: usize = 1;
@@ -45,7 +46,7 @@ const EVENT_QUEUE: usize = 64;
 
 /// `callback(err, frame)`: error-first, weak, bounded.
 pub type FrameCallback =
-    ThreadsafeFunction<Frame, UnknownReturnValue, Frame, Code, true, true, FRAME_QUEUE>;
+    ThreadsafeFunction<JsFrame, UnknownReturnValue, JsFrame, Code, true, true, FRAME_QUEUE>;
 /// `callback(event)`: weak, bounded.
 pub type EventCallback = ThreadsafeFunction<
     CameraEvent,
@@ -147,7 +148,7 @@ impl Subscription {
         let id = camera_id.clone();
         let task = runtime.spawn(async move {
             while let Some(item) = sub.next().await {
-                let value = item.map(Frame::from).map_err(|e| to_napi(&e));
+                let value = item.map(JsFrame).map_err(|e| to_napi(&e));
                 let (returned, js_returned) = oneshot::channel::<()>();
                 let status = callback.call_with_return_value(
                     value,

@@ -19,6 +19,7 @@ const { CameraManager, startDemoCamera } = require('../../bindings-node')
 const { camerasRouter } = require('./src/routes/cameras')
 const { moondreamRouter } = require('./src/routes/moondream')
 const { attachWebSocket } = require('./src/ws')
+const { frameFastPath } = require('./src/frame-fast-path')
 const { createMetrics, renderMetrics } = require('./src/metrics')
 const { errorMiddleware, BODY_LIMIT } = require('./src/errors')
 const security = require('./src/security')
@@ -78,7 +79,11 @@ async function start (opts = {}) {
   })
   app.use(errorMiddleware(log))
 
-  const server = http.createServer(app)
+  // The frame route's plain requests skip Express (src/frame-fast-path.js); the rest is the app's.
+  const fastFrame = frameFastPath({ cameras, metrics, apiToken: access.apiToken, log })
+  const server = http.createServer((req, res) => {
+    if (!fastFrame(req, res)) app(req, res)
+  })
   const wss = attachWebSocket(server, { cameras, metrics, apiToken: access.apiToken, corsOrigins: access.corsOrigins })
   await new Promise((resolve, reject) => {
     server.once('error', reject)

@@ -61,29 +61,38 @@ const BODY_LIMIT = 64 * 1024
 function errorMiddleware (log) {
   // eslint-disable-next-line no-unused-vars
   return (err, req, res, next) => {
-    let body
-    let status
-    if (err && err.type === 'entity.parse.failed') {
-      body = { error: 'body: not valid JSON', code: 'INVALID_INPUT' }
-    } else if (err && err.type === 'entity.too.large') {
-      status = 413
-      body = { error: `body: too large (at most ${BODY_LIMIT / 1024} kB)`, code: 'PAYLOAD_TOO_LARGE' }
-    } else if (err && typeof err.type === 'string' && err.status >= 400 && err.status < 500) {
-      // body-parser's other refusals (an unsupported charset or encoding, an aborted
-      // request …): their messages name the problem, never the body.
-      status = err.status
-      body = { error: `body: ${err.message}`, code: 'INVALID_INPUT' }
-    } else if (err instanceof URIError && err.status === 400) {
-      body = { error: 'path: malformed %-escape in the URL', code: 'INVALID_INPUT' }
-    } else if (err && typeof err.code === 'string' && STATUS_BY_CODE[err.code]) {
-      body = { error: err.message, code: err.code }
-    } else {
-      log(`internal error on ${req.method} ${req.path}: ${err && err.stack ? err.stack : err}`)
-      body = { error: 'internal error; the server log has the details', code: 'INTERNAL' }
-    }
+    const { status, body } = errorResponse(err, `${req.method} ${req.path}`, log)
     if (res.headersSent) return res.end()
-    res.status(status || statusOf(body)).json(body)
+    res.status(status).json(body)
   }
 }
 
-module.exports = { STATUS_BY_CODE, BODY_LIMIT, HttpError, invalid, statusOf, errorMiddleware }
+/**
+ * The answer to an error: {status, body}. `where` (method and path) goes to the log with
+ * the details of an internal error.
+ */
+function errorResponse (err, where, log) {
+  let body
+  let status
+  if (err && err.type === 'entity.parse.failed') {
+    body = { error: 'body: not valid JSON', code: 'INVALID_INPUT' }
+  } else if (err && err.type === 'entity.too.large') {
+    status = 413
+    body = { error: `body: too large (at most ${BODY_LIMIT / 1024} kB)`, code: 'PAYLOAD_TOO_LARGE' }
+  } else if (err && typeof err.type === 'string' && err.status >= 400 && err.status < 500) {
+    // body-parser's other refusals (an unsupported charset or encoding, an aborted
+    // request …): their messages name the problem, never the body.
+    status = err.status
+    body = { error: `body: ${err.message}`, code: 'INVALID_INPUT' }
+  } else if (err instanceof URIError && err.status === 400) {
+    body = { error: 'path: malformed %-escape in the URL', code: 'INVALID_INPUT' }
+  } else if (err && typeof err.code === 'string' && STATUS_BY_CODE[err.code]) {
+    body = { error: err.message, code: err.code }
+  } else {
+    log(`internal error on ${where}: ${err && err.stack ? err.stack : err}`)
+    body = { error: 'internal error; the server log has the details', code: 'INTERNAL' }
+  }
+  return { status: status || statusOf(body), body }
+}
+
+module.exports = { STATUS_BY_CODE, BODY_LIMIT, HttpError, invalid, statusOf, errorResponse, errorMiddleware }

@@ -131,15 +131,18 @@ function cors (corsOrigins) {
   }
 }
 
+/** The headers every response gets, as [name, value] pairs. */
+const SECURITY_HEADERS = Object.freeze([
+  ['X-Content-Type-Options', 'nosniff'],
+  // The viewer may be opened as /?token=…: never send that URL to another site.
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Frame-Options', 'SAMEORIGIN']
+])
+
 /** Express middleware: headers every response gets. */
 function securityHeaders () {
   return (req, res, next) => {
-    res.set({
-      'X-Content-Type-Options': 'nosniff',
-      // The viewer may be opened as /?token=…: never send that URL to another site.
-      'Referrer-Policy': 'no-referrer',
-      'X-Frame-Options': 'SAMEORIGIN'
-    })
+    for (const [name, value] of SECURITY_HEADERS) res.setHeader(name, value)
     next()
   }
 }
@@ -188,6 +191,7 @@ module.exports = {
   originAllowed,
   cors,
   securityHeaders,
+  SECURITY_HEADERS,
   checkUpgrade,
   refuseUpgrade,
   describeSecurity

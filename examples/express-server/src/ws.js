@@ -8,13 +8,15 @@
 // Server → client, byte for byte as the seed's FastAPI service sends them:
 //   {"type":"frame","cameraId":"cam1","data":"<base64 JPEG>","timestamp":12345.678}
 //   {"type":"pong"}
-// `timestamp` is the seed's asyncio loop time: seconds of the monotonic clock, as a float.
+// `timestamp` is the seed's asyncio loop time: seconds of the monotonic clock, as a float,
+// taken when the picture's message is built (once, for all the clients watching it).
 // One subscription per socket, as in the seed: a new subscribe replaces the previous one.
 //
 // Beyond the seed:
 //   - "binary": true in subscribe: each frame is a binary message instead,
 //       [4 bytes: header length N, big-endian][N bytes: UTF-8 JSON header][JPEG bytes]
-//     with header {"type":"frame","cameraId","timestamp","seq","width","height","capturedAt"}.
+//     with header {"type":"frame","cameraId","timestamp","seq","width","height","capturedAt"}
+//     (sent as two fragments, length + header then JPEG; clients see one message).
 //   - "maxWidth" / "quality" in subscribe scale or re-encode the frames.
 //   - Errors are reported instead of ignored:
 //       {"type":"error","cameraId":"cam1","code":"NOT_FOUND","error":"…"}
@@ -41,36 +43,64 @@ function loopTime () {
   return Number(process.hrtime.bigint()) / 1e9
 }
 
-// Clients watching the same camera at the same size get the same picture: encode its base64
-// once. Keyed by camera, picture (sequence number and capture time: a camera reconnected
-// under the same id starts again at 1) and encoding options; a few entries suffice.
-const base64Cache = new Map()
-function base64Of (cameraId, frame, opts) {
-  const key = `${frame.seq} ${frame.capturedAt} ${opts.maxWidth ?? ''} ${opts.quality ?? ''} ${cameraId}`
-  let b64 = base64Cache.get(key)
-  if (b64 === undefined) {
-    b64 = frame.jpeg.toString('base64')
-    base64Cache.set(key, b64)
-    if (base64Cache.size > 16) base64Cache.delete(base64Cache.keys().next().value)
+// Clients watching the same camera at the same size get the same picture, so they get the
+// same message: built once per (camera, picture, options, format) and sent to each as it is
+// (ws writes a Buffer to the socket without copying it). A camera reconnected under the
+// same id starts again at seq 1, hence the capture time in the key. Its `timestamp` is the
+// time the message was built, for every client. A few entries suffice.
+const MESSAGE_CACHE_SIZE = 16
+const messageCache = new Map()
+function cached (key, build) {
+  let m = messageCache.get(key)
+  if (m === undefined) {
+    m = build()
+    messageCache.set(key, m)
+    if (messageCache.size > MESSAGE_CACHE_SIZE) messageCache.delete(messageCache.keys().next().value)
   }
-  return b64
+  return m
 }
+const keyOf = (kind, cameraId, frame, opts) =>
+  `${kind} ${frame.seq} ${frame.capturedAt} ${opts.maxWidth ?? ''} ${opts.quality ?? ''} ${cameraId}`
 
-/** The seed's frame message, exactly as Starlette's send_json serialises it (compact, UTF-8). */
+/**
+ * The seed's frame message, exactly as Starlette's send_json serialises it (compact, UTF-8),
+ * as the UTF-8 bytes of a text message.
+ */
 function textFrame (cameraId, frame, timestamp, opts = {}) {
-  return `{"type":"frame","cameraId":${JSON.stringify(cameraId)},"data":"${base64Of(cameraId, frame, opts)}","timestamp":${pyFloat(timestamp)}}`
+  return cached(keyOf('text', cameraId, frame, opts), () => {
+    const head = `{"type":"frame","cameraId":${JSON.stringify(cameraId)},"data":"`
+    const tail = `","timestamp":${pyFloat(timestamp)}}`
+    const b64 = frame.jpeg.toString('base64')
+    // One allocation and one copy of the base64 text (not a joined string, then its bytes).
+    const headLen = Buffer.byteLength(head)
+    const msg = Buffer.allocUnsafe(headLen + b64.length + Buffer.byteLength(tail))
+    msg.write(head, 0)
+    msg.write(b64, headLen, 'latin1')
+    msg.write(tail, headLen + b64.length)
+    return msg
+  })
 }
 
-/** The binary frame message (see the header comment). */
-function binaryFrame (cameraId, frame, timestamp) {
-  const header = Buffer.from(`{"type":"frame","cameraId":${JSON.stringify(cameraId)},"timestamp":${pyFloat(timestamp)},"seq":${frame.seq},"width":${frame.width},"height":${frame.height},"capturedAt":${frame.capturedAt}}`)
-  const len = Buffer.alloc(4)
-  len.writeUInt32BE(header.length)
-  return Buffer.concat([len, header, frame.jpeg])
+/**
+ * The binary frame message (see the header comment) in two pieces: its header part
+ * ([length][JSON header]) and the JPEG, sent as two fragments of one message so the JPEG is
+ * never copied into a message of its own.
+ */
+function binaryFrame (cameraId, frame, timestamp, opts = {}) {
+  const head = cached(keyOf('binary', cameraId, frame, opts), () => {
+    const header = Buffer.from(`{"type":"frame","cameraId":${JSON.stringify(cameraId)},"timestamp":${pyFloat(timestamp)},"seq":${frame.seq},"width":${frame.width},"height":${frame.height},"capturedAt":${frame.capturedAt}}`)
+    const out = Buffer.allocUnsafe(4 + header.length)
+    out.writeUInt32BE(header.length, 0)
+    header.copy(out, 4)
+    return out
+  })
+  return [head, frame.jpeg]
 }
 
 function attachWebSocket (server, { cameras, metrics, apiToken = null, corsOrigins = [] }) {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 })
+  // No per-message deflate (the default, said here on purpose): JPEGs do not compress, and
+  // deflating every frame for every client would cost more than all the rest.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false })
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => {})
     let pathname
@@ -144,8 +174,13 @@ function attachWebSocket (server, { cameras, metrics, apiToken = null, corsOrigi
             metrics.counters.wsFramesSkipped++
             return
           }
-          const ts = loopTime()
-          ws.send(binary ? binaryFrame(cameraId, frame, ts) : textFrame(cameraId, frame, ts, opts))
+          if (binary) {
+            const [head, jpeg] = binaryFrame(cameraId, frame, loopTime(), opts)
+            ws.send(head, { binary: true, fin: false })
+            ws.send(jpeg, { binary: true, fin: true })
+          } else {
+            ws.send(textFrame(cameraId, frame, loopTime(), opts), { binary: false })
+          }
           metrics.counters.wsFramesSent++
         })
         sub = mine

@@ -45,6 +45,24 @@ function wsUrlFor (req) {
   return `${proto}://${req.get('host') || `127.0.0.1:${req.socket.localPort}`}/ws`
 }
 
+/**
+ * Answers with one frame's JPEG. Not `res.send()`: it would hash every JPEG for an ETag,
+ * useless on a `no-store` picture. The Buffer is written as it is (camkit's own bytes).
+ * Headers set earlier (security, CORS) are kept: writeHead() merges them.
+ */
+function sendJpeg (res, frame) {
+  res.writeHead(200, {
+    'Content-Type': 'image/jpeg',
+    'Content-Length': frame.jpeg.length,
+    'Cache-Control': 'no-store',
+    'X-Frame-Seq': String(frame.seq),
+    'X-Frame-Width': String(frame.width),
+    'X-Frame-Height': String(frame.height),
+    'X-Frame-Captured-At': String(frame.capturedAt)
+  })
+  res.end(frame.jpeg)
+}
+
 /** Wraps an async handler so its rejection reaches the error middleware. */
 const route = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next)
 
@@ -123,15 +141,7 @@ function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
     const opts = frameOptions(req.query)
     const frame = await cameras.snapshot(req.params.cameraId, opts)
     metrics.counters.snapshots++
-    res.set({
-      'Content-Type': 'image/jpeg',
-      'Cache-Control': 'no-store',
-      'X-Frame-Seq': String(frame.seq),
-      'X-Frame-Width': String(frame.width),
-      'X-Frame-Height': String(frame.height),
-      'X-Frame-Captured-At': String(frame.capturedAt)
-    })
-    res.send(frame.jpeg)
+    sendJpeg(res, frame)
   }))
 
   r.get('/:cameraId/mjpeg', mjpegHandler({ cameras, metrics }))
@@ -143,4 +153,4 @@ function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
   return r
 }
 
-module.exports = { camerasRouter, cameraView }
+module.exports = { camerasRouter, cameraView, sendJpeg }
