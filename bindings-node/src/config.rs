@@ -84,6 +84,7 @@ impl CameraConfig {
                 .jpeg_quality
                 .map_or(defaults.jpeg_quality, |q| u8::try_from(q).unwrap_or(0)),
             persistent: self.persistent.unwrap_or(defaults.persistent),
+            decode_grace: defaults.decode_grace,
         })
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use camkit::{H264Decoder, Picture};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod};
 use openh264::formats::YUVBuffer;
 use openh264::OpenH264API;
@@ -106,6 +106,32 @@ fn bench(c: &mut Criterion) {
     for (name, pic) in &pictures {
         jpeg.bench_function(BenchmarkId::new("turbojpeg_i420_full", name), |b| {
             b.iter(|| camkit::jpeg::encode_i420(pic, 80).expect("jpeg"))
+        });
+        // A limited-range picture (what x264 and most cameras send) at full size. Before:
+        // each encode copied the picture to expand its range (`to_full_range`). Now: the
+        // decode thread expands each picture once, in place, and encodes take it as is.
+        let mut limited = pic.clone();
+        limited.full_range = false;
+        let expanded = limited.to_full_range();
+        jpeg.bench_function(BenchmarkId::new("limited_full_before", name), |b| {
+            b.iter(|| {
+                let full = limited.to_full_range();
+                camkit::jpeg::encode_i420(&full, 80).expect("jpeg")
+            })
+        });
+        jpeg.bench_function(BenchmarkId::new("limited_full_after", name), |b| {
+            b.iter(|| camkit::jpeg::encode_i420(&expanded, 80).expect("jpeg"))
+        });
+        // The parts: the expansion now made once per picture, and the copy it replaced.
+        jpeg.bench_function(BenchmarkId::new("expand_range_in_place", name), |b| {
+            b.iter_batched_ref(
+                || limited.clone(),
+                |p| p.expand_range(),
+                BatchSize::LargeInput,
+            )
+        });
+        jpeg.bench_function(BenchmarkId::new("to_full_range_copy", name), |b| {
+            b.iter(|| limited.to_full_range())
         });
         jpeg.bench_function(BenchmarkId::new("turbojpeg_i420_640w", name), |b| {
             b.iter(|| {

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
-use crate::decode_worker::{self, Demand, EncodedFrame, Msg, WorkerHandle, SNAPSHOT_GRACE};
+use crate::decode_worker::{self, Demand, EncodedFrame, Msg, WorkerHandle};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
@@ -48,9 +48,14 @@ impl Camera {
             config.decode,
         ));
         let cache = Arc::new(FrameCache::new());
-        let demand = Arc::new(Demand::new(config.decode));
-        let worker =
-            decode_worker::spawn(&config.id, cache.clone(), status.clone(), demand.clone())?;
+        let demand = Arc::new(Demand::new(config.decode, config.decode_grace));
+        let worker = decode_worker::spawn(
+            &config.id,
+            config.jpeg_quality,
+            cache.clone(),
+            status.clone(),
+            demand.clone(),
+        )?;
         let (stop, stop_rx) = watch::channel(false);
         let camera = Arc::new(Camera {
             id: config.id.clone(),
@@ -110,12 +115,14 @@ impl Camera {
             )
             .for_camera(&self.id));
         }
+        let idle = self.demand.policy() == DecodePolicy::OnDemand && !self.demand.active();
+        // Grace before the catch-up too: an idle camera's decode thread releases its decoder
+        // and picture, and must not do so between this catch-up and the encode.
+        self.demand.after_snapshot();
         // Also catch up when nothing was decoded yet: a camera that first streams after a
         // failed first attempt (persistent) is `Streaming` from its first keyframe, which
         // the decode thread may not have decoded yet whatever the policy.
-        if (self.demand.policy() == DecodePolicy::OnDemand && !self.demand.active())
-            || self.cache.latest().is_none()
-        {
+        if idle || self.cache.latest().is_none() {
             if let Err(e) = self.catch_up().await {
                 // Every buffered frame damaged (packet loss, corrupt slices) or the decoder
                 // late: the last good picture beats no picture. Only with none is it an error.
@@ -125,7 +132,8 @@ impl Camera {
                 tracing::debug!(camera = %self.id, error = %e, "catch-up failed; serving the last picture");
             }
         }
-        self.demand.extend_grace(SNAPSHOT_GRACE);
+        // And again from now: the grace counts from the picture, however long it took.
+        self.demand.after_snapshot();
         self.cache.latest().ok_or_else(|| {
             Error::new(
                 ErrorKind::NoFrame,

@@ -130,6 +130,12 @@ pub struct CameraConfig {
     /// Keep the camera (retrying in the background) even when the first attempt fails;
     /// otherwise `connect` returns that failure and forgets the camera.
     pub persistent: bool,
+    /// After a snapshot, an `OnDemand` camera decodes every frame for this long (default
+    /// 5 s), so snapshots in a row are served from the cache; after its last subscriber
+    /// leaves, for the shorter of this and 2 s. Then it releases its decoder and raw
+    /// picture (tens of MB at 1080p) until the next snapshot or subscriber.
+    #[serde(rename = "decodeGraceMs", with = "millis")]
+    pub decode_grace: Duration,
 }
 
 impl Default for CameraConfig {
@@ -150,6 +156,7 @@ impl Default for CameraConfig {
             backoff_max: Duration::from_secs(30),
             jpeg_quality: DEFAULT_JPEG_QUALITY,
             persistent: false,
+            decode_grace: Duration::from_secs(5),
         }
     }
 }
@@ -170,6 +177,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("frame_timeout", &self.frame_timeout)
             .field("jpeg_quality", &self.jpeg_quality)
             .field("persistent", &self.persistent)
+            .field("decode_grace", &self.decode_grace)
             .finish()
     }
 }
@@ -222,6 +230,7 @@ impl CameraConfig {
         check_duration("frameTimeoutMs", self.frame_timeout)?;
         check_duration("backoffInitialMs", self.backoff_initial)?;
         check_duration("backoffMaxMs", self.backoff_max)?;
+        check_duration("decodeGraceMs", self.decode_grace)?;
         if self.backoff_max < self.backoff_initial {
             return Err(Error::invalid(
                 "backoffMaxMs",
@@ -729,5 +738,16 @@ mod tests {
         assert_eq!(c.transport, Transport::Tcp);
         assert_eq!(c.decode, DecodePolicy::Continuous);
         assert!(serde_json::from_str::<CameraConfig>(r#"{"id":"x","bogus":1}"#).is_err());
+        assert_eq!(c.decode_grace, Duration::from_secs(5));
+        let c: CameraConfig =
+            serde_json::from_str(r#"{"id":"d","host":"h","decodeGraceMs":250}"#).unwrap();
+        assert_eq!(c.decode_grace, Duration::from_millis(250));
+        let e = CameraConfig {
+            decode_grace: Duration::ZERO,
+            ..c
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(field_of(e), "decodeGraceMs");
     }
 }

@@ -10,6 +10,12 @@
 //! GOP). With nobody watching (`OnDemand`), it decodes nothing; a snapshot asks it to
 //! catch up, which decodes the buffered GOP up to now. With a subscriber, or for a short
 //! grace period after a snapshot, it decodes every frame as it arrives.
+//!
+//! Memory: an `OnDemand` camera whose grace has lapsed with nobody subscribed releases its
+//! decoder (the decoder's reference pictures: ~25 MB at 1080p) and turns the cached picture
+//! into a JPEG of itself (see [`FrameCache::release_picture`]). Nothing is lost: the next
+//! catch-up decodes the GOP again from its keyframe, which is what a snapshot of an idle
+//! camera costs anyway. `Keyframes` (decodes every keyframe) and `Continuous` keep theirs.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -30,11 +36,9 @@ use crate::status::StatusCell;
 const QUEUE_FRAMES: usize = 64;
 /// Largest GOP kept, in bytes; beyond it the buffer is dropped until the next keyframe.
 const MAX_GOP_BYTES: usize = 64 << 20;
-/// How long decoding continues after the last subscriber leaves.
-pub(crate) const SUBSCRIBER_GRACE: Duration = Duration::from_secs(2);
-/// How long decoding continues after a snapshot, so snapshots in a row are served from
-/// the cache instead of each catching up on the GOP.
-pub(crate) const SNAPSHOT_GRACE: Duration = Duration::from_secs(5);
+/// How long decoding continues after the last subscriber leaves (at most; never longer
+/// than the camera's `decode_grace`).
+const SUBSCRIBER_GRACE: Duration = Duration::from_secs(2);
 
 /// A compressed video frame as received.
 pub(crate) struct EncodedFrame {
@@ -65,14 +69,18 @@ pub(crate) struct Demand {
     subscribers: AtomicUsize,
     policy: AtomicU8,
     grace_until: Mutex<Option<Instant>>,
+    /// How long decoding continues after a snapshot (the camera's `decode_grace`), so
+    /// snapshots in a row are served from the cache instead of each catching up on the GOP.
+    snapshot_grace: Duration,
 }
 
 impl Demand {
-    pub fn new(policy: DecodePolicy) -> Self {
+    pub fn new(policy: DecodePolicy, snapshot_grace: Duration) -> Self {
         Demand {
             subscribers: AtomicUsize::new(0),
             policy: AtomicU8::new(policy_to_u8(policy)),
             grace_until: Mutex::new(None),
+            snapshot_grace,
         }
     }
 
@@ -94,7 +102,12 @@ impl Demand {
             || self.grace_until.lock().is_some_and(|t| Instant::now() < t)
     }
 
-    pub fn extend_grace(&self, d: Duration) {
+    /// A snapshot was taken (or is about to be): keep decoding for the snapshot grace.
+    pub fn after_snapshot(&self) {
+        self.extend_grace(self.snapshot_grace);
+    }
+
+    fn extend_grace(&self, d: Duration) {
         let until = Instant::now() + d;
         let mut g = self.grace_until.lock();
         if g.is_none_or(|t| t < until) {
@@ -108,7 +121,12 @@ impl Demand {
 
     pub fn remove_subscriber(&self) {
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
-        self.extend_grace(SUBSCRIBER_GRACE);
+        self.extend_grace(SUBSCRIBER_GRACE.min(self.snapshot_grace));
+    }
+
+    /// Whether the decoder and the raw picture may go: an `OnDemand` camera nobody uses.
+    fn idle(&self) -> bool {
+        self.policy() == DecodePolicy::OnDemand && !self.active()
     }
 
     /// Whether an arriving frame should be decoded at once.
@@ -167,9 +185,11 @@ impl WorkerHandle {
     }
 }
 
-/// Starts the decode thread of a camera.
+/// Starts the decode thread of a camera. `jpeg_quality` is the camera's default, used for
+/// the JPEG a released picture is kept as.
 pub(crate) fn spawn(
     camera_id: &str,
+    jpeg_quality: u8,
     cache: Arc<FrameCache>,
     status: Arc<StatusCell>,
     demand: Arc<Demand>,
@@ -184,6 +204,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             let mut w = Worker {
                 id,
+                jpeg_quality,
                 cache,
                 status,
                 demand,
@@ -192,6 +213,7 @@ pub(crate) fn spawn(
                 gop: Vec::new(),
                 gop_bytes: 0,
                 decoded_upto: 0,
+                holds_picture: false,
                 waiting_for_keyframe: true,
                 last_error_log: None,
             };
@@ -211,6 +233,7 @@ pub(crate) fn spawn(
 
 struct Worker {
     id: String,
+    jpeg_quality: u8,
     cache: Arc<FrameCache>,
     status: Arc<StatusCell>,
     demand: Arc<Demand>,
@@ -221,6 +244,8 @@ struct Worker {
     gop_bytes: usize,
     /// How many of `gop` the decoder has consumed: its state is that of `gop[..decoded_upto]`.
     decoded_upto: usize,
+    /// The cache's latest picture is one this thread decoded and has not released.
+    holds_picture: bool,
     waiting_for_keyframe: bool,
     last_error_log: Option<Instant>,
 }
@@ -232,7 +257,10 @@ impl Worker {
             // even while no frames arrive.
             let msg = match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.release_if_idle();
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match msg {
@@ -252,6 +280,9 @@ impl Worker {
                     let _ = reply.send(r);
                 }
             }
+            // Frames keep arriving while nobody watches (the timeout above then never
+            // fires): check after every message too. Cheap while nothing is held.
+            self.release_if_idle();
         }
         tracing::debug!(camera = %self.id, "decode thread ends");
     }
@@ -306,10 +337,14 @@ impl Worker {
                 dec.decode(data).map(|p| {
                     if let Some(mut p) = p {
                         p.full_range = self.gop[i].full_range;
+                        // Once per published picture, in place: every encode of it (any
+                        // size, any quality) then starts from full range, as JPEG wants.
+                        p.expand_range();
                         self.status.set_resolution(p.width, p.height);
                         self.cache
                             .publish(Content::Picture(p), self.gop[i].captured_at);
                         published = true;
+                        self.holds_picture = true;
                     }
                 })
             } else {
@@ -333,6 +368,21 @@ impl Worker {
         }
     }
 
+    /// Releases the decoder and the raw picture of an `OnDemand` camera nobody uses. The
+    /// next catch-up re-decodes the GOP from its keyframe (`decoded_upto = 0`).
+    fn release_if_idle(&mut self) {
+        // A new stream drops the decoder but not the picture: check both.
+        if (self.decoder.is_none() && !self.holds_picture) || !self.demand.idle() {
+            return;
+        }
+        self.decoder = None;
+        self.decoded_upto = 0;
+        self.holds_picture = false;
+        self.cache.release_picture(self.jpeg_quality);
+        trim_heap();
+        tracing::debug!(camera = %self.id, "idle: decoder and picture released");
+    }
+
     fn publish_jpeg(&mut self, f: EncodedFrame) {
         match crate::jpeg::dimensions(&f.data) {
             Ok((width, height)) => {
@@ -343,6 +393,7 @@ impl Worker {
                         data: f.data,
                         width,
                         height,
+                        quality: None,
                     },
                     f.captured_at,
                 );
@@ -367,13 +418,27 @@ impl Worker {
     }
 }
 
+/// Gives the memory just freed back to the system. glibc keeps freed blocks in the
+/// freeing thread's arena, and the decoder's picture buffers (a few hundred KiB to a few
+/// MiB each) stay resident there after the decoder is dropped unless trimmed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions; it only returns free pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn demand_follows_subscribers_and_grace() {
-        let d = Demand::new(DecodePolicy::OnDemand);
+        let d = Demand::new(DecodePolicy::OnDemand, Duration::from_secs(5));
         assert!(!d.active());
         assert!(!d.decode_now(true));
         d.add_subscriber();

@@ -7,10 +7,18 @@
 //! - Each (picture, width, quality) is JPEG-encoded at most once. Concurrent readers asking
 //!   for the same encoding wait on one `OnceLock`; every reader gets the same `Bytes`.
 //! - Sequence numbers increase by one per published picture, starting at 1.
+//! - Decoded pictures are full range: the decode thread expands limited range in place
+//!   before publishing, so an encode never copies a picture just to expand it.
+//! - A released picture keeps its sequence number, capture time and every JPEG made of it;
+//!   only its form changes, from raw samples to one full-size JPEG of itself
+//!   ([`FrameCache::release_picture`]). Other sizes and qualities are then encoded from
+//!   that JPEG, once each, as for an MJPEG camera.
 //!
 //! Cost: one I420 picture (1.5 bytes per pixel: 3 MB at 1080p) plus its JPEGs (typically
-//! 100–300 kB each) per camera. Publishing is a pointer swap under a mutex; the encodes
-//! happen on the readers' (blocking) threads, never in the decoder.
+//! 100–300 kB each) per camera; an idle `OnDemand` camera's released picture only its
+//! JPEGs. Publishing is a pointer swap under a mutex; the encodes happen on the readers'
+//! (blocking) threads, never in the decoder, except the one full-size encode a release
+//! may need.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -27,13 +35,17 @@ use crate::picture::Picture;
 
 /// What the camera gave us.
 pub(crate) enum Content {
-    /// A decoded H.264 picture.
+    /// A decoded H.264 picture, full range.
     Picture(Picture),
-    /// A JPEG passed through from an MJPEG camera, never decoded unless a resize asks.
+    /// A JPEG: from an MJPEG camera, passed through and never decoded unless a resize asks;
+    /// or a released picture's full-size encoding.
     Jpeg {
         data: Bytes,
         width: u32,
         height: u32,
+        /// The quality camkit encoded it with (a released picture): served as is only at
+        /// that quality. `None` for a camera's own JPEG, served as is at any quality.
+        quality: Option<u8>,
     },
 }
 
@@ -122,9 +134,11 @@ impl CachedPicture {
                 data,
                 width: w,
                 height: h,
+                quality: made_at,
             } => {
-                if width >= *w {
-                    // The camera's own JPEG: no decode, no encode. Quality is the camera's.
+                if width >= *w && made_at.is_none_or(|q| q == quality) {
+                    // No decode, no encode. A camera's own JPEG is served at the camera's
+                    // quality whatever was asked.
                     Ok((data.clone(), *w, *h))
                 } else {
                     stats.encodes.fetch_add(1, Ordering::Relaxed);
@@ -136,8 +150,9 @@ impl CachedPicture {
     }
 }
 
-/// Scales, expands limited range (JPEG is full range), encodes. The expansion runs on the
-/// smaller picture when scaling, and only once per (picture, size) like the encode.
+/// Scales and encodes. Pictures arrive full range (decode thread, JPEG decode); a limited
+/// one is still expanded, on the smaller picture when scaling, so the JPEG is right
+/// whoever made the picture.
 fn encode_scaled(p: &Picture, width: u32, quality: u8) -> Result<(Bytes, u32, u32)> {
     let out = match p.downscaled(width) {
         Some(mut small) => {
@@ -193,6 +208,65 @@ impl FrameCache {
     /// The latest picture, if any.
     pub fn latest(&self) -> Option<Arc<CachedPicture>> {
         self.latest.lock().clone()
+    }
+
+    /// Drops the latest picture's raw samples (3 MB at 1080p), keeping it as a full-size
+    /// JPEG of itself: the one already made at any quality, preferring `quality`, else one
+    /// encoded now at `quality`. Sequence number, capture time and the JPEGs made stay, so
+    /// readers and subscribers see the same picture. Readers holding the raw picture keep
+    /// it until they let go. Returns whether a picture was released.
+    ///
+    /// Call from the thread that publishes (the decode thread): a picture published
+    /// meanwhile is left alone.
+    pub fn release_picture(&self, quality: u8) -> bool {
+        let Some(cur) = self.latest() else {
+            return false;
+        };
+        let Content::Picture(p) = &cur.content else {
+            return false;
+        };
+        let (width, height) = (p.width, p.height);
+        let made = {
+            let g = cur.encodes.lock();
+            let full: Vec<_> = g
+                .iter()
+                .filter(|((w, _), _)| *w == width)
+                .filter_map(|((_, q), c)| match c.get() {
+                    Some(Ok((data, _, _))) => Some((*q, data.clone())),
+                    _ => None,
+                })
+                .collect();
+            full.iter()
+                .find(|(q, _)| *q == quality)
+                .or(full.first())
+                .cloned()
+        };
+        let (q, data) = match made {
+            Some(m) => m,
+            None => match cur.jpeg(&SnapshotOptions::full(), quality, &self.stats) {
+                Ok(f) => (quality, f.jpeg),
+                Err(e) => {
+                    tracing::debug!(error = %e, "picture kept: no JPEG of it");
+                    return false;
+                }
+            },
+        };
+        let mut g = self.latest.lock();
+        if g.as_ref().map(|l| l.seq) != Some(cur.seq) {
+            return false;
+        }
+        *g = Some(Arc::new(CachedPicture {
+            seq: cur.seq,
+            captured_at: cur.captured_at,
+            content: Content::Jpeg {
+                data,
+                width,
+                height,
+                quality: Some(q),
+            },
+            encodes: Mutex::new(cur.encodes.lock().clone()),
+        }));
+        true
     }
 
     /// A receiver that sees each new sequence number (latest wins).
@@ -281,6 +355,104 @@ mod tests {
         assert_eq!(first.seq, 1);
     }
 
+    fn encodes(cache: &FrameCache) -> u64 {
+        cache.stats.encodes.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn released_picture_keeps_seq_and_jpegs_and_serves_every_size() {
+        let cache = FrameCache::new();
+        let t = SystemTime::now();
+        cache.publish(Content::Picture(pic(640, 360)), t);
+        cache.publish(Content::Picture(pic(640, 360)), t);
+        let before = cache.latest().unwrap();
+        let small = before
+            .jpeg(&SnapshotOptions::full().max_width(320), 80, &cache.stats)
+            .unwrap();
+        assert_eq!(encodes(&cache), 1);
+        // No full-size JPEG yet: the release makes one at the quality given.
+        assert!(cache.release_picture(80));
+        assert_eq!(encodes(&cache), 2);
+        let after = cache.latest().unwrap();
+        assert_eq!((after.seq, after.captured_at), (2, t));
+        assert_eq!(after.dimensions(), (640, 360));
+        assert!(matches!(
+            after.content,
+            Content::Jpeg {
+                quality: Some(80),
+                ..
+            }
+        ));
+        // What was made stays made: same bytes, no encode.
+        let again = after.ready(&SnapshotOptions::full().max_width(320), 80);
+        assert_eq!(again.unwrap().unwrap().jpeg.as_ptr(), small.jpeg.as_ptr());
+        let full = after
+            .jpeg(&SnapshotOptions::full(), 80, &cache.stats)
+            .unwrap();
+        assert_eq!((full.width, full.height, full.seq), (640, 360, 2));
+        assert_eq!(encodes(&cache), 2);
+        // Another size or quality is made from the JPEG, and looks like the picture.
+        let q50 = after
+            .jpeg(&SnapshotOptions::full().quality(50), 80, &cache.stats)
+            .unwrap();
+        let tiny = after
+            .jpeg(&SnapshotOptions::full().max_width(160), 80, &cache.stats)
+            .unwrap();
+        assert_eq!(encodes(&cache), 4);
+        assert_ne!(q50.jpeg, full.jpeg);
+        assert_eq!((tiny.width, tiny.height), (160, 90));
+        let back = jpeg::decode_to_i420(&q50.jpeg).unwrap();
+        assert_eq!((back.width, back.height), (640, 360));
+        let Content::Picture(orig) = &before.content else {
+            panic!("the old reader keeps the raw picture");
+        };
+        assert!(orig.luma_change(&back).unwrap() < 4.0);
+        // Nothing left to release.
+        assert!(!cache.release_picture(80));
+    }
+
+    #[test]
+    fn release_reuses_a_full_size_jpeg_of_any_quality() {
+        let cache = FrameCache::new();
+        cache.publish(Content::Picture(pic(64, 48)), SystemTime::now());
+        let q90 = cache
+            .latest()
+            .unwrap()
+            .jpeg(&SnapshotOptions::full().quality(90), 80, &cache.stats)
+            .unwrap();
+        assert!(cache.release_picture(80));
+        assert_eq!(encodes(&cache), 1);
+        let latest = cache.latest().unwrap();
+        let same = latest
+            .jpeg(&SnapshotOptions::full().quality(90), 80, &cache.stats)
+            .unwrap();
+        assert_eq!(same.jpeg.as_ptr(), q90.jpeg.as_ptr());
+        // The default quality was not made: made now, from the q90 JPEG.
+        let q80 = latest
+            .jpeg(&SnapshotOptions::full(), 80, &cache.stats)
+            .unwrap();
+        assert_ne!(q80.jpeg, q90.jpeg);
+        assert_eq!(encodes(&cache), 2);
+    }
+
+    #[test]
+    fn release_leaves_mjpeg_and_empty_caches_alone() {
+        let cache = FrameCache::new();
+        assert!(!cache.release_picture(80));
+        let data = jpeg::encode_i420(&pic(64, 48), 75).unwrap();
+        cache.publish(
+            Content::Jpeg {
+                data,
+                width: 64,
+                height: 48,
+                quality: None,
+            },
+            SystemTime::now(),
+        );
+        assert!(!cache.release_picture(80));
+        assert_eq!(encodes(&cache), 0);
+    }
+
     #[test]
     fn mjpeg_passes_through_without_encode() {
         let cache = FrameCache::new();
@@ -290,6 +462,7 @@ mod tests {
                 data: data.clone(),
                 width: 64,
                 height: 48,
+                quality: None,
             },
             SystemTime::now(),
         );
