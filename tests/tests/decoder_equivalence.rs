@@ -135,6 +135,38 @@ fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
     assert_same_picture("after discards", &want.unwrap(), &last);
 }
 
+/// Damaged slice data (bit errors, as a faulty link or encoder produces): libavcodec
+/// conceals it and would return a picture, camkit reports the frame as a decode error as
+/// OpenH264 does, keeps decoding, and is back to identical pictures at the next keyframe.
+#[test]
+fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
+    let clip = x264_clip("320x240", 15, 35, 10, "main");
+    let mut aus = access_units(&clip);
+    // Overwrite the second half of frame 3's slice data with a pattern.
+    let au = &mut aus[3];
+    let n = au.len();
+    for (i, b) in au[n / 2..].iter_mut().enumerate() {
+        *b = if i % 3 == 0 { 0xff } else { 0x5a };
+    }
+    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    for (i, au) in aus[..3].iter().enumerate() {
+        assert!(av.decode(au).unwrap().is_some(), "clean frame {i}");
+    }
+    let e = av.decode(&aus[3]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Decode, "{e}");
+    assert!(e.message().contains("damaged"), "{e}");
+    // Frames up to the keyframe reference the damaged one: whatever they give, no panic.
+    for au in &aus[4..10] {
+        let _ = av.decode(au);
+    }
+    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
+    for (i, au) in aus[10..].iter().enumerate() {
+        let b = av.decode(au).unwrap().expect("picture");
+        let a = oh.decode(au).unwrap().expect("picture");
+        assert_same_picture(&format!("after the damage, #{}", i + 10), &a, &b);
+    }
+}
+
 /// A camera-like H.264 clip made with ffmpeg/x264, as Annex B on ffmpeg's stdout (no
 /// files), like bench/make_clips.sh: testsrc2 with temporal noise, no B-frames, a GOP of
 /// `gop` frames, no scene-cut keyframes.

@@ -7,15 +7,22 @@
 //! camkit declares just the prefix of `AVFrame` and `AVPacket` that is the same in all of
 //! them, and touches those objects only through pointers FFmpeg allocated.
 //!
-//! Loading silences libavcodec's logging (`av_log_set_level(AV_LOG_QUIET)`) so it never
-//! prints to the host's stderr. That setting belongs to the loaded libavutil and so is
-//! process-wide: an application that uses the same FFmpeg libraries itself loses their
-//! log output too.
+//! Loading replaces libavcodec's log output with a callback that prints nothing
+//! (`av_log_set_callback`), so it never writes to the host's stderr. That setting belongs to
+//! the loaded libavutil and so is process-wide: an application that uses the same FFmpeg
+//! libraries itself loses their log output too.
+//!
+//! The callback is also how damage is noticed. libavcodec conceals damaged slices (lost
+//! packets, bit errors) and returns a picture anyway, where OpenH264 reports an error; an
+//! error logged while an access unit decodes makes camkit treat it as OpenH264's error
+//! (the picture is not published, the frame counts as dropped, snapshots keep the last
+//! good picture), so both backends report a damaged stream the same way.
 //!
 //! `CAMKIT_LIBAVCODEC=/path/to/libavcodec.so.60` loads that file instead of searching (its
 //! libavutil is then found by soname). A file that does not load makes libavcodec
 //! unavailable, which is how the tests check what happens on a machine without FFmpeg.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::OnceLock;
 
@@ -31,7 +38,13 @@ const PATH_ENV: &str = "CAMKIT_LIBAVCODEC";
 const MAJORS: [(u32, u32); 4] = [(61, 59), (60, 58), (59, 57), (58, 56)];
 
 const AV_CODEC_ID_H264: c_int = 27;
-const AV_LOG_QUIET: c_int = -8;
+/// Messages at this level or more severe mean the picture being decoded is damaged.
+const AV_LOG_ERROR: c_int = 16;
+const AV_LOG_INFO: c_int = 32;
+/// How libavcodec's error resilience says it patched a picture up, at `AV_LOG_INFO` (FFmpeg
+/// 4–7): "concealing %d DC, %d AC, %d MV errors in %c frame". Damage it detects in the
+/// slice data is not always logged as an error.
+const CONCEALING: &[u8] = b"concealing ";
 const AV_PIX_FMT_YUV420P: c_int = 0;
 const AV_PIX_FMT_YUVJ420P: c_int = 12;
 /// `AVERROR(EAGAIN)`: no picture yet, or feed a packet first.
@@ -87,7 +100,8 @@ pub(super) struct Api {
     strerror: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
     pix_fmt_name: unsafe extern "C" fn(c_int) -> *const c_char,
     _avcodec: Library,
-    _avutil: Library,
+    /// libavutil opened by name, where symbol lookup through libavcodec does not reach it.
+    _avutil: Option<Library>,
 }
 
 impl Api {
@@ -194,19 +208,37 @@ fn bind(avcodec: Library, codec_major: u32, util_major: u32) -> std::result::Res
             full & 0xff
         ));
     }
-    let util_name = soname("avutil", util_major);
-    // SAFETY: libavcodec depends on this very libavutil, so it is normally loaded already;
-    // opening it again only takes a reference.
-    let avutil = unsafe { Library::new(&util_name) }
-        .map_err(|e| format!("{util_name} does not load: {e}"))?;
+    // libavutil's functions are looked up through libavcodec's handle, which searches its
+    // dependencies too, so they come from the very libavutil libavcodec uses. Only where
+    // that search does not reach dependencies (Windows) is libavutil opened by name. (Opening
+    // it by name on Linux as well would work, but glibc then keeps a block that valgrind
+    // reports as lost when that happens on a thread other than the main one.)
+    // SAFETY: as in `avcodec_major`, for `unsigned avutil_version(void)`.
+    let reaches_avutil =
+        unsafe { avcodec.get::<unsafe extern "C" fn() -> c_uint>(b"avutil_version\0") }.is_ok();
+    let avutil = if reaches_avutil {
+        None
+    } else {
+        let util_name = soname("avutil", util_major);
+        // SAFETY: libavcodec depends on this very libavutil, so it is loaded already;
+        // opening it again only takes a reference.
+        Some(
+            unsafe { Library::new(&util_name) }
+                .map_err(|e| format!("{util_name} does not load: {e}"))?,
+        )
+    };
+    let util = avutil.as_ref().unwrap_or(&avcodec);
     {
         // SAFETY: `unsigned avutil_version(void)` in every FFmpeg.
-        let f = unsafe { avutil.get::<unsafe extern "C" fn() -> c_uint>(b"avutil_version\0") }
-            .map_err(|e| format!("{util_name}: {e}"))?;
+        let f = unsafe { util.get::<unsafe extern "C" fn() -> c_uint>(b"avutil_version\0") }
+            .map_err(|e| format!("libavutil: {e}"))?;
         // SAFETY: no arguments, returns a constant.
         let v = unsafe { f() };
         if v >> 16 != util_major {
-            return Err(format!("{util_name} reports major {}", v >> 16));
+            return Err(format!(
+                "libavcodec {codec_major} comes with libavutil {}, not {util_major}",
+                v >> 16
+            ));
         }
     }
     macro_rules! sym {
@@ -227,20 +259,60 @@ fn bind(avcodec: Library, codec_major: u32, util_major: u32) -> std::result::Res
         receive_frame: sym!(avcodec, "avcodec_receive_frame"),
         packet_alloc: sym!(avcodec, "av_packet_alloc"),
         packet_free: sym!(avcodec, "av_packet_free"),
-        frame_alloc: sym!(avutil, "av_frame_alloc"),
-        frame_free: sym!(avutil, "av_frame_free"),
-        frame_unref: sym!(avutil, "av_frame_unref"),
-        dict_set: sym!(avutil, "av_dict_set"),
-        dict_free: sym!(avutil, "av_dict_free"),
-        strerror: sym!(avutil, "av_strerror"),
-        pix_fmt_name: sym!(avutil, "av_get_pix_fmt_name"),
+        frame_alloc: sym!(util, "av_frame_alloc"),
+        frame_free: sym!(util, "av_frame_free"),
+        frame_unref: sym!(util, "av_frame_unref"),
+        dict_set: sym!(util, "av_dict_set"),
+        dict_free: sym!(util, "av_dict_free"),
+        strerror: sym!(util, "av_strerror"),
+        pix_fmt_name: sym!(util, "av_get_pix_fmt_name"),
         _avcodec: avcodec,
         _avutil: avutil,
     };
-    let set_level: unsafe extern "C" fn(c_int) = sym!(api._avutil, "av_log_set_level");
-    // SAFETY: sets one global int of libavutil; process-wide (see the module doc).
-    unsafe { set_level(AV_LOG_QUIET) };
+    let util = api._avutil.as_ref().unwrap_or(&api._avcodec);
+    let set_callback: unsafe extern "C" fn(LogCallback) = sym!(util, "av_log_set_callback");
+    // SAFETY: installs a function that stays valid for the life of the process and accepts
+    // any arguments (see `log_callback`); process-wide (see the module doc).
+    unsafe { set_callback(log_callback) };
     Ok(api)
+}
+
+/// `void (*)(void *avcl, int level, const char *fmt, va_list vl)`. `va_list` is passed as
+/// one pointer-sized argument on the ABIs FFmpeg runs on (a pointer to the list on x86-64
+/// and AArch64 Linux, where it is an array or a large struct; a `char *` on macOS and
+/// Windows), and the callback never reads it.
+type LogCallback = unsafe extern "C" fn(*mut c_void, c_int, *const c_char, *mut c_void);
+
+thread_local! {
+    /// The format string of the first error libavcodec logged on this thread since the
+    /// decoder of this thread last reset it (a static string of the library, or NULL).
+    static FIRST_ERROR: Cell<*const c_char> = const { Cell::new(std::ptr::null()) };
+}
+
+/// libavcodec's log output: printed nowhere; errors are noted for the decode under way on
+/// this thread (with one thread per context, libavcodec logs on the thread that called it).
+unsafe extern "C" fn log_callback(
+    _avcl: *mut c_void,
+    level: c_int,
+    fmt: *const c_char,
+    _vl: *mut c_void,
+) {
+    if fmt.is_null() || level > AV_LOG_INFO {
+        return;
+    }
+    // SAFETY: `av_log`'s format string: NUL-terminated, and static in the library.
+    let damage = level <= AV_LOG_ERROR
+        || unsafe { CStr::from_ptr(fmt) }
+            .to_bytes()
+            .starts_with(CONCEALING);
+    if damage {
+        // `try_with`: nothing to note while the thread is being torn down.
+        let _ = FIRST_ERROR.try_with(|e| {
+            if e.get().is_null() {
+                e.set(fmt);
+            }
+        });
+    }
 }
 
 /// One libavcodec H.264 decoder context, single-threaded (camkit already runs one decode
@@ -340,6 +412,7 @@ impl AvDecoder {
             )
         })?;
         let api = self.api;
+        let _ = FIRST_ERROR.try_with(|e| e.set(std::ptr::null()));
         // SAFETY: `packet` came from `av_packet_alloc` and owns no buffer (`buf` NULL), so
         // setting `data`/`size` lends it our slice; `avcodec_send_packet` copies unowned data
         // (into a padded buffer) before returning, and the fields are cleared right after,
@@ -375,6 +448,25 @@ impl AvDecoder {
             if out.is_err() {
                 result = out;
             }
+        }
+        let logged = FIRST_ERROR
+            .try_with(|e| e.replace(std::ptr::null()))
+            .unwrap_or(std::ptr::null());
+        if result.is_ok() && !logged.is_null() {
+            // SAFETY: a format string libavcodec passed to `av_log`: a NUL-terminated static
+            // string of the library, which stays loaded.
+            let what = unsafe { CStr::from_ptr(logged) }.to_string_lossy();
+            // The format string, not the formatted line: placeholders shown as "…".
+            let what = ["%d", "%c", "%s", "%u", "%i"]
+                .iter()
+                .fold(what.into_owned(), |w, p| w.replace(p, "…"));
+            result = Err(Error::new(
+                ErrorKind::Decode,
+                format!(
+                    "H.264 decode failed: damaged data (libavcodec: {})",
+                    what.trim_end()
+                ),
+            ));
         }
         result
     }
