@@ -240,6 +240,12 @@ export interface CameraConfig {
   transport?: Transport
   /** When to decode (default `'onDemand'`). */
   decode?: DecodePolicy
+  /**
+   * Which H.264 decoder (default `'auto'`: libavcodec when the system has it, else
+   * OpenH264). `'libavcodec'` where it cannot be loaded makes `connect` throw
+   * `INVALID_INPUT` naming `decoder`; the status' `decoder` says which one runs.
+   */
+  decoder?: Decoder
   /** Limit for each RTSP step (connect + DESCRIBE, SETUP, PLAY), default 5000. */
   rtspTimeoutMs?: number
   /** Reconnect when no video frame arrives for this long, default 10000. */
@@ -284,6 +290,11 @@ export interface CameraStatus {
   transport: Transport
   /** The decode policy. */
   decode: DecodePolicy
+  /**
+   * The H.264 decoder in use: `'openh264'`, or `'libavcodec'` with its version
+   * (`'libavcodec 59.37.100'`).
+   */
+  decoder: string
   /** Video codec (`'h264'` …), once known. */
   codec?: string
   /** H.264 profile (`'Baseline'`, `'Main'`, `'High'` …), once known. */
@@ -343,6 +354,12 @@ export interface CaptionResult {
 
 /** When a camera's video is decoded. */
 export type DecodePolicy = 'onDemand' | 'continuous' | 'keyframes'
+
+/**
+ * Which H.264 decoder a camera uses (`'auto'`: libavcodec when the system has it,
+ * else OpenH264). Parsed by camkit from the config's string.
+ */
+export type Decoder = 'auto' | 'openh264' | 'libavcodec'
 
 /** How to run a demo camera. */
 export interface DemoCameraOptions {

@@ -844,5 +844,6 @@ module.exports.Watch = nativeBinding.Watch
 module.exports.CameraState = nativeBinding.CameraState
 module.exports.CaptionLength = nativeBinding.CaptionLength
 module.exports.DecodePolicy = nativeBinding.DecodePolicy
+module.exports.Decoder = nativeBinding.Decoder
 module.exports.startDemoCamera = nativeBinding.startDemoCamera
 module.exports.Transport = nativeBinding.Transport

@@ -33,6 +33,8 @@ SYSTEM_PYTHON=/usr/bin/python3
 
 has_cmd() { command -v "$1" >/dev/null 2>&1; }
 has_gst_element() { has_cmd gst-inspect-1.0 && gst-inspect-1.0 --exists "$1" >/dev/null 2>&1; }
+# FFmpeg 4-7's libavcodec, which camkit loads at run time (core/src/decode/libavcodec.rs).
+has_libavcodec() { /sbin/ldconfig -p 2>/dev/null | grep -qE 'libavcodec\.so\.(58|59|60|61) '; }
 has_py_module() { [ -x "$SYSTEM_PYTHON" ] && "$SYSTEM_PYTHON" -c "import $1" >/dev/null 2>&1; }
 # Instantiating the server proves the typelib *and* the libgstrtspserver it loads are there.
 has_rtsp_server_bindings() {
@@ -90,6 +92,9 @@ check_system_packages() {
     need gstreamer1.0-libav -- has_gst_element avenc_aac
     # Independent decoders/encoders for cross-checks, and leak checks of the C API.
     need ffmpeg -- has_cmd ffmpeg
+    # camkit's faster H.264 decoder (its tests compare it with OpenH264); `ffmpeg` depends on
+    # the release's libavcodecNN, whatever its number.
+    need ffmpeg -- has_libavcodec
     need valgrind -- has_cmd valgrind
     # Deduplicate, keeping order.
     if [ ${#MISSING[@]} -gt 0 ]; then

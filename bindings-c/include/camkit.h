@@ -386,6 +386,13 @@ typedef struct camkit_camera_config {
    * `camkit_connect` returns the failure and forgets the camera.
    */
   bool persistent;
+  /**
+   * The H.264 decoder: `"auto"` (NULL or `""`: libavcodec when the system has it,
+   * else OpenH264), `"openh264"` or `"libavcodec"`. `"libavcodec"` where it cannot be
+   * loaded makes `camkit_connect` fail with `CAMKIT_INVALID_INPUT` naming `decoder`;
+   * `camkit_status_decoder` tells which one runs.
+   */
+  const char *decoder;
 } camkit_camera_config;
 
 /**
@@ -621,7 +628,7 @@ camkit_result camkit_disconnect_all(const struct camkit_manager *mgr);
 /**
  * Fills `config` with the defaults: every string NULL, `port` 0 (554), transport AUTO,
  * decode ON_DEMAND, `rtsp_timeout_ms` 5000, `frame_timeout_ms` 10000, `jpeg_quality` 80,
- * `persistent` false. Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
+ * `persistent` false, `decoder` NULL (auto). Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
  */
 camkit_result camkit_camera_config_init(struct camkit_camera_config *config);
 
@@ -653,6 +660,12 @@ const char *camkit_status_url(const struct camkit_status *status);
  * The camera's state; `CAMKIT_CAMERA_STATE_STOPPED` when `status` is NULL.
  */
 camkit_camera_state camkit_status_state(const struct camkit_status *status);
+
+/**
+ * The H.264 decoder in use: `"openh264"`, or `"libavcodec"` with its version
+ * (`"libavcodec 59.37.100"`). Valid until the status is freed; NULL when `status` is NULL.
+ */
+const char *camkit_status_decoder(const struct camkit_status *status);
 
 /**
  * The video codec (`"h264"`), valid until the status is freed; NULL while unknown.

@@ -71,6 +71,11 @@ pub struct camkit_camera_config {
     /// (`camkit_connect` then succeeds and the status tells the error); otherwise
     /// `camkit_connect` returns the failure and forgets the camera.
     pub persistent: bool,
+    /// The H.264 decoder: `"auto"` (NULL or `""`: libavcodec when the system has it,
+    /// else OpenH264), `"openh264"` or `"libavcodec"`. `"libavcodec"` where it cannot be
+    /// loaded makes `camkit_connect` fail with `CAMKIT_INVALID_INPUT` naming `decoder`;
+    /// `camkit_status_decoder` tells which one runs.
+    pub decoder: *const c_char,
 }
 
 /// What `camkit_camera_config` holds, read without trusting the caller's enum and bool
@@ -91,6 +96,7 @@ struct RawCameraConfig {
     frame_timeout_ms: u32,
     jpeg_quality: u32,
     persistent: u8,
+    decoder: *const c_char,
 }
 
 macro_rules! same_layout {
@@ -116,12 +122,13 @@ same_layout!(
     rtsp_timeout_ms,
     frame_timeout_ms,
     jpeg_quality,
-    persistent
+    persistent,
+    decoder
 );
 
 /// Fills `config` with the defaults: every string NULL, `port` 0 (554), transport AUTO,
 /// decode ON_DEMAND, `rtsp_timeout_ms` 5000, `frame_timeout_ms` 10000, `jpeg_quality` 80,
-/// `persistent` false. Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
+/// `persistent` false, `decoder` NULL (auto). Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_camera_config_init(
     config: *mut camkit_camera_config,
@@ -144,6 +151,7 @@ pub unsafe extern "C" fn camkit_camera_config_init(
             frame_timeout_ms: clamp_ms(d.frame_timeout),
             jpeg_quality: u32::from(d.jpeg_quality),
             persistent: d.persistent,
+            decoder: std::ptr::null(),
         });
         Ok(())
     })
@@ -218,6 +226,10 @@ pub(crate) unsafe fn read_config(
         frame_timeout: millis_or(raw.frame_timeout_ms, d.frame_timeout),
         jpeg_quality,
         persistent: raw.persistent != 0,
+        decoder: match text(raw.decoder, "decoder")? {
+            Some(name) => name.parse()?,
+            None => d.decoder,
+        },
         ..d
     })
 }
@@ -264,7 +276,16 @@ mod tests {
         assert_eq!(core.password.as_deref(), Some("p@ss:w/rd"));
         assert_eq!(core.transport, Transport::Tcp);
         assert_eq!(core.rtsp_timeout, CameraConfig::default().rtsp_timeout);
+        assert_eq!(core.decoder, camkit::DecoderChoice::Auto);
         assert!(core.validate().is_ok());
+        c.decoder = c"openh264".as_ptr();
+        // SAFETY: a valid config.
+        let core = unsafe { read_config(&c) }.unwrap();
+        assert_eq!(core.decoder, camkit::DecoderChoice::OpenH264);
+        assert_eq!(
+            core.validate().unwrap().decoder(),
+            camkit::DecoderBackend::OpenH264
+        );
     }
 
     #[test]
@@ -275,6 +296,7 @@ mod tests {
             (Box::new(|c| c.transport = 7), "transport"),
             (Box::new(|c| c.decode = 3), "decode"),
             (Box::new(|c| c.jpeg_quality = 101), "jpeg_quality"),
+            (Box::new(|c| c.decoder = c"vaapi".as_ptr()), "decoder"),
             (
                 Box::new(move |c| c.username = bad_utf8.as_ptr().cast()),
                 "username",

@@ -42,6 +42,7 @@ pub struct camkit_status {
     status: CameraStatus,
     id: CString,
     url: CString,
+    decoder: CString,
     codec: Option<CString>,
     last_error: Option<CString>,
 }
@@ -51,6 +52,7 @@ impl camkit_status {
         camkit_status {
             id: cstring(&status.id),
             url: cstring(&status.url),
+            decoder: cstring(&status.decoder),
             codec: status.codec.as_deref().map(cstring),
             last_error: status.last_error.as_ref().map(|e| cstring(&e.message)),
             status,
@@ -126,6 +128,16 @@ pub unsafe extern "C" fn camkit_status_state(status: *const camkit_status) -> ca
                 |s| s.status.state.into(),
             )
         }
+    })
+}
+
+/// The H.264 decoder in use: `"openh264"`, or `"libavcodec"` with its version
+/// (`"libavcodec 59.37.100"`). Valid until the status is freed; NULL when `status` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_decoder(status: *const camkit_status) -> *const c_char {
+    // SAFETY: the caller's handle (the conventions).
+    ffi_boundary!(value, {
+        unsafe { field(status, std::ptr::null(), |s| s.decoder.as_ptr()) }
     })
 }
 

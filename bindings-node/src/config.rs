@@ -1,6 +1,6 @@
 //! What JS gives: camera configs and the options of calls, as camelCase objects.
 //!
-//! Enumerated strings (`transport`, `decode`) arrive as strings and are parsed by camkit, so
+//! Enumerated strings (`transport`, `decode`, `decoder`) arrive as strings and are parsed by camkit, so
 //! an unknown value is an `INVALID_INPUT` error that lists the accepted ones; TypeScript
 //! still sees the string unions declared in [`crate::status`].
 
@@ -38,6 +38,11 @@ pub struct CameraConfig {
     /// When to decode (default `'onDemand'`).
     #[napi(ts_type = "DecodePolicy")]
     pub decode: Option<String>,
+    /// Which H.264 decoder (default `'auto'`: libavcodec when the system has it, else
+    /// OpenH264). `'libavcodec'` where it cannot be loaded makes `connect` throw
+    /// `INVALID_INPUT` naming `decoder`; the status' `decoder` says which one runs.
+    #[napi(ts_type = "Decoder")]
+    pub decoder: Option<String>,
     /// Limit for each RTSP step (connect + DESCRIBE, SETUP, PLAY), default 5000.
     pub rtsp_timeout_ms: Option<u32>,
     /// Reconnect when no video frame arrives for this long, default 10000.
@@ -74,6 +79,10 @@ impl CameraConfig {
             decode: match self.decode {
                 Some(d) => d.parse()?,
                 None => defaults.decode,
+            },
+            decoder: match self.decoder {
+                Some(d) => d.parse()?,
+                None => defaults.decoder,
             },
             rtsp_timeout: ms(self.rtsp_timeout_ms, defaults.rtsp_timeout),
             frame_timeout: ms(self.frame_timeout_ms, defaults.frame_timeout),
@@ -185,6 +194,29 @@ mod tests {
         .into_core()
         .unwrap();
         assert_eq!(c.decode, camkit::DecodePolicy::Keyframes);
+        let e = CameraConfig {
+            id: "a".into(),
+            decoder: Some("gpu".into()),
+            ..Default::default()
+        }
+        .into_core()
+        .unwrap_err();
+        assert_eq!(e.kind(), camkit::ErrorKind::InvalidInput);
+        assert!(e.message().starts_with("decoder"), "{e}");
+        for (text, want) in [
+            ("auto", camkit::DecoderChoice::Auto),
+            ("openh264", camkit::DecoderChoice::OpenH264),
+            ("libavcodec", camkit::DecoderChoice::Libavcodec),
+        ] {
+            let c = CameraConfig {
+                id: "a".into(),
+                decoder: Some(text.into()),
+                ..Default::default()
+            }
+            .into_core()
+            .unwrap();
+            assert_eq!(c.decoder, want);
+        }
         assert_eq!(
             c.jpeg_quality, 0,
             "out of range is left for camkit to reject"

@@ -49,6 +49,18 @@ impl From<camkit::DecodePolicy> for DecodePolicy {
     }
 }
 
+/// Which H.264 decoder a camera uses (`'auto'`: libavcodec when the system has it,
+/// else OpenH264). Parsed by camkit from the config's string.
+#[napi(string_enum = "lowercase")]
+pub enum Decoder {
+    /// libavcodec when it can be loaded (FFmpeg 4–7 installed), else OpenH264.
+    Auto,
+    /// OpenH264, built in: always available.
+    Openh264,
+    /// The system's libavcodec, about twice as fast; connect fails when it is missing.
+    Libavcodec,
+}
+
 /// Where a camera is in its life.
 #[napi(string_enum = "lowercase")]
 pub enum CameraState {
@@ -107,6 +119,9 @@ pub struct CameraStatus {
     pub transport: Transport,
     /// The decode policy.
     pub decode: DecodePolicy,
+    /// The H.264 decoder in use: `'openh264'`, or `'libavcodec'` with its version
+    /// (`'libavcodec 59.37.100'`).
+    pub decoder: String,
     /// Video codec (`'h264'` …), once known.
     pub codec: Option<String>,
     /// H.264 profile (`'Baseline'`, `'Main'`, `'High'` …), once known.
@@ -145,6 +160,7 @@ impl From<camkit::CameraStatus> for CameraStatus {
             url: s.url,
             transport: s.transport.into(),
             decode: s.decode.into(),
+            decoder: s.decoder,
             codec: s.codec,
             profile: s.profile,
             width: s.width,

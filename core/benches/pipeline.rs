@@ -1,11 +1,13 @@
 //! Per-frame costs of the pipeline: H.264 decode, I420 → JPEG, and a cached snapshot.
 //!
 //! `cargo bench -p camkit --bench pipeline`. The H.264 input is made here with OpenH264's
-//! encoder from a camera-like picture (gradient, moving box, temporal noise), 2 s GOP.
+//! encoder from a camera-like picture (gradient, moving box, temporal noise), 2 s GOP, and,
+//! when ffmpeg is on the PATH, with x264 (High profile, CABAC, like camera streams). Each is
+//! decoded with both backends, OpenH264 and the system's libavcodec.
 
 use std::time::Duration;
 
-use camkit::{H264Decoder, Picture};
+use camkit::{DecoderBackend, H264Decoder, Picture};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod};
 use openh264::formats::YUVBuffer;
@@ -81,22 +83,39 @@ fn bench(c: &mut Criterion) {
     let mut dec = c.benchmark_group("h264_decode_per_frame");
     dec.sample_size(10).measurement_time(Duration::from_secs(6));
     let mut pictures = vec![];
+    let mut streams = vec![];
     for (name, w, h, bps) in sizes {
         let (gop, pic) = encode_gop(w, h, bps);
         pictures.push((name, pic));
-        dec.throughput(Throughput::Elements(GOP as u64));
-        dec.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter(|| {
-                let mut d = H264Decoder::new().expect("decoder");
-                let mut n = 0;
-                for au in &gop {
-                    if d.decode(au).expect("decode").is_some() {
-                        n += 1;
+        streams.push((format!("openh264enc_{name}"), gop));
+    }
+    match x264_gop(1920, 1080) {
+        Some(gop) => streams.push(("x264_high_1080p".to_owned(), gop)),
+        None => eprintln!("ffmpeg with libx264 not found: no x264 High 1080p decode case"),
+    }
+    for (name, gop) in &streams {
+        dec.throughput(Throughput::Elements(gop.len() as u64));
+        for (backend, label) in [
+            (DecoderBackend::OpenH264, "openh264"),
+            (DecoderBackend::Libavcodec, "libavcodec"),
+        ] {
+            if H264Decoder::with_backend(backend).is_err() {
+                eprintln!("{label} cannot be loaded: skipped");
+                continue;
+            }
+            dec.bench_function(BenchmarkId::new(label, name), |b| {
+                b.iter(|| {
+                    let mut d = H264Decoder::with_backend(backend).expect("decoder");
+                    let mut n = 0;
+                    for au in gop {
+                        if d.decode(au).expect("decode").is_some() {
+                            n += 1;
+                        }
                     }
-                }
-                assert_eq!(n, GOP);
-            })
-        });
+                    assert_eq!(n, gop.len());
+                })
+            });
+        }
     }
     dec.finish();
 
@@ -159,6 +178,91 @@ fn bench(c: &mut Criterion) {
     jpeg.finish();
 
     snapshot_bench(c);
+}
+
+/// One 2 s GOP (30 frames at 15 fps) from x264 as a camera sends it: High profile, CABAC,
+/// no B-frames, testsrc2 with temporal noise (as bench/make_clips.sh), split into access
+/// units. `None` without ffmpeg/libx264.
+fn x264_gop(w: u32, h: u32) -> Option<Vec<Vec<u8>>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={w}x{h}:rate=15,noise=alls=10:allf=t+u"
+        ))
+        .args(["-frames:v", "30", "-c:v", "libx264", "-preset", "veryfast"])
+        .args([
+            "-profile:v",
+            "high",
+            "-bf",
+            "0",
+            "-g",
+            "30",
+            "-sc_threshold",
+            "0",
+        ])
+        .args(["-b:v", "4000k", "-maxrate", "4000k", "-bufsize", "4000k"])
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "h264_mp4toannexb",
+            "-f",
+            "h264",
+            "-",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let aus = access_units(&out.stdout);
+    (aus.len() == 30).then_some(aus)
+}
+
+/// Splits an Annex B stream into access units: a new one starts at an SEI, SPS, PPS or
+/// delimiter after a slice, or at a slice with `first_mb_in_slice` 0 after a slice.
+fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut nal_starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i..i + 3] == [0, 0, 1] {
+            let start = if i > 0 && stream[i - 1] == 0 {
+                i - 1
+            } else {
+                i
+            };
+            nal_starts.push((start, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut aus = Vec::new();
+    let mut current = Vec::new();
+    let mut has_slice = false;
+    for (k, &(start, payload)) in nal_starts.iter().enumerate() {
+        let end = nal_starts.get(k + 1).map_or(stream.len(), |s| s.0);
+        let Some(&header) = stream.get(payload) else {
+            continue;
+        };
+        let nal_type = header & 0x1f;
+        let first_mb_zero = stream.get(payload + 1).is_some_and(|b| b & 0x80 != 0);
+        let new_au = match nal_type {
+            6..=9 => has_slice,
+            1 | 5 => has_slice && first_mb_zero,
+            _ => false,
+        };
+        if new_au {
+            aus.push(std::mem::take(&mut current));
+            has_slice = false;
+        }
+        current.extend_from_slice(&stream[start..end]);
+        has_slice |= matches!(nal_type, 1 | 5);
+    }
+    if has_slice {
+        aus.push(current);
+    }
+    aus
 }
 
 fn i420_to_rgb(p: &Picture) -> Vec<u8> {

@@ -46,6 +46,7 @@ impl Camera {
             source.url().as_str(),
             config.transport,
             config.decode,
+            source.decoder(),
         ));
         let cache = Arc::new(FrameCache::new());
         let demand = Arc::new(Demand::new(config.decode, config.decode_grace));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::decode::DecoderBackend;
 use crate::error::{Error, Result};
 
 /// Longest camera id accepted, in bytes.
@@ -87,6 +88,47 @@ impl std::str::FromStr for DecodePolicy {
     }
 }
 
+/// Which H.264 decoder a camera uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DecoderChoice {
+    /// libavcodec when the system has it (FFmpeg 4–7), else OpenH264.
+    #[default]
+    Auto,
+    /// OpenH264, built into camkit: always available.
+    #[serde(rename = "openh264")]
+    OpenH264,
+    /// The system's libavcodec (FFmpeg), about twice as fast; connecting fails when it
+    /// cannot be loaded.
+    #[serde(alias = "ffmpeg")]
+    Libavcodec,
+}
+
+impl std::str::FromStr for DecoderChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(DecoderChoice::Auto),
+            "openh264" => Ok(DecoderChoice::OpenH264),
+            "libavcodec" | "ffmpeg" => Ok(DecoderChoice::Libavcodec),
+            other => Err(Error::invalid(
+                "decoder",
+                format!("{other:?} is not one of auto, openh264, libavcodec"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DecoderChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecoderChoice::Auto => "auto",
+            DecoderChoice::OpenH264 => "openh264",
+            DecoderChoice::Libavcodec => "libavcodec",
+        })
+    }
+}
+
 /// Everything camkit needs to open one camera.
 ///
 /// Either `url` (a full `rtsp://` URL) or `host` (+ `port`, `path`) names the camera.
@@ -113,6 +155,8 @@ pub struct CameraConfig {
     pub transport: Transport,
     /// When to decode.
     pub decode: DecodePolicy,
+    /// Which H.264 decoder (default `auto`: libavcodec when loadable, else OpenH264).
+    pub decoder: DecoderChoice,
     /// Limit for each RTSP step (connect + DESCRIBE, SETUP, PLAY).
     #[serde(rename = "rtspTimeoutMs", with = "millis")]
     pub rtsp_timeout: Duration,
@@ -150,6 +194,7 @@ impl Default for CameraConfig {
             password: None,
             transport: Transport::Auto,
             decode: DecodePolicy::OnDemand,
+            decoder: DecoderChoice::Auto,
             rtsp_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(500),
@@ -173,6 +218,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("transport", &self.transport)
             .field("decode", &self.decode)
+            .field("decoder", &self.decoder)
             .field("rtsp_timeout", &self.rtsp_timeout)
             .field("frame_timeout", &self.frame_timeout)
             .field("jpeg_quality", &self.jpeg_quality)
@@ -220,7 +266,16 @@ impl CameraConfig {
         self
     }
 
+    /// Sets the H.264 decoder.
+    pub fn decoder(mut self, decoder: DecoderChoice) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
     /// Checks every field and builds the source camkit connects to.
+    ///
+    /// This is also where the decoder choice is resolved: `libavcodec` where it cannot be
+    /// loaded is an error naming `decoder`.
     pub fn validate(&self) -> Result<Source> {
         validate_id(&self.id)?;
         if !(1..=100).contains(&self.jpeg_quality) {
@@ -284,7 +339,12 @@ impl CameraConfig {
                 password: p.unwrap_or_default(),
             }),
         };
-        Ok(Source { url, credentials })
+        let decoder = DecoderBackend::resolve(self.decoder)?;
+        Ok(Source {
+            url,
+            credentials,
+            decoder,
+        })
     }
 }
 
@@ -293,6 +353,7 @@ impl CameraConfig {
 pub struct Source {
     url: Url,
     credentials: Option<retina::client::Credentials>,
+    decoder: DecoderBackend,
 }
 
 impl Source {
@@ -303,6 +364,11 @@ impl Source {
 
     pub(crate) fn credentials(&self) -> Option<&retina::client::Credentials> {
         self.credentials.as_ref()
+    }
+
+    /// The H.264 decoder the camera will use.
+    pub fn decoder(&self) -> DecoderBackend {
+        self.decoder
     }
 
     /// The username, if any (never the password).
@@ -316,6 +382,7 @@ impl std::fmt::Debug for Source {
         f.debug_struct("Source")
             .field("url", &self.url.as_str())
             .field("username", &self.username())
+            .field("decoder", &self.decoder)
             .finish_non_exhaustive()
     }
 }
@@ -749,5 +816,42 @@ mod tests {
         .validate()
         .unwrap_err();
         assert_eq!(field_of(e), "decodeGraceMs");
+        assert_eq!(c.decoder, DecoderChoice::Auto);
+    }
+
+    #[test]
+    fn decoder_choice_parses_and_names_the_field() {
+        for (text, want) in [
+            ("auto", DecoderChoice::Auto),
+            ("openh264", DecoderChoice::OpenH264),
+            ("OpenH264", DecoderChoice::OpenH264),
+            ("libavcodec", DecoderChoice::Libavcodec),
+            ("ffmpeg", DecoderChoice::Libavcodec),
+        ] {
+            assert_eq!(text.parse::<DecoderChoice>().unwrap(), want);
+        }
+        for c in [
+            DecoderChoice::Auto,
+            DecoderChoice::OpenH264,
+            DecoderChoice::Libavcodec,
+        ] {
+            assert_eq!(c.to_string().parse::<DecoderChoice>().unwrap(), c);
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{c}\""));
+        }
+        let e = "x264".parse::<DecoderChoice>().unwrap_err();
+        assert_eq!(field_of(e.clone()), "decoder");
+        assert!(e.message().contains("auto, openh264, libavcodec"), "{e}");
+        let c: CameraConfig =
+            serde_json::from_str(r#"{"id":"a","host":"h","decoder":"openh264"}"#).unwrap();
+        assert_eq!(c.decoder, DecoderChoice::OpenH264);
+        assert_eq!(
+            c.validate().unwrap().decoder(),
+            crate::decode::DecoderBackend::OpenH264
+        );
+        let c: CameraConfig =
+            serde_json::from_str(r#"{"id":"a","host":"h","decoder":"ffmpeg"}"#).unwrap();
+        assert_eq!(c.decoder, DecoderChoice::Libavcodec);
+        assert!(serde_json::from_str::<CameraConfig>(r#"{"id":"a","decoder":"vlc"}"#).is_err());
     }
 }

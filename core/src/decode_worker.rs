@@ -325,7 +325,7 @@ impl Worker {
             return Ok(());
         }
         if self.decoder.is_none() {
-            self.decoder = Some(H264Decoder::new()?);
+            self.decoder = Some(H264Decoder::with_backend(self.status.decoder())?);
         }
         let last = self.gop.len() - 1;
         let mut published = false;

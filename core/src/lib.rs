@@ -1,8 +1,9 @@
 //! camkit: IP cameras to frames an application can use.
 //!
-//! A [`CameraManager`] opens RTSP cameras with `retina`, decodes H.264 with `openh264`
-//! (off the async worker threads), and keeps the latest picture of each camera in a frame
-//! cache that encodes a JPEG at most once per picture and size, shared by every reader.
+//! A [`CameraManager`] opens RTSP cameras with `retina`, decodes H.264 with the system's
+//! libavcodec when it has one, else OpenH264 (off the async worker threads), and keeps the
+//! latest picture of each camera in a frame cache that encodes a JPEG at most once per
+//! picture and size, shared by every reader.
 //!
 //! ```no_run
 //! # async fn demo() -> camkit::Result<()> {
@@ -39,8 +40,8 @@ mod subscription;
 pub mod demo_camera;
 
 pub use backoff::Backoff;
-pub use config::{CameraConfig, DecodePolicy, Source, Transport};
-pub use decode::H264Decoder;
+pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
+pub use decode::{DecoderBackend, H264Decoder};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{CameraEvent, EventStream};
 pub use frame::{Frame, SnapshotOptions, SubscribeOptions};

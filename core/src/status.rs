@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DecodePolicy, Transport};
+use crate::decode::DecoderBackend;
 use crate::error::{Error, ErrorKind};
 
 /// Where a camera is in its life.
@@ -66,6 +67,9 @@ pub struct CameraStatus {
     pub transport: Transport,
     /// The decode policy.
     pub decode: DecodePolicy,
+    /// The H.264 decoder in use: `openh264`, or `libavcodec` with its version
+    /// (`libavcodec 59.37.100`).
+    pub decoder: String,
     /// Video codec (`h264`, `jpeg`), once known.
     pub codec: Option<String>,
     /// H.264 profile (`Baseline`, `Main`, `High` …), once known.
@@ -130,6 +134,8 @@ pub(crate) struct StatusCell {
     url: String,
     transport: Transport,
     decode: Mutex<DecodePolicy>,
+    decoder: DecoderBackend,
+    decoder_name: String,
     inner: Mutex<Mutable>,
     pub frames_received: AtomicU64,
     pub frames_decoded: AtomicU64,
@@ -139,12 +145,20 @@ pub(crate) struct StatusCell {
 }
 
 impl StatusCell {
-    pub fn new(id: &str, url: &str, transport: Transport, decode: DecodePolicy) -> Self {
+    pub fn new(
+        id: &str,
+        url: &str,
+        transport: Transport,
+        decode: DecodePolicy,
+        decoder: DecoderBackend,
+    ) -> Self {
         StatusCell {
             id: id.to_owned(),
             url: url.to_owned(),
             transport,
             decode: Mutex::new(decode),
+            decoder,
+            decoder_name: decoder.name(),
             inner: Mutex::new(Mutable {
                 state: CameraState::Connecting,
                 info: StreamInfo::default(),
@@ -189,6 +203,11 @@ impl StatusCell {
         let mut g = self.inner.lock();
         info.transport = g.info.transport;
         g.info = info;
+    }
+
+    /// The H.264 decoder the camera was configured with (resolved at connect).
+    pub fn decoder(&self) -> DecoderBackend {
+        self.decoder
     }
 
     pub fn full_range(&self) -> bool {
@@ -236,6 +255,7 @@ impl StatusCell {
             url: self.url.clone(),
             transport: g.info.transport.unwrap_or(self.transport),
             decode: *self.decode.lock(),
+            decoder: self.decoder_name.clone(),
             codec: g.info.codec.clone(),
             profile: g.info.profile.clone(),
             width: g.info.width,
@@ -366,6 +386,7 @@ mod tests {
             "rtsp://h:554/x",
             Transport::Auto,
             DecodePolicy::OnDemand,
+            DecoderBackend::OpenH264,
         );
         c.set_error(&Error::new(ErrorKind::Unauthorized, "camera answered 401"));
         let j = serde_json::to_value(c.snapshot()).unwrap();
@@ -374,5 +395,6 @@ mod tests {
         assert_eq!(j["lastError"]["kind"], "unauthorized");
         assert!(j.get("framesReceived").is_some());
         assert_eq!(j["decode"], "onDemand");
+        assert_eq!(j["decoder"], "openh264");
     }
 }

@@ -25,6 +25,7 @@ const { errorMiddleware, BODY_LIMIT } = require('./src/errors')
 const security = require('./src/security')
 const { createAllowlist } = require('./src/allowlist')
 const cameraConfig = require('./src/config')
+const { defaultDecoder } = require('./src/validate')
 
 function defaultLog (msg) {
   console.log(`${new Date().toISOString()} ${msg}`)
@@ -99,7 +100,8 @@ async function start (opts = {}) {
     const [width, height] = String(opts.demoSize || process.env.CAMKIT_DEMO_SIZE || '1280x720').split('x').map(Number)
     demo = await startDemoCamera({ width, height, fps: 15 })
     log(`demo camera serving ${demo.url} (${width}x${height} @ 15 fps)`)
-    toConnect.push({ id: 'demo', url: demo.url, persistent: true })
+    const decoder = defaultDecoder()
+    toConnect.push({ id: 'demo', url: demo.url, persistent: true, ...(decoder && { decoder }) })
   }
   await Promise.all(toConnect.map(async (config) => {
     try {

@@ -24,6 +24,8 @@ OPTIONS:
   --user NAME          username (or CAMKIT_USERNAME)
   --password PASS      password (or CAMKIT_PASSWORD; or in the URL)
   --transport T        tcp | udp | auto (default auto)
+  --decoder D          auto | openh264 | libavcodec (default auto: libavcodec when
+                       FFmpeg's library is installed, else openh264)
   --timeout-ms N       limit for each RTSP step (default 5000)
   -h, --help           this text
 ";
@@ -77,6 +79,7 @@ struct Flags {
     user: Option<String>,
     password: Option<String>,
     transport: Option<String>,
+    decoder: Option<String>,
     timeout_ms: Option<u64>,
     max_width: Option<u32>,
     quality: Option<u8>,
@@ -104,6 +107,7 @@ fn parse_flags(args: Vec<String>) -> camkit::Result<Flags> {
             "--user" | "--username" => f.user = it.next(),
             "--password" => f.password = it.next(),
             "--transport" => f.transport = it.next(),
+            "--decoder" => f.decoder = it.next(),
             "--timeout-ms" => f.timeout_ms = Some(parse_num("--timeout-ms", it.next())?),
             "--max-width" => f.max_width = Some(parse_num("--max-width", it.next())?),
             "--quality" => f.quality = Some(parse_num("--quality", it.next())?),
@@ -139,6 +143,9 @@ fn camera_config(f: &Flags) -> camkit::Result<CameraConfig> {
         .or_else(|| std::env::var("CAMKIT_PASSWORD").ok());
     if let Some(t) = &f.transport {
         cfg.transport = t.parse()?;
+    }
+    if let Some(d) = &f.decoder {
+        cfg.decoder = d.parse()?;
     }
     if let Some(ms) = f.timeout_ms {
         cfg.rtsp_timeout = Duration::from_millis(ms);
@@ -196,6 +203,7 @@ async fn probe(f: &Flags) -> camkit::Result<()> {
         println!("fps:        {:.1}", s.fps);
         println!("bitrate:    {:.0} kbit/s", s.bitrate_bps / 1000.0);
         println!("transport:  {}", s.transport);
+        println!("decoder:    {}", s.decoder);
     }
     cams.disconnect("cli").await
 }

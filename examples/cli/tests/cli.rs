@@ -135,9 +135,20 @@ fn demo_camera_and_probe() {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
     let o = camkit(&["probe", &url, "--json"]);
+    let o264 = camkit(&["probe", &url, "--json", "--decoder", "openh264"]);
+    let bad = camkit(&["probe", &url, "--decoder", "cuda"]);
     demo.kill().ok();
     demo.wait().ok();
     assert!(o.status.success(), "{}", text(&o));
+    assert!(o264.status.success(), "{}", text(&o264));
+    let j264: serde_json::Value = serde_json::from_slice(&o264.stdout).unwrap();
+    assert_eq!(j264["decoder"], "openh264");
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).starts_with("camkit: INVALID_INPUT: decoder: "),
+        "{}",
+        text(&bad)
+    );
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["codec"], "h264");
     assert_eq!(
@@ -145,6 +156,12 @@ fn demo_camera_and_probe() {
         (Some(640), Some(360))
     );
     assert_eq!(j["transport"], "tcp");
+    // The default (auto) is libavcodec where FFmpeg's library is installed, as the test
+    // command makes sure it is.
+    assert!(
+        j["decoder"].as_str().unwrap().starts_with("libavcodec "),
+        "{j}"
+    );
     let fps = j["fps"].as_f64().unwrap();
     assert!((10.0..=20.0).contains(&fps), "fps {fps}: {j}");
 }

@@ -5,13 +5,15 @@
 // An entry is a POST /api/cameras/connect body ({"cameraId","ip","port","streamPath",
 // "username","password","transport"} or {"cameraId","url"}); camkit's own names are accepted
 // too (id, host, path). Configured cameras are persistent: one that is offline at start is
-// kept and retried in the background.
+// kept and retried in the background. CAMKIT_DECODER (auto, openh264, libavcodec) is the
+// decoder of every camera whose entry or connect body names none; a bad value stops the start.
 const fs = require('node:fs')
-const { connectConfig } = require('./validate')
+const { connectConfig, defaultDecoder } = require('./validate')
 
 const ALIASES = { id: 'cameraId', host: 'ip', path: 'streamPath' }
 
 function fromEnv (env = process.env) {
+  defaultDecoder(env)
   let text
   let source
   if (env.CAMKIT_CAMERAS_FILE) {
@@ -41,7 +43,7 @@ function fromEnv (env = process.env) {
     const body = {}
     for (const [k, v] of Object.entries(entry)) body[ALIASES[k] || k] = v
     try {
-      return { persistent: true, ...connectConfig(body) }
+      return { persistent: true, ...connectConfig(body, env) }
     } catch (e) {
       throw new Error(`${source}: camera ${i}: ${e.message}`)
     }

@@ -6,6 +6,7 @@ const { invalid } = require('./errors')
 
 const TRANSPORTS = ['tcp', 'udp', 'auto']
 const DECODE_POLICIES = ['onDemand', 'continuous', 'keyframes']
+const DECODERS = ['auto', 'openh264', 'libavcodec']
 
 /** C0/C1 controls, and invisible characters that reorder or hide text (bidi, zero-width). */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
@@ -133,14 +134,26 @@ function oneOf (value, field, allowed) {
 }
 
 /**
+ * The server's default H.264 decoder: CAMKIT_DECODER (auto, openh264, libavcodec), or
+ * undefined for camkit's own default (auto: libavcodec when the system has it).
+ */
+function defaultDecoder (env = process.env) {
+  const v = env.CAMKIT_DECODER
+  if (v === undefined || v === '') return undefined
+  if (!DECODERS.includes(v)) throw new Error(`CAMKIT_DECODER: must be one of ${DECODERS.join(', ')}`)
+  return v
+}
+
+/**
  * The seed's connect body → a camkit CameraConfig.
  *
  * Fields (the seed's): cameraId, ip, username, password, streamPath (default "/1"), and
  * port (default 554). Beyond the seed: url (a full rtsp:// URL instead of ip/port/
- * streamPath), transport, decode, persistent, rtspTimeoutMs. No credentials are invented:
- * without username and password camkit connects without authentication.
+ * streamPath), transport, decode, decoder (default CAMKIT_DECODER, else camkit's auto),
+ * persistent, rtspTimeoutMs. No credentials are invented: without username and password
+ * camkit connects without authentication.
  */
-function connectConfig (body) {
+function connectConfig (body, env = process.env) {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid('body', 'must be a JSON object (Content-Type: application/json)')
   }
@@ -178,6 +191,8 @@ function connectConfig (body) {
   if (transport) config.transport = transport
   const decode = oneOf(body.decode, 'decode', DECODE_POLICIES)
   if (decode) config.decode = decode
+  const decoder = oneOf(body.decoder, 'decoder', DECODERS) ?? defaultDecoder(env)
+  if (decoder) config.decoder = decoder
   if (body.persistent !== undefined) {
     if (typeof body.persistent !== 'boolean') throw invalid('persistent', 'must be true or false')
     config.persistent = body.persistent
@@ -228,5 +243,7 @@ module.exports = {
   frameOptions,
   optionalInt,
   optionalNumber,
-  TRANSPORTS
+  defaultDecoder,
+  TRANSPORTS,
+  DECODERS
 }

@@ -1,0 +1,254 @@
+//! camkit's two H.264 decoders, OpenH264 and the system's libavcodec, give bit-identical
+//! pictures for the same streams: H.264 decoding is exactly specified, so any difference is
+//! a bug in how camkit feeds a decoder or copies its output.
+//!
+//! Streams: the demo camera's encoder (OpenH264, Constrained Baseline) and x264 High-profile
+//! CABAC clips like the benchmark's (ffmpeg testsrc2 with temporal noise, no B-frames),
+//! made here with ffmpeg and split into access units the way an RTSP depacketizer
+//! delivers them.
+
+use std::process::Command;
+
+use camkit::{DecoderBackend, ErrorKind, H264Decoder, Picture};
+
+/// Decodes every access unit with both backends and checks they agree picture by picture.
+/// Returns how many pictures were compared and the size of the last.
+fn assert_identical(what: &str, aus: &[Vec<u8>]) -> (usize, (u32, u32)) {
+    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
+    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut compared = 0;
+    let mut size = (0, 0);
+    for (i, au) in aus.iter().enumerate() {
+        let a = oh
+            .decode(au)
+            .unwrap_or_else(|e| panic!("{what} #{i}: openh264: {e}"));
+        let b = av
+            .decode(au)
+            .unwrap_or_else(|e| panic!("{what} #{i}: libavcodec: {e}"));
+        let (a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (a, b) => panic!(
+                "{what} #{i}: openh264 gave a picture: {}, libavcodec: {} \
+                 (every access unit must complete one picture at once)",
+                a.is_some(),
+                b.is_some()
+            ),
+        };
+        assert_same_picture(&format!("{what} #{i}"), &a, &b);
+        compared += 1;
+        size = (a.width, a.height);
+    }
+    (compared, size)
+}
+
+fn assert_same_picture(what: &str, a: &Picture, b: &Picture) {
+    assert_eq!((a.width, a.height), (b.width, b.height), "{what}: size");
+    for (name, pa, pb) in [("Y", &a.y, &b.y), ("U", &a.u, &b.u), ("V", &a.v, &b.v)] {
+        assert_eq!(pa.len(), pb.len(), "{what}: {name} plane size");
+        if let Some(at) = pa.iter().zip(pb.iter()).position(|(x, y)| x != y) {
+            let differing = pa.iter().zip(pb.iter()).filter(|(x, y)| x != y).count();
+            panic!(
+                "{what}: {name} planes differ in {differing} of {} samples, first at index {at} \
+                 ({} vs {})",
+                pa.len(),
+                pa[at],
+                pb[at]
+            );
+        }
+    }
+}
+
+/// The demo camera's encoder output (what every demo and most tests decode).
+#[test]
+fn demo_camera_stream_decodes_identically() {
+    let aus = camkit::demo_camera::sample_access_units(640, 360, 40).unwrap();
+    assert_eq!(aus.len(), 40);
+    assert_eq!(assert_identical("demo 640x360", &aus), (40, (640, 360)));
+    // A size that is not a multiple of 16 (cropping in the SPS) with an odd chroma width.
+    let aus = camkit::demo_camera::sample_access_units(322, 242, 10).unwrap();
+    assert_eq!(assert_identical("demo 322x242", &aus), (10, (322, 242)));
+}
+
+/// x264 High profile (CABAC, 8x8 transforms, several reference frames): what cameras send.
+#[test]
+fn x264_high_profile_decodes_identically() {
+    let clip = x264_clip("640x360", 30, 60, 60, "high");
+    let aus = access_units(&clip);
+    assert_eq!(aus.len(), 60, "access units in a 2 s clip at 30 fps");
+    assert_eq!(
+        assert_identical("x264 High 640x360", &aus),
+        (60, (640, 360))
+    );
+    let clip = x264_clip("1920x1080", 15, 4, 30, "high");
+    let aus = access_units(&clip);
+    assert_eq!(aus.len(), 4);
+    assert_eq!(
+        assert_identical("x264 High 1920x1080", &aus),
+        (4, (1920, 1080))
+    );
+}
+
+/// x264 Main profile with a short GOP: decoding continues across several keyframes.
+#[test]
+fn x264_main_profile_across_keyframes_decodes_identically() {
+    let clip = x264_clip("320x240", 15, 35, 10, "main");
+    let aus = access_units(&clip);
+    assert_eq!(aus.len(), 35);
+    assert_eq!(
+        assert_identical("x264 Main 320x240 GOP 10", &aus),
+        (35, (320, 240))
+    );
+}
+
+/// A stream that stops mid-GOP and restarts at a keyframe (what a reconnect gives the
+/// decoder after `NewStream`): only the keyframe's parameter sets say where to start.
+#[test]
+fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
+    let clip = x264_clip("320x240", 15, 35, 10, "main");
+    let aus = access_units(&clip);
+    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    // P-frames with no keyframe before them: nothing, or an error — never a panic.
+    for au in &aus[1..5] {
+        match av.decode(au) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Decode, "{e}"),
+        }
+    }
+    // From the second keyframe on, libavcodec matches a fresh OpenH264 exactly.
+    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
+    for (i, au) in aus[10..20].iter().enumerate() {
+        let b = av.decode(au).unwrap().expect("a picture per access unit");
+        let a = oh.decode(au).unwrap().expect("a picture per access unit");
+        assert_same_picture(&format!("from keyframe, #{i}"), &a, &b);
+    }
+    // `decode_discard` advances the same state without copying the picture out.
+    let mut discard = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    for au in &aus[..9] {
+        assert!(discard.decode_discard(au).unwrap());
+    }
+    let last = discard.decode(&aus[9]).unwrap().expect("picture");
+    let mut full = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut want = None;
+    for au in &aus[..10] {
+        want = full.decode(au).unwrap();
+    }
+    assert_same_picture("after discards", &want.unwrap(), &last);
+}
+
+/// Damaged slice data (bit errors, as a faulty link or encoder produces): libavcodec
+/// conceals it and would return a picture, camkit reports the frame as a decode error as
+/// OpenH264 does, keeps decoding, and is back to identical pictures at the next keyframe.
+#[test]
+fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
+    let clip = x264_clip("320x240", 15, 35, 10, "main");
+    let mut aus = access_units(&clip);
+    // Overwrite the second half of frame 3's slice data with a pattern.
+    let au = &mut aus[3];
+    let n = au.len();
+    for (i, b) in au[n / 2..].iter_mut().enumerate() {
+        *b = if i % 3 == 0 { 0xff } else { 0x5a };
+    }
+    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    for (i, au) in aus[..3].iter().enumerate() {
+        assert!(av.decode(au).unwrap().is_some(), "clean frame {i}");
+    }
+    let e = av.decode(&aus[3]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Decode, "{e}");
+    assert!(e.message().contains("damaged"), "{e}");
+    // Frames up to the keyframe reference the damaged one: whatever they give, no panic.
+    for au in &aus[4..10] {
+        let _ = av.decode(au);
+    }
+    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
+    for (i, au) in aus[10..].iter().enumerate() {
+        let b = av.decode(au).unwrap().expect("picture");
+        let a = oh.decode(au).unwrap().expect("picture");
+        assert_same_picture(&format!("after the damage, #{}", i + 10), &a, &b);
+    }
+}
+
+/// A camera-like H.264 clip made with ffmpeg/x264, as Annex B on ffmpeg's stdout (no
+/// files), like bench/make_clips.sh: testsrc2 with temporal noise, no B-frames, a GOP of
+/// `gop` frames, no scene-cut keyframes.
+fn x264_clip(size: &str, rate: u32, frames: u32, gop: u32, profile: &str) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={size}:rate={rate},noise=alls=10:allf=t+u"
+        ))
+        .args(["-frames:v", &frames.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            profile,
+        ])
+        .args([
+            "-bf",
+            "0",
+            "-g",
+            &gop.to_string(),
+            "-keyint_min",
+            &gop.to_string(),
+        ])
+        .args(["-sc_threshold", "0", "-b:v", "1500k", "-pix_fmt", "yuv420p"])
+        .args(["-bsf:v", "h264_mp4toannexb", "-f", "h264", "-"])
+        .output()
+        .expect("ffmpeg runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Splits an Annex B byte stream into access units (ITU-T H.264 7.4.1.2.3): a new one
+/// starts at an access unit delimiter, SEI, SPS or PPS after a slice, or at a slice whose
+/// `first_mb_in_slice` is 0 after a slice.
+fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i..i + 3] == [0, 0, 1] {
+            let start = if i > 0 && stream[i - 1] == 0 {
+                i - 1
+            } else {
+                i
+            };
+            starts.push((start, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut aus: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut has_slice = false;
+    for (k, &(start, payload)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(stream.len(), |s| s.0);
+        let Some(&header) = stream.get(payload) else {
+            continue;
+        };
+        let nal_type = header & 0x1f;
+        let is_slice = matches!(nal_type, 1 | 5);
+        let first_mb_zero = stream.get(payload + 1).is_some_and(|b| b & 0x80 != 0);
+        let starts_au = match nal_type {
+            6..=9 => has_slice,
+            1 | 5 => has_slice && first_mb_zero,
+            _ => false,
+        };
+        if starts_au {
+            aus.push(std::mem::take(&mut current));
+            has_slice = false;
+        }
+        current.extend_from_slice(&stream[start..end]);
+        has_slice |= is_slice;
+    }
+    if has_slice {
+        aus.push(current);
+    }
+    aus
+}
