@@ -24,6 +24,7 @@ function cameraView (s) {
     url: s.url,
     transport: s.transport,
     decode: s.decode,
+    decoder: s.decoder ?? null,
     codec: s.codec ?? null,
     profile: s.profile ?? null,
     width: s.width ?? null,
