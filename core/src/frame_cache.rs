@@ -57,7 +57,10 @@ pub(crate) struct CachedPicture {
     pub seq: u64,
     pub captured_at: SystemTime,
     pub content: Content,
-    encodes: Mutex<Vec<(EncodeKey, Encoded)>>,
+    /// Shared with the released form of the same picture (see
+    /// [`FrameCache::release_picture`]), so a reader still holding the raw form and one
+    /// holding the released form wait on the same encodes: still one per (size, quality).
+    encodes: Arc<Mutex<Vec<(EncodeKey, Encoded)>>>,
 }
 
 impl CachedPicture {
@@ -197,7 +200,7 @@ impl FrameCache {
                 seq,
                 captured_at,
                 content,
-                encodes: Mutex::new(Vec::new()),
+                encodes: Arc::new(Mutex::new(Vec::new())),
             }));
             seq
         };
@@ -243,7 +246,8 @@ impl FrameCache {
         };
         let (q, data) = match made {
             Some(m) => m,
-            None => match cur.jpeg(&SnapshotOptions::full(), quality, &self.stats) {
+            // Not counted in `stats.encodes` (readers' encodes): no reader asked for it.
+            None => match cur.jpeg(&SnapshotOptions::full(), quality, &CacheStats::default()) {
                 Ok(f) => (quality, f.jpeg),
                 Err(e) => {
                     tracing::debug!(error = %e, "picture kept: no JPEG of it");
@@ -264,7 +268,7 @@ impl FrameCache {
                 height,
                 quality: Some(q),
             },
-            encodes: Mutex::new(cur.encodes.lock().clone()),
+            encodes: cur.encodes.clone(),
         }));
         true
     }
@@ -370,9 +374,10 @@ mod tests {
             .jpeg(&SnapshotOptions::full().max_width(320), 80, &cache.stats)
             .unwrap();
         assert_eq!(encodes(&cache), 1);
-        // No full-size JPEG yet: the release makes one at the quality given.
+        // No full-size JPEG yet: the release makes one at the quality given (housekeeping,
+        // not counted as a reader's encode).
         assert!(cache.release_picture(80));
-        assert_eq!(encodes(&cache), 2);
+        assert_eq!(encodes(&cache), 1);
         let after = cache.latest().unwrap();
         assert_eq!((after.seq, after.captured_at), (2, t));
         assert_eq!(after.dimensions(), (640, 360));
@@ -390,7 +395,7 @@ mod tests {
             .jpeg(&SnapshotOptions::full(), 80, &cache.stats)
             .unwrap();
         assert_eq!((full.width, full.height, full.seq), (640, 360, 2));
-        assert_eq!(encodes(&cache), 2);
+        assert_eq!(encodes(&cache), 1);
         // Another size or quality is made from the JPEG, and looks like the picture.
         let q50 = after
             .jpeg(&SnapshotOptions::full().quality(50), 80, &cache.stats)
@@ -398,7 +403,7 @@ mod tests {
         let tiny = after
             .jpeg(&SnapshotOptions::full().max_width(160), 80, &cache.stats)
             .unwrap();
-        assert_eq!(encodes(&cache), 4);
+        assert_eq!(encodes(&cache), 3);
         assert_ne!(q50.jpeg, full.jpeg);
         assert_eq!((tiny.width, tiny.height), (160, 90));
         let back = jpeg::decode_to_i420(&q50.jpeg).unwrap();
