@@ -246,8 +246,7 @@ impl FrameCache {
         };
         let (q, data) = match made {
             Some(m) => m,
-            // Not counted in `stats.encodes` (readers' encodes): no reader asked for it.
-            None => match cur.jpeg(&SnapshotOptions::full(), quality, &CacheStats::default()) {
+            None => match cur.jpeg(&SnapshotOptions::full(), quality, &self.stats) {
                 Ok(f) => (quality, f.jpeg),
                 Err(e) => {
                     tracing::debug!(error = %e, "picture kept: no JPEG of it");
@@ -374,10 +373,9 @@ mod tests {
             .jpeg(&SnapshotOptions::full().max_width(320), 80, &cache.stats)
             .unwrap();
         assert_eq!(encodes(&cache), 1);
-        // No full-size JPEG yet: the release makes one at the quality given (housekeeping,
-        // not counted as a reader's encode).
+        // No full-size JPEG yet: the release makes one at the quality given.
         assert!(cache.release_picture(80));
-        assert_eq!(encodes(&cache), 1);
+        assert_eq!(encodes(&cache), 2);
         let after = cache.latest().unwrap();
         assert_eq!((after.seq, after.captured_at), (2, t));
         assert_eq!(after.dimensions(), (640, 360));
@@ -395,7 +393,7 @@ mod tests {
             .jpeg(&SnapshotOptions::full(), 80, &cache.stats)
             .unwrap();
         assert_eq!((full.width, full.height, full.seq), (640, 360, 2));
-        assert_eq!(encodes(&cache), 1);
+        assert_eq!(encodes(&cache), 2);
         // Another size or quality is made from the JPEG, and looks like the picture.
         let q50 = after
             .jpeg(&SnapshotOptions::full().quality(50), 80, &cache.stats)
@@ -403,7 +401,7 @@ mod tests {
         let tiny = after
             .jpeg(&SnapshotOptions::full().max_width(160), 80, &cache.stats)
             .unwrap();
-        assert_eq!(encodes(&cache), 3);
+        assert_eq!(encodes(&cache), 4);
         assert_ne!(q50.jpeg, full.jpeg);
         assert_eq!((tiny.width, tiny.height), (160, 90));
         let back = jpeg::decode_to_i420(&q50.jpeg).unwrap();

@@ -94,9 +94,9 @@ pub struct CameraStatus {
     pub connected_since_ms: Option<u64>,
     /// When the last frame arrived, in ms since the Unix epoch.
     pub last_frame_ms: Option<u64>,
-    /// JPEG encodes made for readers of this camera's pictures (each picture and size at
-    /// most once). The one full-size encode an idle camera may make to release its raw
-    /// picture is not counted: it is housekeeping, not a reader's request.
+    /// JPEG encodes made from this camera's pictures (each picture and size at most once),
+    /// including the one full-size encode an idle camera makes when it releases its raw
+    /// picture and no full-size JPEG of it was made yet.
     pub jpeg_encodes: u64,
     /// The most recent error, kept after recovery for diagnosis.
     pub last_error: Option<LastError>,
