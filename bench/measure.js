@@ -4,7 +4,7 @@
 //
 //   node bench/measure.js idle       --base URL --pid PID --rtsp URL [--counts 1,8,32] [--secs 20] [--ondemand 16] [--ttff 8] [--settle 8]
 //   node bench/measure.js ffmpeg     --rtsp URL --n N [--secs 20] [--warmup 4] [--null]   (--null: decode only)
-//   node bench/measure.js throughput --rtsp URL [--secs 20] [--warmup 3]
+//   node bench/measure.js throughput --rtsp URL [--secs 20] [--warmup 3] [--decoder auto|openh264|libavcodec]
 //   node bench/measure.js report     --dir RUN_DIR --out results.json
 //
 // Each measuring subcommand prints one JSON object on stdout. CPU is read from /proc
@@ -325,8 +325,9 @@ async function throughput (a) {
   const cams = new CameraManager()
   const out = { rtsp: a.rtsp, secs }
   try {
-    await cams.connect({ id: 'tp', url: a.rtsp, decode: 'continuous' })
+    await cams.connect({ id: 'tp', url: a.rtsp, decode: 'continuous', ...(a.decoder ? { decoder: a.decoder } : {}) })
     await sleep(warmup)
+    out.decoder = cams.status('tp').decoder
 
     // 1. decode only: continuous, nobody watching (JPEG is made only when asked for).
     let s0 = cams.status('tp')
@@ -487,7 +488,13 @@ function report (a) {
   const ff7 = r['ffmpeg-720p-1'] || {}
   row('—', 'continuous decode + full-size JPEG, 720p: frames per CPU-second', fmt(g(tp7, 'decode_jpeg.frames_per_cpu_s'), '', 1), `ffmpeg: ${fmt(g(ff7, 'frames_per_cpu_s'), '', 1)}`, ratio(g(tp7, 'decode_jpeg.frames_per_cpu_s'), g(ff7, 'frames_per_cpu_s')), '(no target)', null,
     `JPEG ${fmt(g(tp7, 'decode_jpeg.jpeg_bytes_avg') / 1024, ' KiB', 0)} vs ${fmt(g(ff7, 'jpeg_bytes_avg') / 1024, ' KiB', 0)}`)
-  row('—', 'camkit H.264 decode alone (OpenH264), CPU per frame', `${fmt(g(tp, 'decode_only.cpu_ms_per_frame'), ' ms', 2)} (1080p), ${fmt(g(tp7, 'decode_only.cpu_ms_per_frame'), ' ms', 2)} (720p)`,
+  const tpo = r['camkit-throughput-1080p-openh264']
+  if (tpo) {
+    row('—', `camkit with OpenH264 instead (decoder: openh264), 1080p: decode alone, CPU per frame; decode + full-size JPEG, frames per CPU-second`, `${fmt(g(tpo, 'decode_only.cpu_ms_per_frame'), ' ms', 2)}; ${fmt(g(tpo, 'decode_jpeg.frames_per_cpu_s'), '', 1)}`,
+      `${g(tp, 'decoder') || 'default decoder'}: ${fmt(g(tp, 'decode_only.cpu_ms_per_frame'), ' ms', 2)}; ${fmt(g(tp, 'decode_jpeg.frames_per_cpu_s'), '', 1)}`,
+      ratio(g(tpo, 'decode_only.cpu_ms_per_frame'), g(tp, 'decode_only.cpu_ms_per_frame')), '(no target)', null, 'the built-in decoder, used where libavcodec cannot be loaded; ratio: its decode cost over the default\'s')
+  }
+  row('—', `camkit H.264 decode alone (${g(tp, 'decoder') || '?'}), CPU per frame`, `${fmt(g(tp, 'decode_only.cpu_ms_per_frame'), ' ms', 2)} (1080p), ${fmt(g(tp7, 'decode_only.cpu_ms_per_frame'), ' ms', 2)} (720p)`,
     `ffmpeg decode alone: ${fmt(g(r['ffmpeg-null-1080p-1'], 'cpu_ms_per_frame'), ' ms', 2)} (1080p), ${fmt(g(r['ffmpeg-null-720p-1'], 'cpu_ms_per_frame'), ' ms', 2)} (720p); decode + JPEG: ${fmt(1000 / g(ff1, 'frames_per_cpu_s'), ' ms', 2)}, ${fmt(1000 / g(ff7, 'frames_per_cpu_s'), ' ms', 2)}`,
     ratio(g(tp, 'decode_only.cpu_ms_per_frame'), g(r['ffmpeg-null-1080p-1'], 'cpu_ms_per_frame')), '(no target)', null,
     `continuous decode of one camera nobody watches: ${fmt(g(tp, 'decode_only.cpu_pct'), '%')} (1080p), ${fmt(g(tp7, 'decode_only.cpu_pct'), '%')} (720p) of a core`)

@@ -29,7 +29,8 @@
 #     1 and 8 processes on the 1080p stream, 1 on the 720p stream; and ffmpeg decoding alone
 #     (`-f null -`) on each, for the decoder's cost per frame.
 #  7. camkit in-process (bench/measure.js throughput): continuous decode, then decode + full
-#     size JPEG of every frame: frames per CPU-second, against ffmpeg's.
+#     size JPEG of every frame: frames per CPU-second, against ffmpeg's; at 1080p also with
+#     the built-in OpenH264 decoder instead of the default (libavcodec where it loads).
 #  8. camkit's Express server with 0, 1, 8, 32 cameras nobody watches: CPU, RSS, time to
 #     first frame, onDemand snapshots of cameras nobody watched.
 #  9. Prints the table (markdown) and writes everything to OUT/results-<date>.json.
@@ -317,6 +318,9 @@ node bench/measure.js throughput --rtsp "$R1080" --secs "$TSECS" > "$RUN/data/ca
 cat "$RUN/data/camkit-throughput-1080p.json" >&2
 node bench/measure.js throughput --rtsp "$R720" --secs "$TSECS" > "$RUN/data/camkit-throughput-720p.json"
 cat "$RUN/data/camkit-throughput-720p.json" >&2
+# The built-in decoder for comparison (what runs where libavcodec cannot be loaded).
+node bench/measure.js throughput --rtsp "$R1080" --secs "$TSECS" --decoder openh264 > "$RUN/data/camkit-throughput-1080p-openh264.json"
+cat "$RUN/data/camkit-throughput-1080p-openh264.json" >&2
 
 # ---------------------------------------------------------------------------------------
 # 8. camkit: cameras nobody watches
