@@ -51,6 +51,7 @@ impl Camera {
         let cache = Arc::new(FrameCache::new());
         let demand = Arc::new(Demand::new(config.decode, config.decode_grace));
         let worker = decode_worker::spawn(
+            rt.clone(),
             &config.id,
             config.jpeg_quality,
             cache.clone(),
@@ -172,6 +173,7 @@ impl Camera {
         opts: SnapshotOptions,
     ) -> Result<Frame> {
         let q = self.config.jpeg_quality;
+        pic.mark_asked(&opts, q);
         if let Some(r) = pic.ready(&opts, q) {
             return r;
         }

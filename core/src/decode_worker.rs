@@ -188,6 +188,7 @@ impl WorkerHandle {
 /// Starts the decode thread of a camera. `jpeg_quality` is the camera's default, used for
 /// the JPEG a released picture is kept as.
 pub(crate) fn spawn(
+    rt: tokio::runtime::Handle,
     camera_id: &str,
     jpeg_quality: u8,
     cache: Arc<FrameCache>,
@@ -203,6 +204,7 @@ pub(crate) fn spawn(
         ))
         .spawn(move || {
             let mut w = Worker {
+                rt,
                 id,
                 jpeg_quality,
                 cache,
@@ -232,6 +234,8 @@ pub(crate) fn spawn(
 }
 
 struct Worker {
+    /// For encodes ahead of readers (`FrameCache::take_prefetch`), off this thread.
+    rt: tokio::runtime::Handle,
     id: String,
     jpeg_quality: u8,
     cache: Arc<FrameCache>,
@@ -345,6 +349,15 @@ impl Worker {
                             .publish(Content::Picture(p), self.gop[i].captured_at);
                         published = true;
                         self.holds_picture = true;
+                        if let Some((pic, key)) = self.cache.take_prefetch() {
+                            // Readers keep up with the camera: have their JPEG ready when
+                            // they come, encoded beside this thread, which decodes on.
+                            let cache = self.cache.clone();
+                            drop(
+                                self.rt
+                                    .spawn_blocking(move || pic.encode_ahead(key, &cache.stats)),
+                            );
+                        }
                     }
                 })
             } else {

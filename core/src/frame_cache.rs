@@ -61,6 +61,8 @@ pub(crate) struct CachedPicture {
     /// [`FrameCache::release_picture`]), so a reader still holding the raw form and one
     /// holding the released form wait on the same encodes: still one per (size, quality).
     encodes: Arc<Mutex<Vec<(EncodeKey, Encoded)>>>,
+    /// The last encoding a reader asked of this picture (see [`FrameCache::take_prefetch`]).
+    asked: Mutex<Option<EncodeKey>>,
 }
 
 impl CachedPicture {
@@ -77,12 +79,21 @@ impl CachedPicture {
         max_width.map_or(w, |m| m.min(w))
     }
 
-    /// The encoding for these options if it is already made (no waiting, no work).
-    pub fn ready(&self, opts: &SnapshotOptions, default_quality: u8) -> Option<Result<Frame>> {
-        let key = (
+    fn key(&self, opts: &SnapshotOptions, default_quality: u8) -> EncodeKey {
+        (
             self.target_width(opts.max_width),
             opts.quality.unwrap_or(default_quality),
-        );
+        )
+    }
+
+    /// Notes that a reader (snapshot, subscriber) wants this encoding of the picture.
+    pub fn mark_asked(&self, opts: &SnapshotOptions, default_quality: u8) {
+        *self.asked.lock() = Some(self.key(opts, default_quality));
+    }
+
+    /// The encoding for these options if it is already made (no waiting, no work).
+    pub fn ready(&self, opts: &SnapshotOptions, default_quality: u8) -> Option<Result<Frame>> {
+        let key = self.key(opts, default_quality);
         let cell = {
             let g = self.encodes.lock();
             g.iter().find(|(k, _)| *k == key).map(|(_, c)| c.clone())?
@@ -98,9 +109,22 @@ impl CachedPicture {
         default_quality: u8,
         stats: &CacheStats,
     ) -> Result<Frame> {
-        let width = self.target_width(opts.max_width);
-        let quality = opts.quality.unwrap_or(default_quality);
-        let key = (width, quality);
+        self.jpeg_for(self.key(opts, default_quality), stats)
+    }
+
+    /// Makes the encoding for `key` ahead of its readers (see [`FrameCache::take_prefetch`]).
+    /// Blocks: call from a blocking context.
+    pub fn encode_ahead(&self, key: EncodeKey, stats: &CacheStats) {
+        stats.prefetches.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.jpeg_for(key, stats) {
+            tracing::debug!(error = %e, "encode ahead failed; readers will see the error");
+        }
+    }
+
+    /// The JPEG for an encode key (width already clamped to the picture's), encoding it
+    /// now if nobody has yet.
+    fn jpeg_for(&self, key: EncodeKey, stats: &CacheStats) -> Result<Frame> {
+        let (width, quality) = key;
         let cell = {
             let mut g = self.encodes.lock();
             match g.iter().find(|(k, _)| *k == key) {
@@ -173,6 +197,8 @@ fn encode_scaled(p: &Picture, width: u32, quality: u8) -> Result<(Bytes, u32, u3
 pub(crate) struct CacheStats {
     /// JPEG encodes performed.
     pub encodes: AtomicU64,
+    /// Encodes started ahead of readers (`encode_ahead`), made or found made.
+    pub prefetches: AtomicU64,
 }
 
 /// The latest picture of one camera.
@@ -180,7 +206,17 @@ pub(crate) struct FrameCache {
     latest: Mutex<Option<Arc<CachedPicture>>>,
     seq: watch::Sender<u64>,
     pub stats: CacheStats,
+    /// The encoding readers asked of the last pictures in a row, and how many in a row.
+    streak: Mutex<(Option<EncodeKey>, u32)>,
+    /// A just-published picture to encode ahead of its readers.
+    prefetch: Mutex<Option<(Arc<CachedPicture>, EncodeKey)>>,
 }
+
+/// After this many pictures in a row were asked for the same encoding, the next picture is
+/// encoded as soon as it is published (readers keep up with the camera: a WebSocket client
+/// at the camera's rate, a snapshot loop). A reader slower than the camera never makes a
+/// streak, so nothing is encoded that nobody asks for.
+const PREFETCH_STREAK: u32 = 2;
 
 impl FrameCache {
     pub fn new() -> Self {
@@ -188,7 +224,29 @@ impl FrameCache {
             latest: Mutex::new(None),
             seq: watch::Sender::new(0),
             stats: CacheStats::default(),
+            streak: Mutex::new((None, 0)),
+            prefetch: Mutex::new(None),
         }
+    }
+
+    /// Counts the picture being replaced into the streak; the encoding to make of the next
+    /// picture ahead of its readers, if the streak is long enough.
+    fn note_asked(&self, asked: Option<EncodeKey>) -> Option<EncodeKey> {
+        let mut st = self.streak.lock();
+        *st = match (asked, st.0) {
+            (Some(k), Some(k0)) if k == k0 => (Some(k), st.1 + 1),
+            (Some(k), _) => (Some(k), 1),
+            (None, _) => (None, 0),
+        };
+        st.0.filter(|_| st.1 >= PREFETCH_STREAK)
+    }
+
+    /// The picture just published and the encoding its readers will ask for, when they
+    /// asked for it of the pictures before in a row (`PREFETCH_STREAK`). The publisher
+    /// encodes it off its own thread (`encode_ahead`): readers then find it made, or wait
+    /// on that one encode, never a second.
+    pub fn take_prefetch(&self) -> Option<(Arc<CachedPicture>, EncodeKey)> {
+        self.prefetch.lock().take()
     }
 
     /// Replaces the latest picture and wakes subscribers. Returns its sequence number.
@@ -196,12 +254,24 @@ impl FrameCache {
         let seq = {
             let mut g = self.latest.lock();
             let seq = g.as_ref().map_or(1, |p| p.seq + 1);
-            *g = Some(Arc::new(CachedPicture {
+            let asked = g.as_ref().and_then(|p| *p.asked.lock());
+            let prefetch = self.note_asked(asked);
+            let is_picture = matches!(content, Content::Picture(_));
+            let pic = Arc::new(CachedPicture {
                 seq,
                 captured_at,
                 content,
                 encodes: Arc::new(Mutex::new(Vec::new())),
-            }));
+                asked: Mutex::new(None),
+            });
+            *self.prefetch.lock() = match prefetch {
+                Some((w, q)) if is_picture => {
+                    let key = (pic.target_width(Some(w)), q);
+                    Some((pic.clone(), key))
+                }
+                _ => None,
+            };
+            *g = Some(pic);
             seq
         };
         self.seq.send_replace(seq);
@@ -268,6 +338,7 @@ impl FrameCache {
                 quality: Some(q),
             },
             encodes: cur.encodes.clone(),
+            asked: Mutex::new(*cur.asked.lock()),
         }));
         true
     }
@@ -291,6 +362,60 @@ mod tests {
             u: vec![100; (cw * ch) as usize],
             v: vec![150; (cw * ch) as usize],
             full_range: true,
+        }
+    }
+
+    /// Readers that ask for every picture get the next one encoded ahead; a reader that
+    /// skips pictures, a change of size, or an MJPEG camera does not.
+    #[test]
+    fn pictures_are_encoded_ahead_only_for_readers_that_keep_up() {
+        let cache = FrameCache::new();
+        let t = SystemTime::now();
+        let small = SnapshotOptions::full().max_width(320);
+        let publish_asked = |opts: Option<&SnapshotOptions>| {
+            cache.publish(Content::Picture(pic(640, 360)), t);
+            if let Some(o) = opts {
+                cache.latest().unwrap().mark_asked(o, 80);
+            }
+            cache.take_prefetch().map(|(p, k)| (p.seq, k))
+        };
+        assert_eq!(publish_asked(Some(&small)), None); // 1: nothing asked before it
+        assert_eq!(publish_asked(Some(&small)), None); // 2: one asked in a row
+        assert_eq!(publish_asked(Some(&small)), Some((3, (320, 80)))); // two in a row
+        assert_eq!(publish_asked(None), Some((4, (320, 80))));
+        // 4 was not asked for: the streak is broken.
+        assert_eq!(publish_asked(Some(&small)), None);
+        assert_eq!(publish_asked(Some(&SnapshotOptions::full())), None);
+        // Another size restarts the count.
+        assert_eq!(publish_asked(Some(&SnapshotOptions::full())), None);
+        let (p, key) = {
+            cache.publish(Content::Picture(pic(640, 360)), t);
+            cache.take_prefetch().expect("two full-size in a row")
+        };
+        assert_eq!(key, (640, 80));
+        // Encoded ahead, then asked: one encode, the same bytes.
+        let before = cache.stats.encodes.load(Ordering::Relaxed);
+        p.encode_ahead(key, &cache.stats);
+        let f = p.ready(&SnapshotOptions::full(), 80).unwrap().unwrap();
+        let g = p.jpeg(&SnapshotOptions::full(), 80, &cache.stats).unwrap();
+        assert_eq!(f.jpeg.as_ptr(), g.jpeg.as_ptr());
+        assert_eq!(cache.stats.encodes.load(Ordering::Relaxed) - before, 1);
+        // MJPEG pictures are passed through, never encoded ahead.
+        for _ in 0..4 {
+            cache.publish(
+                Content::Jpeg {
+                    data: Bytes::from_static(b"jpeg"),
+                    width: 640,
+                    height: 360,
+                    quality: None,
+                },
+                t,
+            );
+            cache
+                .latest()
+                .unwrap()
+                .mark_asked(&SnapshotOptions::full(), 80);
+            assert!(cache.take_prefetch().is_none());
         }
     }
 

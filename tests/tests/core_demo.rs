@@ -95,10 +95,11 @@ async fn concurrent_snapshots_share_one_encode_per_picture() {
     let frames: Vec<_> = snaps.into_iter().map(|r| r.unwrap()).collect();
     let seqs: HashSet<u64> = frames.iter().map(|f| f.seq).collect();
     let encodes = cams.status("c").unwrap().jpeg_encodes - before;
-    assert_eq!(
-        encodes,
-        seqs.len() as u64,
-        "one encode per distinct picture: {seqs:?}"
+    // Plus at most one: when the snapshots met two pictures in a row, the next picture is
+    // encoded ahead for readers that keep up with the camera (frame_cache.rs).
+    assert!(
+        encodes == seqs.len() as u64 || encodes == seqs.len() as u64 + 1,
+        "one encode per distinct picture: {encodes} encodes, pictures {seqs:?}"
     );
     assert!(
         seqs.len() < 16,
