@@ -215,54 +215,8 @@ fn x264_gop(w: u32, h: u32) -> Option<Vec<Vec<u8>>> {
     if !out.status.success() {
         return None;
     }
-    let aus = access_units(&out.stdout);
+    let aus = camkit::demo_camera::access_units(&out.stdout);
     (aus.len() == 30).then_some(aus)
-}
-
-/// Splits an Annex B stream into access units: a new one starts at an SEI, SPS, PPS or
-/// delimiter after a slice, or at a slice with `first_mb_in_slice` 0 after a slice.
-fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
-    let mut nal_starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            let start = if i > 0 && stream[i - 1] == 0 {
-                i - 1
-            } else {
-                i
-            };
-            nal_starts.push((start, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut aus = Vec::new();
-    let mut current = Vec::new();
-    let mut has_slice = false;
-    for (k, &(start, payload)) in nal_starts.iter().enumerate() {
-        let end = nal_starts.get(k + 1).map_or(stream.len(), |s| s.0);
-        let Some(&header) = stream.get(payload) else {
-            continue;
-        };
-        let nal_type = header & 0x1f;
-        let first_mb_zero = stream.get(payload + 1).is_some_and(|b| b & 0x80 != 0);
-        let new_au = match nal_type {
-            6..=9 => has_slice,
-            1 | 5 => has_slice && first_mb_zero,
-            _ => false,
-        };
-        if new_au {
-            aus.push(std::mem::take(&mut current));
-            has_slice = false;
-        }
-        current.extend_from_slice(&stream[start..end]);
-        has_slice |= matches!(nal_type, 1 | 5);
-    }
-    if has_slice {
-        aus.push(current);
-    }
-    aus
 }
 
 fn i420_to_rgb(p: &Picture) -> Vec<u8> {

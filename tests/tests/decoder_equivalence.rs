@@ -73,14 +73,14 @@ fn demo_camera_stream_decodes_identically() {
 #[test]
 fn x264_high_profile_decodes_identically() {
     let clip = x264_clip("640x360", 30, 60, 60, "high");
-    let aus = access_units(&clip);
+    let aus = camkit::demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 60, "access units in a 2 s clip at 30 fps");
     assert_eq!(
         assert_identical("x264 High 640x360", &aus),
         (60, (640, 360))
     );
     let clip = x264_clip("1920x1080", 15, 4, 30, "high");
-    let aus = access_units(&clip);
+    let aus = camkit::demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 4);
     assert_eq!(
         assert_identical("x264 High 1920x1080", &aus),
@@ -92,7 +92,7 @@ fn x264_high_profile_decodes_identically() {
 #[test]
 fn x264_main_profile_across_keyframes_decodes_identically() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
-    let aus = access_units(&clip);
+    let aus = camkit::demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 35);
     assert_eq!(
         assert_identical("x264 Main 320x240 GOP 10", &aus),
@@ -105,7 +105,7 @@ fn x264_main_profile_across_keyframes_decodes_identically() {
 #[test]
 fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
-    let aus = access_units(&clip);
+    let aus = camkit::demo_camera::access_units(&clip);
     let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
     // P-frames with no keyframe before them: nothing, or an error — never a panic.
     for au in &aus[1..5] {
@@ -141,7 +141,7 @@ fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
 #[test]
 fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
-    let mut aus = access_units(&clip);
+    let mut aus = camkit::demo_camera::access_units(&clip);
     // Overwrite the second half of frame 3's slice data with a pattern.
     let au = &mut aus[3];
     let n = au.len();
@@ -203,52 +203,4 @@ fn x264_clip(size: &str, rate: u32, frames: u32, gop: u32, profile: &str) -> Vec
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-/// Splits an Annex B byte stream into access units (ITU-T H.264 7.4.1.2.3): a new one
-/// starts at an access unit delimiter, SEI, SPS or PPS after a slice, or at a slice whose
-/// `first_mb_in_slice` is 0 after a slice.
-fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            let start = if i > 0 && stream[i - 1] == 0 {
-                i - 1
-            } else {
-                i
-            };
-            starts.push((start, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut aus: Vec<Vec<u8>> = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    let mut has_slice = false;
-    for (k, &(start, payload)) in starts.iter().enumerate() {
-        let end = starts.get(k + 1).map_or(stream.len(), |s| s.0);
-        let Some(&header) = stream.get(payload) else {
-            continue;
-        };
-        let nal_type = header & 0x1f;
-        let is_slice = matches!(nal_type, 1 | 5);
-        let first_mb_zero = stream.get(payload + 1).is_some_and(|b| b & 0x80 != 0);
-        let starts_au = match nal_type {
-            6..=9 => has_slice,
-            1 | 5 => has_slice && first_mb_zero,
-            _ => false,
-        };
-        if starts_au {
-            aus.push(std::mem::take(&mut current));
-            has_slice = false;
-        }
-        current.extend_from_slice(&stream[start..end]);
-        has_slice |= is_slice;
-    }
-    if has_slice {
-        aus.push(current);
-    }
-    aus
 }

@@ -456,3 +456,54 @@ pub fn sample_access_units(width: u32, height: u32, count: usize) -> Result<Vec<
     check_size(width, height)?;
     encoder::sample_access_units(width, height, count)
 }
+
+/// Splits an Annex B byte stream into access units (ITU-T H.264 7.4.1.2.3): a new one
+/// starts at an access unit delimiter, SEI, SPS or PPS after a slice, or at a slice whose
+/// `first_mb_in_slice` is 0 after a slice. Bytes before the first start code and NAL
+/// units after the last slice are left out. For decoder tests and benchmarks that feed
+/// camkit's decoders an encoder's Annex B output (e.g. ffmpeg's `-f h264`).
+#[doc(hidden)]
+pub fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i..i + 3] == [0, 0, 1] {
+            let start = if i > 0 && stream[i - 1] == 0 {
+                i - 1
+            } else {
+                i
+            };
+            starts.push((start, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut aus: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut has_slice = false;
+    for (k, &(start, payload)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(stream.len(), |s| s.0);
+        let Some(&header) = stream.get(payload) else {
+            continue;
+        };
+        let nal_type = header & 0x1f;
+        let is_slice = matches!(nal_type, 1 | 5);
+        let first_mb_zero = stream.get(payload + 1).is_some_and(|b| b & 0x80 != 0);
+        let starts_au = match nal_type {
+            6..=9 => has_slice,
+            1 | 5 => has_slice && first_mb_zero,
+            _ => false,
+        };
+        if starts_au {
+            aus.push(std::mem::take(&mut current));
+            has_slice = false;
+        }
+        current.extend_from_slice(&stream[start..end]);
+        has_slice |= is_slice;
+    }
+    if has_slice {
+        aus.push(current);
+    }
+    aus
+}
