@@ -16,8 +16,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
 use crate::frame_cache::FrameCache;
-use crate::session::{self, fmt_duration, Step};
-use crate::status::{epoch_ms, CameraState, StatusCell};
+use crate::session::{self, Step};
+use crate::status::{CameraState, StatusCell};
+use crate::util::{epoch_ms, fmt_duration};
 
 /// The shared parts of a camera, held by the manager, subscriptions and the tasks.
 pub(crate) struct Camera {
@@ -85,6 +86,17 @@ impl Camera {
     /// Stops the camera: ends its task (which tears the RTSP session down) and thread.
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// The camera's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Resolves once the camera is stopped.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     pub fn stop_watch(&self) -> watch::Receiver<bool> {

@@ -73,6 +73,23 @@ impl CachedPicture {
         }
     }
 
+    /// The luma summary when the picture is held decoded (no work beyond sampling).
+    pub fn luma_summary_now(&self) -> Option<crate::picture::LumaSummary> {
+        match &self.content {
+            Content::Picture(p) => Some(p.luma_summary()),
+            Content::Jpeg { .. } => None,
+        }
+    }
+
+    /// The luma summary, decoding a JPEG-form picture for it. Blocks: call from a blocking
+    /// context.
+    pub fn luma_summary(&self) -> Result<crate::picture::LumaSummary> {
+        match &self.content {
+            Content::Picture(p) => Ok(p.luma_summary()),
+            Content::Jpeg { data, .. } => Ok(jpeg::decode_to_i420(data)?.luma_summary()),
+        }
+    }
+
     /// Target width for `max_width` (never upscales).
     fn target_width(&self, max_width: Option<u32>) -> u32 {
         let (w, _) = self.dimensions();

@@ -4,7 +4,7 @@
 //! (serde, camelCase). The URL in a status never carries credentials.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DecodePolicy, Transport};
 use crate::decode::DecoderBackend;
 use crate::error::{Error, ErrorKind};
+use crate::util::epoch_ms;
 
 /// Where a camera is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,13 +101,6 @@ pub struct CameraStatus {
     pub jpeg_encodes: u64,
     /// The most recent error, kept after recovery for diagnosis.
     pub last_error: Option<LastError>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Stream facts learnt after DESCRIBE.
