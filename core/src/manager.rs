@@ -230,14 +230,7 @@ impl CameraManager {
 
     /// The status of one camera.
     pub fn status(&self, id: &str) -> Result<CameraStatus> {
-        let cam = self.camera(id)?;
-        let mut s = cam.status.snapshot();
-        s.jpeg_encodes = cam
-            .cache
-            .stats
-            .encodes
-            .load(std::sync::atomic::Ordering::Relaxed);
-        Ok(s)
+        Ok(self.camera(id)?.status.snapshot())
     }
 
     /// The status of every camera, sorted by id.
