@@ -14,18 +14,19 @@ use crate::decode_worker::{self, Demand, EncodedFrame, Msg, StreamFacts, WorkerH
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
-use crate::frame_cache::FrameCache;
+use crate::frame_cache::{CachedPicture, FrameCache};
 use crate::session::{self, Opener, RtspOpener, StreamItem};
-use crate::status::{CameraState, StatusCell};
+use crate::status::{CameraState, CameraStatus, StatusCell};
 use crate::util::{epoch_ms, fmt_duration};
 
-/// The shared parts of a camera, held by the manager, subscriptions and the tasks.
+/// The shared parts of a camera, held by the manager, subscriptions and the tasks. The
+/// layers above reach the pipeline only through its methods.
 pub(crate) struct Camera {
-    pub id: String,
-    pub config: CameraConfig,
-    pub status: Arc<StatusCell>,
-    pub cache: Arc<FrameCache>,
-    pub demand: Arc<Demand>,
+    id: String,
+    config: CameraConfig,
+    status: Arc<StatusCell>,
+    cache: Arc<FrameCache>,
+    demand: Arc<Demand>,
     worker: std::sync::mpsc::SyncSender<Msg>,
     /// `true` once the camera is stopped; the lifecycle task and subscriptions watch it.
     stop: watch::Sender<bool>,
@@ -125,6 +126,34 @@ impl Camera {
         self.stop.subscribe()
     }
 
+    /// Where the camera is in its life.
+    pub fn state(&self) -> CameraState {
+        self.status.state()
+    }
+
+    /// The camera's status now.
+    pub fn status(&self) -> CameraStatus {
+        self.status.snapshot()
+    }
+
+    /// A subscriber arrives: the camera decodes every frame until it leaves
+    /// ([`unsubscribe`](Self::unsubscribe)). Returns a receiver of each new picture's
+    /// sequence number.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.demand.add_subscriber();
+        self.cache.watch()
+    }
+
+    /// A subscriber left.
+    pub fn unsubscribe(&self) {
+        self.demand.remove_subscriber();
+    }
+
+    /// The picture in the frame cache now, as it is (no catch-up).
+    pub fn cached_picture(&self) -> Option<Arc<CachedPicture>> {
+        self.cache.latest()
+    }
+
     pub fn set_decode(&self, p: DecodePolicy) {
         self.demand.set_policy(p);
         self.status.set_decode(p);
@@ -137,7 +166,7 @@ impl Camera {
     }
 
     /// The latest picture, decoded up to now (what a snapshot encodes), without encoding.
-    pub async fn latest_picture(&self) -> Result<Arc<crate::frame_cache::CachedPicture>> {
+    pub async fn latest_picture(&self) -> Result<Arc<CachedPicture>> {
         let state = self.status.state();
         if state != CameraState::Streaming {
             let why = self
@@ -201,11 +230,7 @@ impl Camera {
 
     /// JPEG of a cached picture: from the cache when made already, else encoded on a
     /// blocking thread (once, however many ask at the same time).
-    pub async fn encode(
-        &self,
-        pic: Arc<crate::frame_cache::CachedPicture>,
-        opts: SnapshotOptions,
-    ) -> Result<Frame> {
+    pub async fn encode(&self, pic: Arc<CachedPicture>, opts: SnapshotOptions) -> Result<Frame> {
         self.cache
             .encode(pic, opts)
             .await
