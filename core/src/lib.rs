@@ -23,21 +23,15 @@ mod backoff;
 mod camera;
 pub mod config;
 mod decode;
-#[path = "camera/decode_worker.rs"]
-mod decode_worker;
 pub mod error;
 pub mod events;
 pub mod frame;
-#[path = "camera/frame_cache.rs"]
-mod frame_cache;
 pub mod jpeg;
 mod manager;
 #[cfg(feature = "moondream")]
 pub mod moondream;
 pub mod picture;
 mod pictures;
-#[path = "camera/session.rs"]
-mod session;
 pub mod status;
 mod subscription;
 mod util;

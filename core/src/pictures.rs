@@ -9,10 +9,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::camera::Camera;
+use crate::camera::{CachedPicture, Camera};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, SnapshotOptions};
-use crate::frame_cache::CachedPicture;
 use crate::picture::LumaSummary;
 
 /// One camera's pictures, read-only (from [`CameraManager::pictures`](crate::CameraManager::pictures)).

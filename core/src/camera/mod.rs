@@ -1,21 +1,30 @@
 //! One camera: its lifecycle task (connect, stream, reconnect with backoff, stop), its
 //! decode thread, its frame cache and status.
 
+mod classify;
+mod decode_worker;
+mod demand;
+mod frame_cache;
+mod session;
+
+pub(crate) use self::frame_cache::CachedPicture;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use retina::client::SessionGroup;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use self::decode_worker::{EncodedFrame, Msg, StreamFacts, WorkerHandle};
+use self::demand::Demand;
+use self::frame_cache::FrameCache;
+use self::session::{Opener, RtspOpener, StreamItem};
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
 use crate::decode::DecoderBackend;
-use crate::decode_worker::{self, Demand, EncodedFrame, Msg, StreamFacts, WorkerHandle};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
-use crate::frame_cache::{CachedPicture, FrameCache};
-use crate::session::{self, Opener, RtspOpener, StreamItem};
 use crate::status::{CameraState, CameraStatus, StatusCell};
 use crate::util::{epoch_ms, fmt_duration};
 

@@ -9,9 +9,9 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use super::decode_worker::VideoCodec;
+use super::session::{Opened, VideoFrame, VideoStream};
 use super::*;
-use crate::decode_worker::VideoCodec;
-use crate::session::{Opened, VideoFrame, VideoStream};
 use crate::status::StreamInfo;
 
 /// One attempt to open the stream.
