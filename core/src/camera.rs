@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
-use crate::decode_worker::{self, Demand, EncodedFrame, Msg, WorkerHandle};
+use crate::decode_worker::{self, Demand, EncodedFrame, Msg, VideoCodec, WorkerHandle};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
@@ -26,6 +26,8 @@ pub(crate) struct Camera {
     pub status: Arc<StatusCell>,
     pub cache: Arc<FrameCache>,
     pub demand: Arc<Demand>,
+    /// The compressed frames for video subscribers (fMP4, Annex B).
+    pub video: crate::video::VideoHub,
     worker: std::sync::mpsc::SyncSender<Msg>,
     /// `true` once the camera is stopped; the lifecycle task and subscriptions watch it.
     stop: watch::Sender<bool>,
@@ -65,6 +67,7 @@ impl Camera {
             status,
             cache,
             demand,
+            video: Default::default(),
             worker: worker.sender(),
             stop,
         });
@@ -232,6 +235,7 @@ impl Lifecycle {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.set_state(CameraState::Stopped);
+        self.camera.video.close();
         tracing::debug!(camera = %id, "camera task ends");
         // Dropping `self.worker` closes the decode thread's queue: it ends too.
     }
@@ -267,6 +271,7 @@ impl Lifecycle {
         let video = open.video_index;
         self.camera.status.set_info(open.info);
         self.worker.new_stream(open.codec);
+        self.camera.video.new_session();
         let endpoint = session::endpoint(self.source.url());
         let frame_timeout = cfg.frame_timeout;
         let mut got_first = false;
@@ -307,8 +312,15 @@ impl Lifecycle {
             }
             let keyframe = f.is_random_access_point();
             let full_range = self.camera.status.full_range();
+            let ts = f.timestamp();
             let data = bytes::Bytes::from(f.into_data());
             self.camera.status.on_frame(data.len());
+            if open.codec == VideoCodec::H264 {
+                let rate = ts.clock_rate().get();
+                self.camera
+                    .video
+                    .push(&data, keyframe, ts.timestamp(), rate);
+            }
             let sent = self.worker.send_frame(EncodedFrame {
                 data,
                 keyframe,

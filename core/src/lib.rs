@@ -35,6 +35,7 @@ pub mod picture;
 mod session;
 pub mod status;
 mod subscription;
+pub mod video;
 
 #[cfg(feature = "demo-camera")]
 pub mod demo_camera;
@@ -49,6 +50,7 @@ pub use manager::{CameraManager, ManagerOptions};
 pub use picture::Picture;
 pub use status::{CameraState, CameraStatus, LastError};
 pub use subscription::Subscription;
+pub use video::{VideoChunk, VideoChunkKind, VideoFormat, VideoOptions, VideoSubscription};
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
