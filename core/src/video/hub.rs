@@ -212,6 +212,7 @@ impl VideoHub {
     }
 
     /// How many subscriptions are open.
+    #[cfg(test)]
     pub fn subscribers(&self) -> usize {
         self.state.lock().subs.len()
     }
