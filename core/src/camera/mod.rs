@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use retina::client::SessionGroup;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use self::decode_worker::{EncodedFrame, Msg, StreamFacts, WorkerHandle};
+use self::decode_worker::{EncodedFrame, Msg, StreamFacts, VideoCodec, WorkerHandle};
 use self::demand::Demand;
 use self::frame_cache::FrameCache;
 use self::session::{Opener, RtspOpener, StreamItem};
@@ -36,6 +36,8 @@ pub(crate) struct Camera {
     status: Arc<StatusCell>,
     cache: Arc<FrameCache>,
     demand: Arc<Demand>,
+    /// The compressed frames for video subscribers (fMP4, Annex B).
+    video: crate::video::VideoHub,
     worker: std::sync::mpsc::SyncSender<Msg>,
     /// `true` once the camera is stopped; the lifecycle task and subscriptions watch it.
     stop: watch::Sender<bool>,
@@ -97,6 +99,7 @@ impl Camera {
             status,
             cache,
             demand,
+            video: Default::default(),
             worker: worker.sender(),
             stop,
         });
@@ -129,6 +132,11 @@ impl Camera {
     pub async fn stopped(&self) {
         let mut rx = self.stop.subscribe();
         let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// The camera's video fan-out, for video subscriptions.
+    pub fn video(&self) -> &crate::video::VideoHub {
+        &self.video
     }
 
     pub fn stop_watch(&self) -> watch::Receiver<bool> {
@@ -305,6 +313,7 @@ impl Lifecycle {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.set_state(CameraState::Stopped);
+        self.camera.video.close();
         tracing::debug!(camera = %id, "camera task ends");
         // Dropping `self.worker` closes the decode thread's queue: it ends too.
     }
@@ -343,6 +352,7 @@ impl Lifecycle {
             codec: open.codec,
             decoder: self.decoder,
         });
+        self.camera.video.new_session();
         let endpoint = &self.endpoint;
         let frame_timeout = self.camera.config.frame_timeout;
         let mut got_first = false;
@@ -379,6 +389,11 @@ impl Lifecycle {
             let keyframe = f.keyframe;
             let data = f.data;
             self.camera.status.on_frame(data.len());
+            if open.codec == VideoCodec::H264 {
+                self.camera
+                    .video
+                    .push(&data, keyframe, f.rtp_timestamp, f.clock_rate);
+            }
             let sent = self.worker.send_frame(EncodedFrame {
                 data,
                 keyframe,
