@@ -205,9 +205,7 @@ impl CameraManager {
         let mut stop = cam.stop_watch();
         let _ = stop.wait_for(|s| *s).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while cam.status.state() != crate::CameraState::Stopped
-            && tokio::time::Instant::now() < deadline
-        {
+        while cam.state() != crate::CameraState::Stopped && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
@@ -230,7 +228,7 @@ impl CameraManager {
 
     /// The status of one camera.
     pub fn status(&self, id: &str) -> Result<CameraStatus> {
-        Ok(self.camera(id)?.status.snapshot())
+        Ok(self.camera(id)?.status())
     }
 
     /// The status of every camera, sorted by id.
