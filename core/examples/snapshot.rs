@@ -27,7 +27,8 @@ async fn main() -> ExitCode {
                 eprintln!("snapshot: cannot write {out}: {e}");
                 return ExitCode::FAILURE;
             }
-            println!("{}: {}x{} JPEG, {} bytes, codec {:?}", out, frame.width, frame.height, frame.jpeg.len(), status.codec);
+            let (w, h, n) = (frame.width, frame.height, frame.jpeg.len());
+            println!("{out}: {w}x{h} JPEG, {n} bytes, codec {:?}", status.codec);
             ExitCode::SUCCESS
         }
         // camkit's messages never contain the password.
