@@ -184,13 +184,6 @@ c_tests() {
     done_in "C tests" "$t"
 }
 
-# The camkit crate as published: cargo package, cargo doc, a scratch project building it.
-crate_package_tests() {
-    local t=$SECONDS
-    bash scripts/test-crate-package.sh
-    done_in "crate package" "$t"
-}
-
 # Node bindings (bindings-node): build the addon, run the Node tests.
 node_tests() {
     bash scripts/test-node.sh
@@ -205,7 +198,6 @@ browser_tests() {
 main() {
     ensure_system_packages
     rust_checks
-    crate_package_tests
     c_tests
     node_tests
     browser_tests
