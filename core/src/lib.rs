@@ -36,9 +36,6 @@ mod session;
 pub mod status;
 mod subscription;
 
-#[cfg(feature = "demo-camera")]
-pub mod demo_camera;
-
 pub use backoff::Backoff;
 pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
 pub use decode::{DecoderBackend, H264Decoder};

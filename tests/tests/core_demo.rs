@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit::{
     CameraConfig, CameraManager, CameraState, DecodePolicy, ErrorKind, SnapshotOptions,
     SubscribeOptions,
 };
+use camkit_demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit_tests::{assert_color_near, decode_jpeg_rgb, mean_rgb};
 
 async fn demo(width: u32, height: u32) -> DemoCamera {
