@@ -272,6 +272,6 @@ async fn demo_camera(f: &Flags) -> camkit::Result<()> {
 async fn demo_camera(_: &Flags) -> camkit::Result<()> {
     Err(Error::invalid(
         "command",
-        "this build has no demo camera (camkit built without the demo-camera feature)",
+        "this build has no demo camera (the CLI built without its demo-camera feature)",
     ))
 }
