@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
 use crate::decode::DecoderBackend;
-use crate::decode_worker::{self, Demand, EncodedFrame, Msg, StreamFacts, WorkerHandle};
+use crate::decode_worker::{
+    self, Demand, EncodedFrame, Msg, StreamFacts, VideoCodec, WorkerHandle,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
@@ -27,6 +29,8 @@ pub(crate) struct Camera {
     status: Arc<StatusCell>,
     cache: Arc<FrameCache>,
     demand: Arc<Demand>,
+    /// The compressed frames for video subscribers (fMP4, Annex B).
+    video: crate::video::VideoHub,
     worker: std::sync::mpsc::SyncSender<Msg>,
     /// `true` once the camera is stopped; the lifecycle task and subscriptions watch it.
     stop: watch::Sender<bool>,
@@ -88,6 +92,7 @@ impl Camera {
             status,
             cache,
             demand,
+            video: Default::default(),
             worker: worker.sender(),
             stop,
         });
@@ -120,6 +125,11 @@ impl Camera {
     pub async fn stopped(&self) {
         let mut rx = self.stop.subscribe();
         let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// The camera's video fan-out, for video subscriptions.
+    pub fn video(&self) -> &crate::video::VideoHub {
+        &self.video
     }
 
     pub fn stop_watch(&self) -> watch::Receiver<bool> {
@@ -296,6 +306,7 @@ impl Lifecycle {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.set_state(CameraState::Stopped);
+        self.camera.video.close();
         tracing::debug!(camera = %id, "camera task ends");
         // Dropping `self.worker` closes the decode thread's queue: it ends too.
     }
@@ -334,6 +345,7 @@ impl Lifecycle {
             codec: open.codec,
             decoder: self.decoder,
         });
+        self.camera.video.new_session();
         let endpoint = &self.endpoint;
         let frame_timeout = self.camera.config.frame_timeout;
         let mut got_first = false;
@@ -370,6 +382,11 @@ impl Lifecycle {
             let keyframe = f.keyframe;
             let data = f.data;
             self.camera.status.on_frame(data.len());
+            if open.codec == VideoCodec::H264 {
+                self.camera
+                    .video
+                    .push(&data, keyframe, f.rtp_timestamp, f.clock_rate);
+            }
             let sent = self.worker.send_frame(EncodedFrame {
                 data,
                 keyframe,

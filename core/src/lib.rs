@@ -38,6 +38,7 @@ mod session;
 pub mod status;
 mod subscription;
 mod util;
+pub mod video;
 
 pub use backoff::Backoff;
 pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
@@ -50,6 +51,7 @@ pub use picture::{LumaSummary, Picture};
 pub use pictures::{CameraPictures, LatestPicture};
 pub use status::{CameraState, CameraStatus, LastError};
 pub use subscription::Subscription;
+pub use video::{VideoChunk, VideoChunkKind, VideoFormat, VideoOptions, VideoSubscription};
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

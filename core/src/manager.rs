@@ -16,6 +16,7 @@ use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
 use crate::pictures::{CameraPictures, LatestPicture};
 use crate::status::CameraStatus;
 use crate::subscription::Subscription;
+use crate::video::{VideoOptions, VideoSubscription};
 
 /// Options for a [`CameraManager`].
 #[derive(Clone, Debug)]
@@ -269,6 +270,14 @@ impl CameraManager {
         opts.validate()?;
         let cam = self.camera(id)?;
         Ok(Subscription::new(cam, opts))
+    }
+
+    /// Live video of a camera as it sent it, without decoding: fragmented MP4 or Annex B
+    /// access units (see [`crate::video`]). Starts with the frames since the last keyframe.
+    pub fn subscribe_video(&self, id: &str, opts: VideoOptions) -> Result<VideoSubscription> {
+        opts.validate()?;
+        let cam = self.camera(id)?;
+        Ok(VideoSubscription::new(cam.id(), cam.video(), opts))
     }
 
     /// Changes a camera's decode policy at run time.

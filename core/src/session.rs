@@ -46,6 +46,10 @@ pub(crate) struct VideoFrame {
     pub loss: u64,
     /// The stream's parameters changed with this frame (new SPS: size, profile, range).
     pub new_params: Option<StreamInfo>,
+    /// Presentation time: the RTP timestamp (retina's, extended past 32 bits) and its
+    /// clock rate. Video subscriptions place the frame with it.
+    pub rtp_timestamp: i64,
+    pub clock_rate: u32,
 }
 
 /// A playing stream: items until it fails or the camera ends it.
@@ -118,7 +122,10 @@ impl VideoStream for RtspStream {
             let new_params = f
                 .has_new_parameters()
                 .then(|| stream_info(&self.demuxed.streams()[self.video], self.codec));
+            let ts = f.timestamp();
             Some(Ok(StreamItem::Video(VideoFrame {
+                rtp_timestamp: ts.timestamp(),
+                clock_rate: ts.clock_rate().get(),
                 keyframe: f.is_random_access_point(),
                 loss: f.loss() as u64,
                 new_params,

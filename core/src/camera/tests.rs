@@ -78,6 +78,8 @@ impl VideoStream for ScriptedStream {
                     keyframe: i == 0,
                     loss: 0,
                     new_params: None,
+                    rtp_timestamp: i as i64 * 6000,
+                    clock_rate: 90_000,
                 }))),
                 Some(Item::Silence) | None => futures::future::pending().await,
             }
