@@ -38,6 +38,7 @@ mod session;
 pub mod status;
 mod subscription;
 mod util;
+pub mod video;
 
 #[cfg(feature = "demo-camera")]
 pub mod demo_camera;
@@ -53,6 +54,7 @@ pub use picture::{LumaSummary, Picture};
 pub use pictures::{CameraPictures, LatestPicture};
 pub use status::{CameraState, CameraStatus, LastError};
 pub use subscription::Subscription;
+pub use video::{VideoChunk, VideoChunkKind, VideoFormat, VideoOptions, VideoSubscription};
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

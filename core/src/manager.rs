@@ -16,6 +16,7 @@ use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
 use crate::pictures::{CameraPictures, LatestPicture};
 use crate::status::CameraStatus;
 use crate::subscription::Subscription;
+use crate::video::{VideoOptions, VideoSubscription};
 
 /// Options for a [`CameraManager`].
 #[derive(Clone, Debug)]
@@ -205,9 +206,7 @@ impl CameraManager {
         let mut stop = cam.stop_watch();
         let _ = stop.wait_for(|s| *s).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while cam.status.state() != crate::CameraState::Stopped
-            && tokio::time::Instant::now() < deadline
-        {
+        while cam.state() != crate::CameraState::Stopped && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
@@ -230,14 +229,7 @@ impl CameraManager {
 
     /// The status of one camera.
     pub fn status(&self, id: &str) -> Result<CameraStatus> {
-        let cam = self.camera(id)?;
-        let mut s = cam.status.snapshot();
-        s.jpeg_encodes = cam
-            .cache
-            .stats
-            .encodes
-            .load(std::sync::atomic::Ordering::Relaxed);
-        Ok(s)
+        Ok(self.camera(id)?.status())
     }
 
     /// The status of every camera, sorted by id.
@@ -278,6 +270,14 @@ impl CameraManager {
         opts.validate()?;
         let cam = self.camera(id)?;
         Ok(Subscription::new(cam, opts))
+    }
+
+    /// Live video of a camera as it sent it, without decoding: fragmented MP4 or Annex B
+    /// access units (see [`crate::video`]). Starts with the frames since the last keyframe.
+    pub fn subscribe_video(&self, id: &str, opts: VideoOptions) -> Result<VideoSubscription> {
+        opts.validate()?;
+        let cam = self.camera(id)?;
+        Ok(VideoSubscription::new(cam.id(), cam.video(), opts))
     }
 
     /// Changes a camera's decode policy at run time.
