@@ -30,7 +30,6 @@ come from Debian and are invisible to a pyenv/venv python).
 
 import argparse
 import os
-import signal
 import sys
 import threading
 
@@ -40,7 +39,7 @@ try:
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtsp", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+    from gi.repository import Gst, GstRtsp, GstRtspServer
 except (ImportError, ValueError) as e:  # ValueError: typelib not installed
     sys.stderr.write(
         "serve_clips.py: cannot load GStreamer's Python bindings (%s).\n"
@@ -49,6 +48,10 @@ except (ImportError, ValueError) as e:  # ValueError: typelib not installed
         "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad\n" % e
     )
     sys.exit(2)
+
+# The main loop (READY line, stdin watch, signals) is the test server's: tests/gst/serve_loop.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gst"))
+import serve_loop  # noqa: E402
 
 
 def launch_line(path):
@@ -148,36 +151,7 @@ def main():
             parser.error("--clip %s: no such file" % spec)
         mounts.add_factory("/" + name, make_factory(path))
 
-    loop = GLib.MainLoop()
-
-    def quit_loop(*_args):
-        loop.quit()
-        return GLib.SOURCE_REMOVE
-
-    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, quit_loop)
-    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, quit_loop)
-
-    def on_stdin(fd, _condition):
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.quit()
-            return GLib.SOURCE_REMOVE
-        return GLib.SOURCE_CONTINUE
-
-    if not args.ignore_stdin:
-        GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, sys.stdin.fileno(),
-                              GLib.IOCondition.IN | GLib.IOCondition.HUP | GLib.IOCondition.ERR,
-                              on_stdin)
-
-    if server.attach(None) == 0:
-        sys.stderr.write("serve_clips.py: cannot listen on 127.0.0.1:%d\n" % args.port)
-        return 1
-    print("READY %d" % server.get_bound_port(), flush=True)
-    loop.run()
-    return 0
+    return serve_loop.serve(server, "serve_clips.py", args.port, args.ignore_stdin)
 
 
 if __name__ == "__main__":

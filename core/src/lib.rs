@@ -37,9 +37,6 @@ mod subscription;
 mod util;
 pub mod video;
 
-#[cfg(feature = "demo-camera")]
-pub mod demo_camera;
-
 pub use backoff::Backoff;
 pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
 pub use decode::{DecoderBackend, H264Decoder};

@@ -71,7 +71,6 @@ re-measured against live streams by tests/tests/gst_server.rs.
 
 import argparse
 import os
-import signal
 import sys
 
 try:
@@ -80,7 +79,7 @@ try:
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtsp", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+    from gi.repository import Gst, GstRtsp, GstRtspServer
 except (ImportError, ValueError) as e:  # ValueError: typelib not installed
     sys.stderr.write(
         "rtsp_server.py: cannot load GStreamer's Python bindings (%s).\n"
@@ -91,6 +90,8 @@ except (ImportError, ValueError) as e:  # ValueError: typelib not installed
         "gstreamer1.0-tools\n" % e
     )
     sys.exit(2)
+
+import serve_loop  # noqa: E402 (beside this script)
 
 FPS = 15
 # 2 s GOP: a client that joins mid-stream waits at most 2 s for a key frame,
@@ -269,46 +270,7 @@ def main():
     for path, launch in UDP_ONLY_MOUNTS.items():
         mounts.add_factory(path, make_factory(launch, protected=False, udp_only=True))
 
-    loop = GLib.MainLoop()
-
-    def quit_loop(*_args):
-        loop.quit()
-        return GLib.SOURCE_REMOVE
-
-    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, quit_loop)
-    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, quit_loop)
-
-    def on_stdin(fd, _condition):
-        # EOF (or error) on stdin means the parent is gone or wants us gone.
-        # Anything actually written is ignored.
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.quit()
-            return GLib.SOURCE_REMOVE
-        return GLib.SOURCE_CONTINUE
-
-    if not args.ignore_stdin:
-        GLib.unix_fd_add_full(
-            GLib.PRIORITY_DEFAULT,
-            sys.stdin.fileno(),
-            GLib.IOCondition.IN | GLib.IOCondition.HUP | GLib.IOCondition.ERR,
-            on_stdin,
-        )
-
-    # attach() returns 0 (after logging a GStreamer warning) when it cannot
-    # bind, e.g. a fixed --port that is already taken.
-    if server.attach(None) == 0:
-        sys.stderr.write("rtsp_server.py: cannot listen on 127.0.0.1:%d\n"
-                         % args.port)
-        return 1
-    # With --port 0 the kernel picked the port; only the bound socket knows it.
-    print("READY %d" % server.get_bound_port(), flush=True)
-
-    loop.run()
-    return 0
+    return serve_loop.serve(server, "rtsp_server.py", args.port, args.ignore_stdin)
 
 
 if __name__ == "__main__":

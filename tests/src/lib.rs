@@ -9,6 +9,8 @@
 //!   ways (accept and never answer; refuse the connection) for timeout and error tests.
 //!   (The demo camera's `faults` module covers the misbehaviour that needs a real RTSP
 //!   server.)
+//! * [`demo`] and [`check_color_band`]: the demo camera on a free port, and the check that a
+//!   JPEG shows its colour band.
 //! * [`ProcStats`]: RSS, threads and open descriptors of this process, for soak tests.
 //! * [`mutate`]: a fixed-seed input mutator that runs the fuzz targets on stable Rust.
 //! * [`MoondreamMock`]: a Moondream API (cloud or Station flavour) on loopback that checks
@@ -18,6 +20,7 @@
 //! Missing system packages are reported as errors naming the `apt-get` command that installs
 //! them; nothing here skips a test quietly.
 
+mod demo;
 mod gst;
 mod jpeg_check;
 mod moondream_mock;
@@ -26,6 +29,7 @@ mod proc_stats;
 mod silent_server;
 mod smpte;
 
+pub use demo::{check_color_band, demo};
 pub use gst::{GstServer, GstServerOptions, APT_PACKAGES};
 pub use jpeg_check::{assert_color_near, decode_jpeg_rgb, mean_rgb};
 pub use moondream_mock::{

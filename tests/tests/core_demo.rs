@@ -4,34 +4,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit::{
     CameraConfig, CameraManager, CameraState, DecodePolicy, ErrorKind, SnapshotOptions,
     SubscribeOptions,
 };
-use camkit_tests::{assert_color_near, decode_jpeg_rgb, mean_rgb};
-
-async fn demo(width: u32, height: u32) -> DemoCamera {
-    DemoCamera::start(DemoCameraOptions {
-        port: 0,
-        width,
-        height,
-        ..Default::default()
-    })
-    .await
-    .expect("demo camera starts")
-}
-
-fn check_color_band(jpeg: &[u8], width: u32, height: u32) {
-    let (rgb, w, h) = decode_jpeg_rgb(jpeg);
-    assert_eq!((w, h), (width, height), "JPEG size");
-    for (i, (name, color)) in COLOR_BAND.iter().enumerate() {
-        let (x, y, bw, bh) = color_band_rect(i, w, h);
-        // The middle half of the bar, away from edges blurred by compression.
-        let m = mean_rgb(&rgb, w, x + bw / 4, y + bh / 4, bw / 2, bh / 2);
-        assert_color_near(m, *color, 24.0, name);
-    }
-}
+use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
+use camkit_tests::{check_color_band, demo};
 
 /// The picture a snapshot returns is the camera's picture: its size, and the colour band
 /// at its known place, survive RTSP, H.264 decode and JPEG encode.

@@ -5,12 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit::moondream::{CaptionLength, MoondreamClient, MoondreamConfig, WatchOptions};
 use camkit::{CameraConfig, CameraManager, ErrorKind, Picture, SnapshotOptions};
+use camkit_demo_camera::DemoCamera;
 use camkit_tests::{
-    assert_color_near, closed_port_url, decode_jpeg_rgb, mean_rgb, Flavour, MoondreamMock, Reply,
-    DETECT_BOX, POINT,
+    check_color_band, closed_port_url, demo, Flavour, MoondreamMock, Reply, DETECT_BOX, POINT,
 };
 use futures::StreamExt;
 
@@ -38,17 +37,6 @@ fn station(mock: &MoondreamMock) -> MoondreamConfig {
     }
 }
 
-async fn demo(width: u32, height: u32) -> DemoCamera {
-    DemoCamera::start(DemoCameraOptions {
-        port: 0,
-        width,
-        height,
-        ..Default::default()
-    })
-    .await
-    .expect("demo camera starts")
-}
-
 /// A manager with the demo camera connected as `id`. The watchdog is relaxed so tests
 /// may pause the video for a while without a reconnect.
 async fn connected(cam: &DemoCamera, id: &str) -> CameraManager {
@@ -57,17 +45,6 @@ async fn connected(cam: &DemoCamera, id: &str) -> CameraManager {
     cfg.frame_timeout = Duration::from_secs(60);
     cams.connect(cfg).await.expect("connect");
     cams
-}
-
-/// The JPEG shows the demo camera's colour band at its place for that size.
-fn check_color_band(jpeg: &[u8], width: u32, height: u32) {
-    let (rgb, w, h) = decode_jpeg_rgb(jpeg);
-    assert_eq!((w, h), (width, height), "JPEG size");
-    for (i, (name, color)) in COLOR_BAND.iter().enumerate() {
-        let (x, y, bw, bh) = color_band_rect(i, w, h);
-        let m = mean_rgb(&rgb, w, x + bw / 4, y + bh / 4, bw / 2, bh / 2);
-        assert_color_near(m, *color, 24.0, name);
-    }
 }
 
 /// A flat grey JPEG of any size, for client calls that need no camera.
