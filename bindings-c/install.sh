@@ -4,6 +4,8 @@
 #   PREFIX/include/camkit.h
 #   PREFIX/lib/libcamkit.so  PREFIX/lib/libcamkit.a
 #   PREFIX/lib/pkgconfig/camkit.pc
+#   PREFIX/lib/cmake/camkit/camkitConfig.cmake, camkitConfigVersion.cmake
+#                                  (find_package(camkit) -> camkit::camkit, camkit::camkit_static)
 #
 #   cargo build --release -p camkit-c
 #   bindings-c/install.sh /usr/local            # from target/release
@@ -40,7 +42,7 @@ for f in libcamkit.so libcamkit.a; do
   fi
 done
 
-mkdir -p "$prefix/include" "$prefix/lib/pkgconfig"
+mkdir -p "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/camkit"
 prefix="$(cd "$prefix" && pwd)"
 put() { # put SRC DEST
   rm -f "$2"
@@ -53,4 +55,7 @@ put "$libdir/libcamkit.a" "$prefix/lib/libcamkit.a"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" "$here/camkit.pc.in" \
   > "$prefix/lib/pkgconfig/camkit.pc"
+for f in camkitConfig camkitConfigVersion; do
+  sed -e "s|@VERSION@|$version|" "$here/$f.cmake.in" > "$prefix/lib/cmake/camkit/$f.cmake"
+done
 echo "install.sh: installed camkit $version ($profile) into $prefix"

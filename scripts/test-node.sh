@@ -9,7 +9,8 @@
 #    tests never skip for lack of a tool, and no browser is ever downloaded).
 # 2. Builds the native module (debug) with `napi build`, which regenerates index.js and
 #    index.d.ts, and fails if they differ from the committed ones.
-# 3. node --test over both suites, one file at a time.
+# 3. node --test over both suites, one file at a time, then the packaging test
+#    (tests/npm-package: the tarballs of `npm run package` installed as a new user would).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -68,4 +69,5 @@ echo "up to date"
 section "node --test"
 node --test --test-concurrency=1 \
     bindings-node/test/*.test.js \
-    examples/express-server/test/*.test.js
+    examples/express-server/test/*.test.js \
+    tests/npm-package/*.test.js

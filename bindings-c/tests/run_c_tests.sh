@@ -53,7 +53,7 @@ die() { echo "run_c_tests.sh: $*" >&2; exit 1; }
 slug() { printf '%s' "$1" | tr -c 'A-Za-z0-9_.-' '_'; }
 
 # --- tools -----------------------------------------------------------------------------
-for tool in cc c++ make pkg-config valgrind; do
+for tool in cc c++ make cmake pkg-config valgrind; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install -y build-essential pkg-config valgrind)"
 done
 if ! command -v cbindgen >/dev/null || [ "$(cbindgen --version | awk '{print $2}')" != "$CBINDGEN_VERSION" ]; then
@@ -143,6 +143,17 @@ else
   exit 1
 fi
 
+# The same examples with CMake: find_package(camkit) from install.sh's prefix.
+echo "== cmake -S examples/c (find_package(camkit) from $prefix)"
+cmake_bin="$work/cmake-build"
+rm -rf "$cmake_bin"
+if cmake -S examples/c -B "$cmake_bin" -DCMAKE_PREFIX_PATH="$prefix" >"$logs/cmake.log" 2>&1 \
+  && cmake --build "$cmake_bin" >>"$logs/cmake.log" 2>&1; then
+  pass "cmake: find_package(camkit 0.1) -> camkit::camkit and camkit::camkit_static; snapshot, stream, demo_camera built"
+else
+  fail "cmake: C examples against the installed CMake package" "$logs/cmake.log"
+fi
+
 # The demo camera from C, on the static library.
 start_server demo 9 "$bin/demo_camera-static" --port 0 --width 640 --height 360
 demo_port="$(wait_ready demo "${server_pids[-1]}")" || die "the demo camera did not start"
@@ -223,6 +234,9 @@ for link in shared static; do
   run_stream "stream-$link demo" "$bin/stream-$link" "$demo" 2 10
 done
 run_snapshot "snapshot-shared gst /h264-720" "$bin/snapshot-shared" "$gst/h264-720" 2
+for link in shared static; do
+  run_snapshot "cmake snapshot-$link gst /baseline" "$cmake_bin/snapshot-$link" "$gst/baseline" 1
+done
 run_stream "stream-static gst /h264-720" "$bin/stream-static" "$gst/h264-720" 2 5
 run_snapshot "snapshot-static gst /auth/h264-1080 (digest auth)" "$bin/snapshot-static" \
   "$gst/auth/h264-1080" 1 --user camkit --password 's3cr@t:pass/word'

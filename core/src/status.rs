@@ -1,7 +1,7 @@
 //! What a camera is doing: its state, stream facts, counters and last error.
 //!
-//! The camera's tasks write a [`StatusCell`]; callers read a [`CameraStatus`] snapshot of it
-//! (serde, camelCase). The URL in a status never carries credentials.
+//! The camera's tasks write a `StatusCell` (crate-private); callers read a [`CameraStatus`]
+//! snapshot of it (serde, camelCase). The URL in a status never carries credentials.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 'use strict'
-// Test support: the real server as a child process, misbehaving TCP servers, a PNG decoder.
+// Test support: the real server as a child process and a PNG decoder; ports, misbehaving
+// TCP servers and the GStreamer camera come from the binding's test helpers (one copy).
 const { spawn } = require('node:child_process')
-const net = require('node:net')
 const path = require('node:path')
 const zlib = require('node:zlib')
 
@@ -47,30 +47,6 @@ function startServer (env = {}) {
     check()
   })
 }
-
-/** A TCP port nothing listens on. */
-async function closedPort () {
-  const srv = net.createServer()
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address()
-  await new Promise((resolve) => srv.close(resolve))
-  return port
-}
-
-/** A TCP server that accepts and never answers: a hung camera. */
-async function silentServer () {
-  const sockets = new Set()
-  const srv = net.createServer((s) => { sockets.add(s); s.on('error', () => {}) })
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  return {
-    port: srv.address().port,
-    close: () => { for (const s of sockets) s.destroy(); return new Promise((resolve) => srv.close(resolve)) }
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const isJpeg = (b) => b.length > 100 && b[0] === 0xff && b[1] === 0xd8 && b[b.length - 2] === 0xff && b[b.length - 1] === 0xd9
 
 /** Decodes an 8-bit, non-interlaced RGB or RGBA PNG (what Chromium's screenshots are). */
 function decodePng (buf) {
@@ -120,4 +96,6 @@ function decodePng (buf) {
   return { width, height, rgb }
 }
 
-module.exports = { startServer, closedPort, silentServer, sleep, isJpeg, decodePng }
+const { startGstServer, closedPort, silentServer, sleep, isJpeg } = require('../../../bindings-node/test/helpers')
+
+module.exports = { startServer, startGstServer, closedPort, silentServer, sleep, isJpeg, decodePng }
