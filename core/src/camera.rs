@@ -11,13 +11,14 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
-use crate::decode_worker::{self, Demand, EncodedFrame, Msg, WorkerHandle};
+use crate::decode_worker::{self, Demand, EncodedFrame, Msg, StreamFacts, WorkerHandle};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
 use crate::frame_cache::FrameCache;
-use crate::session::{self, fmt_duration, Step};
-use crate::status::{epoch_ms, CameraState, StatusCell};
+use crate::session::{self, Step};
+use crate::status::{CameraState, StatusCell};
+use crate::util::{epoch_ms, fmt_duration};
 
 /// The shared parts of a camera, held by the manager, subscriptions and the tasks.
 pub(crate) struct Camera {
@@ -48,12 +49,14 @@ impl Camera {
             config.decode,
             source.decoder(),
         ));
-        let cache = Arc::new(FrameCache::new());
+        let cache = Arc::new(FrameCache::new(
+            config.jpeg_quality,
+            status.jpeg_encodes.clone(),
+        ));
         let demand = Arc::new(Demand::new(config.decode, config.decode_grace));
         let worker = decode_worker::spawn(
             rt.clone(),
             &config.id,
-            config.jpeg_quality,
             cache.clone(),
             status.clone(),
             demand.clone(),
@@ -85,6 +88,17 @@ impl Camera {
     /// Stops the camera: ends its task (which tears the RTSP session down) and thread.
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// The camera's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Resolves once the camera is stopped.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     pub fn stop_watch(&self) -> watch::Receiver<bool> {
@@ -172,15 +186,9 @@ impl Camera {
         pic: Arc<crate::frame_cache::CachedPicture>,
         opts: SnapshotOptions,
     ) -> Result<Frame> {
-        let q = self.config.jpeg_quality;
-        pic.mark_asked(&opts, q);
-        if let Some(r) = pic.ready(&opts, q) {
-            return r;
-        }
-        let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || pic.jpeg(&opts, q, &cache.stats))
+        self.cache
+            .encode(pic, opts)
             .await
-            .map_err(|_| Error::new(ErrorKind::Internal, "JPEG encoder task failed"))?
             .map_err(|e| e.for_camera(&self.id))
     }
 }
@@ -265,8 +273,14 @@ impl Lifecycle {
         };
         let mut demuxed = open.demuxed;
         let video = open.video_index;
+        // The range in force travels with each frame; new parameters mid-stream may change it.
+        let mut full_range = open.info.full_range;
         self.camera.status.set_info(open.info);
-        self.worker.new_stream(open.codec);
+        self.worker.new_stream(StreamFacts {
+            codec: open.codec,
+            decoder: self.source.decoder(),
+        });
+
         let endpoint = session::endpoint(self.source.url());
         let frame_timeout = cfg.frame_timeout;
         let mut got_first = false;
@@ -300,13 +314,13 @@ impl Lifecycle {
             }
             if f.has_new_parameters() {
                 let info = session::stream_info(&demuxed.streams()[video], open.codec);
+                full_range = info.full_range;
                 self.camera.status.update_params(info);
             }
             if f.loss() > 0 {
                 tracing::debug!(camera = %self.camera.id, lost = f.loss(), "RTP packets lost");
             }
             let keyframe = f.is_random_access_point();
-            let full_range = self.camera.status.full_range();
             let data = bytes::Bytes::from(f.into_data());
             self.camera.status.on_frame(data.len());
             let sent = self.worker.send_frame(EncodedFrame {

@@ -30,11 +30,14 @@ pub mod frame;
 mod frame_cache;
 pub mod jpeg;
 mod manager;
+#[cfg(feature = "moondream")]
 pub mod moondream;
 pub mod picture;
+mod pictures;
 mod session;
 pub mod status;
 mod subscription;
+mod util;
 
 #[cfg(feature = "demo-camera")]
 pub mod demo_camera;
@@ -46,7 +49,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{CameraEvent, EventStream};
 pub use frame::{Frame, SnapshotOptions, SubscribeOptions};
 pub use manager::{CameraManager, ManagerOptions};
-pub use picture::Picture;
+pub use picture::{LumaSummary, Picture};
+pub use pictures::{CameraPictures, LatestPicture};
 pub use status::{CameraState, CameraStatus, LastError};
 pub use subscription::Subscription;
 

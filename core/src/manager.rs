@@ -13,6 +13,7 @@ use crate::config::{check_id, CameraConfig, DecodePolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{CameraEvent, EventStream};
 use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
+use crate::pictures::{CameraPictures, LatestPicture};
 use crate::status::CameraStatus;
 use crate::subscription::Subscription;
 
@@ -128,8 +129,8 @@ impl CameraManager {
         }
     }
 
-    /// The camera with this id (for crate modules that work on one camera, e.g. `moondream`).
-    pub(crate) fn camera(&self, id: &str) -> Result<Arc<Camera>> {
+    /// The camera with this id.
+    fn camera(&self, id: &str) -> Result<Arc<Camera>> {
         self.check_open()?;
         check_id(id)?;
         self.inner
@@ -229,14 +230,7 @@ impl CameraManager {
 
     /// The status of one camera.
     pub fn status(&self, id: &str) -> Result<CameraStatus> {
-        let cam = self.camera(id)?;
-        let mut s = cam.status.snapshot();
-        s.jpeg_encodes = cam
-            .cache
-            .stats
-            .encodes
-            .load(std::sync::atomic::Ordering::Relaxed);
-        Ok(s)
+        Ok(self.camera(id)?.status.snapshot())
     }
 
     /// The status of every camera, sorted by id.
@@ -258,6 +252,18 @@ impl CameraManager {
         opts.validate()?;
         let cam = self.camera(id)?;
         cam.snapshot(opts).await
+    }
+
+    /// Read-only access to one camera's pictures (see [`CameraPictures`]).
+    pub fn pictures(&self, id: &str) -> Result<CameraPictures> {
+        Ok(CameraPictures::new(self.camera(id)?))
+    }
+
+    /// A camera's latest picture, decoding what the decode policy left undecoded (as
+    /// [`snapshot`](Self::snapshot) does), without encoding it: its sequence number,
+    /// capture time, size, luma summary, and JPEG on request.
+    pub async fn latest_picture(&self, id: &str) -> Result<LatestPicture> {
+        self.pictures(id)?.latest().await
     }
 
     /// Subscribes to a camera's frames at no more than `opts.fps`, latest wins.

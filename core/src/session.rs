@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use retina::client::{
-    Demuxed, InitialSequenceNumberPolicy, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions,
-    UdpTransportOptions,
+    Demuxed, InitialSequenceNumberPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
+    SetupOptions, TcpTransportOptions, UdpTransportOptions,
 };
 use retina::codec::{FrameFormat, ParametersRef};
 
@@ -14,6 +14,7 @@ use crate::config::{CameraConfig, Source, Transport};
 use crate::decode_worker::VideoCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::status::{h264_profile_name, StreamInfo};
+use crate::util::fmt_duration;
 
 /// Marker in the message of a 461 answer, which `auto` transport falls back on.
 const TRANSPORT_REFUSED: &str = "461 Unsupported Transport";
@@ -326,12 +327,4 @@ pub(crate) fn classify(e: &retina::Error, step: Step, endpoint: &str, has_creds:
         ErrorKind::Protocol,
         format!("{endpoint} sent something camkit could not follow during {step_name}: {first}"),
     )
-}
-
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }

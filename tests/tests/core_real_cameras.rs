@@ -5,9 +5,7 @@
 
 use std::sync::OnceLock;
 
-use camkit::{
-    CameraConfig, CameraManager, CameraState, DecoderChoice, SnapshotOptions, Transport,
-};
+use camkit::{CameraConfig, CameraManager, CameraState, DecoderChoice, SnapshotOptions, Transport};
 use camkit_tests::{
     assert_color_near, decode_jpeg_rgb, full_range, mean_rgb, smpte_bar_centers, GstServer,
     GstServerOptions,

@@ -196,7 +196,11 @@ fn bframes_decode_alike_in_display_order() {
     let (oh, av) = (&outputs[0], &outputs[1]);
     assert_eq!(oh.len(), 30, "OpenH264 gives a picture per access unit");
     // libavcodec gave all but the held-back ones, then the newest of those by the drain.
-    assert_eq!(av.len(), 30, "libavcodec: a picture per access unit, the last drained");
+    assert_eq!(
+        av.len(),
+        30,
+        "libavcodec: a picture per access unit, the last drained"
+    );
     for (i, (a, b)) in oh.iter().zip(av).enumerate() {
         assert_near_picture(&format!("B-frames #{i}"), a, b);
     }

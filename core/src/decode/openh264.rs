@@ -79,9 +79,10 @@ impl OpenH264Decoder {
 impl OpenH264Decoder {
     /// The last of the pictures held back for reordering, if any.
     pub fn drain(&mut self) -> Result<Option<Picture>> {
-        let frames = self.inner.flush_remaining().map_err(|e| {
-            Error::new(ErrorKind::Decode, format!("H.264 decode failed: {e}"))
-        })?;
+        let frames = self
+            .inner
+            .flush_remaining()
+            .map_err(|e| Error::new(ErrorKind::Decode, format!("H.264 decode failed: {e}")))?;
         frames.last().map(to_picture).transpose()
     }
 }
