@@ -4,19 +4,18 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use retina::client::SessionGroup;
-use retina::codec::CodecItem;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
+use crate::decode::DecoderBackend;
 use crate::decode_worker::{self, Demand, EncodedFrame, Msg, StreamFacts, WorkerHandle};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
 use crate::frame_cache::FrameCache;
-use crate::session::{self, Step};
+use crate::session::{self, Opener, RtspOpener, StreamItem};
 use crate::status::{CameraState, StatusCell};
 use crate::util::{epoch_ms, fmt_duration};
 
@@ -33,8 +32,8 @@ pub(crate) struct Camera {
 }
 
 impl Camera {
-    /// Creates the camera and its decode thread, and starts its lifecycle task.
-    /// `first` receives the outcome of the first attempt.
+    /// Creates the camera and its decode thread, and starts its lifecycle task on the
+    /// camera's RTSP stream. `first` receives the outcome of the first attempt.
     pub fn start(
         config: CameraConfig,
         source: Source,
@@ -42,12 +41,32 @@ impl Camera {
         events: broadcast::Sender<CameraEvent>,
         rt: &tokio::runtime::Handle,
     ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
+        let origin = Origin {
+            url: source.url().as_str().to_owned(),
+            endpoint: session::endpoint(source.url()),
+            decoder: source.decoder(),
+            opener: Box::new(RtspOpener {
+                source,
+                config: config.clone(),
+                group,
+            }),
+        };
+        Self::start_with(config, origin, events, rt)
+    }
+
+    /// [`start`](Self::start) on any stream source.
+    fn start_with(
+        config: CameraConfig,
+        origin: Origin,
+        events: broadcast::Sender<CameraEvent>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
         let status = Arc::new(StatusCell::new(
             &config.id,
-            source.url().as_str(),
+            &origin.url,
             config.transport,
             config.decode,
-            source.decoder(),
+            origin.decoder,
         ));
         let cache = Arc::new(FrameCache::new(
             config.jpeg_quality,
@@ -74,8 +93,9 @@ impl Camera {
         let (first_tx, first_rx) = oneshot::channel();
         let task = Lifecycle {
             camera: camera.clone(),
-            source,
-            group,
+            opener: origin.opener,
+            endpoint: origin.endpoint,
+            decoder: origin.decoder,
             events,
             worker,
             first: Some(first_tx),
@@ -193,11 +213,22 @@ impl Camera {
     }
 }
 
+/// Where a camera's video comes from, and what is known of it before opening.
+struct Origin {
+    /// The URL without credentials, for the status.
+    url: String,
+    /// `rtsp://host:port/path`, for messages.
+    endpoint: String,
+    decoder: DecoderBackend,
+    opener: Box<dyn Opener>,
+}
+
 /// The task that keeps one camera streaming.
 struct Lifecycle {
     camera: Arc<Camera>,
-    source: Source,
-    group: Arc<SessionGroup>,
+    opener: Box<dyn Opener>,
+    endpoint: String,
+    decoder: DecoderBackend,
     events: broadcast::Sender<CameraEvent>,
     worker: WorkerHandle,
     first: Option<oneshot::Sender<Result<()>>>,
@@ -266,26 +297,23 @@ impl Lifecycle {
 
     /// One session: open, stream until it fails. Always returns the error that ended it.
     async fn stream_once(&mut self) -> Error {
-        let cfg = &self.camera.config;
-        let open = match session::open(&self.source, cfg, &self.group).await {
+        let open = match self.opener.open().await {
             Ok(o) => o,
             Err(e) => return e,
         };
-        let mut demuxed = open.demuxed;
-        let video = open.video_index;
+        let mut stream = open.stream;
         // The range in force travels with each frame; new parameters mid-stream may change it.
         let mut full_range = open.info.full_range;
         self.camera.status.set_info(open.info);
         self.worker.new_stream(StreamFacts {
             codec: open.codec,
-            decoder: self.source.decoder(),
+            decoder: self.decoder,
         });
-
-        let endpoint = session::endpoint(self.source.url());
-        let frame_timeout = cfg.frame_timeout;
+        let endpoint = &self.endpoint;
+        let frame_timeout = self.camera.config.frame_timeout;
         let mut got_first = false;
         loop {
-            let item = match tokio::time::timeout(frame_timeout, demuxed.next()).await {
+            let item = match tokio::time::timeout(frame_timeout, stream.next_item()).await {
                 Err(_) => {
                     return Error::new(
                         ErrorKind::Timeout,
@@ -301,27 +329,21 @@ impl Lifecycle {
                         format!("{endpoint} ended the stream"),
                     )
                 }
-                Ok(Some(Err(e))) => {
-                    return session::classify(&e, Step::Stream, &endpoint, true);
-                }
+                Ok(Some(Err(e))) => return e,
                 Ok(Some(Ok(item))) => item,
             };
-            let CodecItem::VideoFrame(f) = item else {
+            let StreamItem::Video(f) = item else {
                 continue;
             };
-            if f.stream_id() != video {
-                continue;
-            }
-            if f.has_new_parameters() {
-                let info = session::stream_info(&demuxed.streams()[video], open.codec);
+            if let Some(info) = f.new_params {
                 full_range = info.full_range;
                 self.camera.status.update_params(info);
             }
-            if f.loss() > 0 {
-                tracing::debug!(camera = %self.camera.id, lost = f.loss(), "RTP packets lost");
+            if f.loss > 0 {
+                tracing::debug!(camera = %self.camera.id, lost = f.loss, "RTP packets lost");
             }
-            let keyframe = f.is_random_access_point();
-            let data = bytes::Bytes::from(f.into_data());
+            let keyframe = f.keyframe;
+            let data = f.data;
             self.camera.status.on_frame(data.len());
             let sent = self.worker.send_frame(EncodedFrame {
                 data,
@@ -356,3 +378,6 @@ impl Lifecycle {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
