@@ -198,11 +198,7 @@ MOUNTS.update(
 )
 # Cameras that refuse RTP over TCP (answer 461 to an interleaved SETUP), so a
 # client's "auto" transport must fall back to UDP.
-UDP_ONLY_MOUNTS = {
-    "/udp-only": h264(640, 360, "baseline", 600),
-    "/udp-midframe": h264(640, 360, "high", 1500).replace(
-        "rtph264pay ", "rtph264pay mtu=400 "),
-}
+UDP_ONLY_MOUNTS = {"/udp-only": h264(640, 360, "baseline", 600)}
 AUTH_MOUNTS = {"/auth/h264-1080": HD["/h264-1080"]}
 
 # Roles carried by tokens: every connection gets ANON unless it authenticated.
