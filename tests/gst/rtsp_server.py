@@ -34,6 +34,10 @@ Mount points (all 15 fps, 2 s GOP, SMPTE colour bars):
     /av              640x360   H.264 + AAC audio (a camera with a microphone)
     /mjpeg           640x360   RTP/JPEG (MJPEG camera)
     /udp-only        640x360   H.264 Baseline, RTP over UDP only (TCP SETUP gets 461)
+    /bframes         640x360   H.264 High with 2 B-frames, SPS/PPS only in the SDP
+    /shared-file     640x360   H.264 from an mp4 file, one pipeline shared by all
+                               clients, seeked back to the start by every PLAY
+                               (only with --shared-file; the clip is made at start)
 
 Factories are shared (one encoder per mount however many clients) and, as
 gst-rtsp-server does by default, a mount's pipeline only exists while at least
@@ -70,8 +74,11 @@ re-measured against live streams by tests/tests/gst_server.rs.
 """
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 try:
     import gi
@@ -138,6 +145,20 @@ def h264(width, height, profile, kbps):
     )
 
 
+def h264_bframes(width, height, kbps):
+    # A camera with B-frames (many sell "H.264 High" with them on): no
+    # zerolatency (it turns B-frames off), fixed B-frame pattern, and the
+    # parameter sets in the SDP only (config-interval 0, rtph264pay's default),
+    # as such cameras send them.  The decoder holds pictures back for
+    # reordering (max_num_reorder_frames 2 in the SPS).
+    return (
+        "%s ! x264enc speed-preset=ultrafast bframes=2 b-adapt=false "
+        "key-int-max=%d bitrate=%d %s ! video/x-h264,profile=high "
+        "! rtph264pay name=pay0 pt=96"
+        % (video_source(width, height), GOP, kbps, PROFILE_TOOLS["high"])
+    )
+
+
 def h265(width, height, kbps):
     return (
         "%s ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=%d "
@@ -168,6 +189,7 @@ MOUNTS.update(
         "/main": h264(640, 360, "main", 600),
         "/high": h264(640, 360, "high", 600),
         "/h265": h265(640, 360, 600),
+        "/bframes": h264_bframes(640, 360, 600),
         "/av": "%s %s" % (h264(640, 360, "high", 600), aac_audio()),
         # High profile with B-frames (decode order differs from presentation order),
         # as many cameras' "quality" presets send: no zerolatency tune, which would
@@ -190,6 +212,41 @@ AUTH_MOUNTS = {"/auth/h264-1080": HD["/h264-1080"]}
 # Roles carried by tokens: every connection gets ANON unless it authenticated.
 ROLE_ANON = "anonymous"
 ROLE_USER = "user"
+
+
+def make_clip(directory, seconds=10):
+    """Encodes an mp4 clip of the colour bars (camera-like: High profile, 2 s
+    GOP) for /shared-file, and returns its path.  Made at start so the
+    repository holds no media; 640x360 takes well under a second."""
+    path = os.path.join(directory, "bars.mp4")
+    pipeline = Gst.parse_launch(
+        "videotestsrc pattern=smpte num-buffers=%d "
+        "! video/x-raw,format=I420,width=640,height=360,framerate=%d/1,"
+        "colorimetry=bt601 "
+        "! x264enc speed-preset=ultrafast key-int-max=%d bitrate=600 %s "
+        "! video/x-h264,profile=high ! h264parse ! mp4mux "
+        '! filesink location="%s"'
+        % (seconds * FPS, FPS, GOP, PROFILE_TOOLS["high"], path)
+    )
+    pipeline.set_state(Gst.State.PLAYING)
+    msg = pipeline.get_bus().timed_pop_filtered(
+        60 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    if msg is None or msg.type != Gst.MessageType.EOS:
+        raise RuntimeError("cannot encode the /shared-file clip: %s"
+                           % (msg.parse_error()[0].message if msg else "timeout"))
+    return path
+
+
+def shared_file(path):
+    # A file played by one pipeline for every client (shared factory, not
+    # live): gst-rtsp-server answers each PLAY by seeking that pipeline back to
+    # the start, so a client's first RTP packets need not carry the sequence
+    # number its RTP-Info announced, as with cameras whose encoder restarts.
+    return (
+        'filesrc location="%s" ! qtdemux ! h264parse '
+        "! rtph264pay name=pay0 pt=96 config-interval=1" % path
+    )
 
 
 def make_factory(launch, protected, udp_only=False):
@@ -237,6 +294,8 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--user", default="camkit")
     parser.add_argument("--password", default="s3cr@t:pass/word")
+    parser.add_argument("--shared-file", action="store_true",
+                        help="also serve /shared-file (encodes a clip at start)")
     parser.add_argument("--ignore-stdin", action="store_true",
                         help="do not exit when stdin closes (manual runs)")
     args = parser.parse_args()
@@ -269,6 +328,12 @@ def main():
         mounts.add_factory(path, make_factory(launch, protected=True))
     for path, launch in UDP_ONLY_MOUNTS.items():
         mounts.add_factory(path, make_factory(launch, protected=False, udp_only=True))
+    if args.shared_file:
+        clip_dir = tempfile.mkdtemp(prefix="camkit-gst-")
+        atexit.register(shutil.rmtree, clip_dir, True)
+        mounts.add_factory("/shared-file",
+                           make_factory(shared_file(make_clip(clip_dir)),
+                                        protected=False))
 
     return serve_loop.serve(server, "rtsp_server.py", args.port, args.ignore_stdin)
 

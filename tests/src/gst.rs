@@ -43,6 +43,9 @@ pub struct GstServerOptions {
     pub user: String,
     /// That user's password.
     pub password: String,
+    /// Also serve `/shared-file` (an mp4 played by one pipeline for all clients, seeked back
+    /// to its start by every PLAY); the server encodes the clip when it starts.
+    pub shared_file: bool,
 }
 
 impl Default for GstServerOptions {
@@ -52,13 +55,14 @@ impl Default for GstServerOptions {
         GstServerOptions {
             user: "camkit".to_owned(),
             password: "s3cr@t:pass/word".to_owned(),
+            shared_file: false,
         }
     }
 }
 
 /// A running gst-rtsp-server on 127.0.0.1 (see `gst/rtsp_server.py` for the mount points:
-/// `/h264-720`, `/h264-1080`, `/baseline`, `/main`, `/high`, `/h265`, `/auth/h264-1080`,
-/// `/av`).
+/// `/h264-720`, `/h264-1080`, `/baseline`, `/main`, `/high`, `/bframes`, `/h265`,
+/// `/auth/h264-1080`, `/av`, `/mjpeg`, `/udp-only`; `/shared-file` on request).
 ///
 /// Dropping it stops the server. The server also exits by itself when this process dies,
 /// because it watches its stdin, which is a pipe from us; so a `static` instance that is
@@ -105,6 +109,9 @@ impl GstServer {
             "--password",
             &opts.password,
         ]);
+        if opts.shared_file {
+            cmd.arg("--shared-file");
+        }
         let (child, stdin, port) = spawn_until_ready(cmd, READY_TIMEOUT)?;
         Ok(GstServer {
             child,

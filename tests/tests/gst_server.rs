@@ -322,6 +322,7 @@ async fn custom_credentials_and_clean_shutdown() {
     let opts = GstServerOptions {
         user: "admin".to_owned(),
         password: "p@ss w:rd/%?#".to_owned(),
+        ..Default::default()
     };
     let s = GstServer::start_with(opts.clone()).expect("start server");
     assert_eq!((s.user(), s.password()), ("admin", "p@ss w:rd/%?#"));

@@ -135,6 +135,9 @@ pub(crate) fn spawn(
                 gop: Vec::new(),
                 gop_bytes: 0,
                 decoded_upto: 0,
+                fed: 0,
+                output: 0,
+                hold_back: 0,
                 holds_picture: false,
                 waiting_for_keyframe: true,
                 last_error_log: None,
@@ -168,6 +171,12 @@ struct Worker {
     gop_bytes: usize,
     /// How many of `gop` the decoder has consumed: its state is that of `gop[..decoded_upto]`.
     decoded_upto: usize,
+    /// Access units fed to `decoder` and pictures it gave, since it was made: on a stream
+    /// with B-frames it gives each picture up to the reorder depth later.
+    fed: u64,
+    output: u64,
+    /// Pictures `decoder` still gives that are older than one published by a drain.
+    hold_back: u64,
     /// The cache's latest picture is one this thread decoded and has not released.
     holds_picture: bool,
     waiting_for_keyframe: bool,
@@ -200,7 +209,7 @@ impl Worker {
                 }
                 Msg::Frame(f) => self.on_frame(f),
                 Msg::CatchUp(reply) => {
-                    let r = self.catch_up();
+                    let r = self.catch_up(true);
                     let _ = reply.send(r);
                 }
             }
@@ -239,17 +248,26 @@ impl Worker {
             return;
         }
         if self.demand.decode_now(keyframe) {
-            let _ = self.catch_up();
+            let _ = self.catch_up(false);
         }
     }
 
     /// Decodes `gop[decoded_upto..]`, publishing only the last picture.
-    fn catch_up(&mut self) -> Result<()> {
+    ///
+    /// `asked`: someone waits for a picture (a snapshot, connect's first picture). On a
+    /// stream with B-frames the decoder holds pictures back for reordering (up to the
+    /// stream's reorder depth), so right after a keyframe the decode may have given none
+    /// yet; then the buffered GOP is decoded again by a decoder of its own that is drained,
+    /// and its newest picture is published (see [`Worker::drain_copy`]).
+    fn catch_up(&mut self, asked: bool) -> Result<()> {
         if self.stream.codec == VideoCodec::Jpeg || self.decoded_upto >= self.gop.len() {
             return Ok(());
         }
         if self.decoder.is_none() {
             self.decoder = Some(H264Decoder::with_backend(self.stream.decoder)?);
+            self.fed = 0;
+            self.output = 0;
+            self.hold_back = 0;
         }
         let last = self.gop.len() - 1;
         let mut published = false;
@@ -257,36 +275,30 @@ impl Worker {
         for i in self.decoded_upto..=last {
             let dec = self.decoder.as_mut().expect("created above");
             let data = &self.gop[i].data;
+            self.fed += 1;
             let r = if i == last {
-                dec.decode(data).map(|p| {
-                    if let Some(mut p) = p {
-                        p.full_range = self.gop[i].full_range;
-                        // Once per published picture, in place: every encode of it (any
-                        // size, any quality) then starts from full range, as JPEG wants.
-                        p.expand_range();
-                        self.status.set_resolution(p.width, p.height);
-                        self.cache
-                            .publish(Content::Picture(p), self.gop[i].captured_at);
-                        published = true;
-                        self.holds_picture = true;
-                        if let Some((pic, key)) = self.cache.take_prefetch() {
-                            // Readers keep up with the camera: have their JPEG ready when
-                            // they come, encoded beside this thread, which decodes on.
-                            let cache = self.cache.clone();
-                            drop(
-                                self.rt
-                                    .spawn_blocking(move || cache.encode_ahead(&pic, key)),
-                            );
-                        }
-                    }
-                })
+                dec.decode(data)
+                    .map(|p| p.map(|p| (Some(p), true)).unwrap_or((None, false)))
             } else {
-                dec.decode_discard(data).map(|_| ())
+                dec.decode_discard(data).map(|got| (None, got))
             };
             self.decoded_upto = i + 1;
             match r {
-                Ok(()) => {
+                Ok((picture, got)) => {
                     self.status.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                    if got {
+                        self.output += 1;
+                    }
+                    // Pictures older than one a drain already published come out later
+                    // from this decoder: not published again (time never runs backwards).
+                    let stale = got && self.hold_back > 0;
+                    if stale {
+                        self.hold_back -= 1;
+                    }
+                    if let (Some(p), false) = (picture, stale) {
+                        self.publish(p, i);
+                        published = true;
+                    }
                 }
                 Err(e) => {
                     self.status.frames_dropped.fetch_add(1, Ordering::Relaxed);
@@ -295,9 +307,62 @@ impl Worker {
                 }
             }
         }
+        if asked && !published && self.fed > self.output + self.hold_back {
+            match self.drain_copy() {
+                Ok(Some(p)) => {
+                    // This decoder outputs the pictures it holds back later; the drained
+                    // one is the newest of them.
+                    self.hold_back = self.fed - self.output;
+                    self.publish(p, last);
+                    published = true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.log_decode_error(&e);
+                    last_err = Some(e);
+                }
+            }
+        }
         match last_err {
             Some(e) if !published => Err(e),
             _ => Ok(()),
+        }
+    }
+
+    /// Decodes the buffered GOP with a decoder of its own and drains it: the newest picture
+    /// (in display order) of a stream whose decoder still holds it back for reordering. The
+    /// camera's decoder is left as it is, so continuous decoding goes on without a restart;
+    /// this costs one more decode of the GOP so far, which is short (this is needed only
+    /// while the reorder delay has given no picture yet: a few frames after the keyframe).
+    fn drain_copy(&self) -> Result<Option<crate::picture::Picture>> {
+        let mut dec = H264Decoder::with_backend(self.stream.decoder)?;
+        let mut picture = None;
+        for f in &self.gop[..self.decoded_upto] {
+            if let Some(p) = dec.decode(&f.data)? {
+                picture = Some(p);
+            }
+        }
+        Ok(dec.drain()?.or(picture))
+    }
+
+    /// Publishes a decoded picture as `gop[i]`'s.
+    fn publish(&mut self, mut p: crate::picture::Picture, i: usize) {
+        p.full_range = self.gop[i].full_range;
+        // Once per published picture, in place: every encode of it (any size, any
+        // quality) then starts from full range, as JPEG wants.
+        p.expand_range();
+        self.status.set_resolution(p.width, p.height);
+        self.cache
+            .publish(Content::Picture(p), self.gop[i].captured_at);
+        self.holds_picture = true;
+        if let Some((pic, key)) = self.cache.take_prefetch() {
+            // Readers keep up with the camera: have their JPEG ready when they come,
+            // encoded beside this thread, which decodes on.
+            let cache = self.cache.clone();
+            drop(
+                self.rt
+                    .spawn_blocking(move || cache.encode_ahead(&pic, key)),
+            );
         }
     }
 

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use retina::client::{
-    Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions,
-    UdpTransportOptions,
+    Demuxed, InitialSequenceNumberPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
+    SetupOptions, TcpTransportOptions, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
@@ -218,7 +218,12 @@ async fn open_with(
         cfg.rtsp_timeout,
         &endpoint,
         has_creds,
-        session.play(PlayOptions::default()),
+        // The first RTP packet, not RTP-Info's `seq`, starts the sequence: servers whose
+        // encoder restarts or whose media seeks for each client (gst-rtsp-server's shared
+        // file media) send other numbers first, which retina's default takes for a huge
+        // loss and, over TCP, a fatal error. Nothing is lost by ignoring it: loss is still
+        // counted from the first packet on.
+        session.play(PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore)),
     )
     .await?;
     let demuxed = playing

@@ -88,6 +88,7 @@ pub(super) struct Api {
     alloc_context3: unsafe extern "C" fn(*const c_void) -> *mut c_void,
     open2: unsafe extern "C" fn(*mut c_void, *const c_void, *mut *mut c_void) -> c_int,
     free_context: unsafe extern "C" fn(*mut *mut c_void),
+    flush_buffers: unsafe extern "C" fn(*mut c_void),
     send_packet: unsafe extern "C" fn(*mut c_void, *const AvPacket) -> c_int,
     receive_frame: unsafe extern "C" fn(*mut c_void, *mut AvFrame) -> c_int,
     packet_alloc: unsafe extern "C" fn() -> *mut AvPacket,
@@ -255,6 +256,7 @@ fn bind(avcodec: Library, codec_major: u32, util_major: u32) -> std::result::Res
         alloc_context3: sym!(avcodec, "avcodec_alloc_context3"),
         open2: sym!(avcodec, "avcodec_open2"),
         free_context: sym!(avcodec, "avcodec_free_context"),
+        flush_buffers: sym!(avcodec, "avcodec_flush_buffers"),
         send_packet: sym!(avcodec, "avcodec_send_packet"),
         receive_frame: sym!(avcodec, "avcodec_receive_frame"),
         packet_alloc: sym!(avcodec, "av_packet_alloc"),
@@ -394,8 +396,36 @@ impl AvDecoder {
         Ok(got)
     }
 
-    /// Sends one access unit and hands every picture it completes to `each` (normally one:
-    /// no delay for streams without B-frames).
+    /// Drains the pictures held back for reordering (B-frames) and returns the last of
+    /// them, the newest in display order. The decoder is then reset: it has no reference
+    /// pictures left and must be fed from a keyframe again.
+    pub fn drain(&mut self) -> Result<Option<Picture>> {
+        let api = self.api;
+        let _ = FIRST_ERROR.try_with(|e| e.set(std::ptr::null()));
+        // SAFETY: a NULL packet asks an open decoder to enter draining mode.
+        let sent = unsafe { (api.send_packet)(self.ctx, std::ptr::null()) };
+        let mut result = if sent < 0 && sent != AVERROR_EOF {
+            Err(self.decode_error(sent))
+        } else {
+            Ok(())
+        };
+        let mut picture = None;
+        if result.is_ok() {
+            result = self.receive_all(|api, frame| {
+                picture = Some(to_picture(api, frame)?);
+                Ok(())
+            });
+        }
+        // SAFETY: leaves draining mode and drops every buffered and reference picture; the
+        // context stays open and decodes again from the next keyframe.
+        unsafe { (api.flush_buffers)(self.ctx) };
+        let result = self.damage_check(result);
+        result.map(|()| picture)
+    }
+
+    /// Sends one access unit and hands every picture it completes to `each` (one at once
+    /// for streams without B-frames; with B-frames, pictures come out in display order,
+    /// up to the stream's reorder depth later).
     fn run(
         &mut self,
         annexb: &[u8],
@@ -425,11 +455,19 @@ impl AvDecoder {
             (*self.packet).size = 0;
             r
         };
-        let mut result = if sent < 0 && sent != AVERROR_EAGAIN {
+        let result = if sent < 0 && sent != AVERROR_EAGAIN {
             Err(self.decode_error(sent))
         } else {
             Ok(())
         };
+        let received = self.receive_all(&mut each);
+        self.damage_check(result.and(received))
+    }
+
+    /// Receives every picture the decoder has ready, handing each to `each`.
+    fn receive_all(&mut self, mut each: impl FnMut(&Api, &AvFrame) -> Result<()>) -> Result<()> {
+        let api = self.api;
+        let mut result = Ok(());
         loop {
             // SAFETY: `ctx` is an open decoder and `frame` an `av_frame_alloc` frame, which
             // `avcodec_receive_frame` unrefs before filling.
@@ -449,6 +487,12 @@ impl AvDecoder {
                 result = out;
             }
         }
+        result
+    }
+
+    /// Turns damage libavcodec logged since the decode began into an error (see the
+    /// module doc), unless the decode already failed.
+    fn damage_check(&self, result: Result<()>) -> Result<()> {
         let logged = FIRST_ERROR
             .try_with(|e| e.replace(std::ptr::null()))
             .unwrap_or(std::ptr::null());
@@ -460,7 +504,7 @@ impl AvDecoder {
             let what = ["%d", "%c", "%s", "%u", "%i"]
                 .iter()
                 .fold(what.into_owned(), |w, p| w.replace(p, "…"));
-            result = Err(Error::new(
+            return Err(Error::new(
                 ErrorKind::Decode,
                 format!(
                     "H.264 decode failed: damaged data (libavcodec: {})",

@@ -106,6 +106,19 @@ impl H264Decoder {
         }
     }
 
+    /// Gets out the pictures the decoder holds back for reordering (streams with B-frames)
+    /// and returns the last of them, the newest in display order, or `None` when it holds
+    /// none. Afterwards the decoder must be fed from a keyframe again (libavcodec drops its
+    /// reference pictures).
+    ///
+    /// Streams without B-frames never need it: each access unit gives its picture at once.
+    pub fn drain(&mut self) -> Result<Option<Picture>> {
+        match &mut self.inner {
+            Inner::OpenH264(d) => d.drain(),
+            Inner::Libavcodec(d) => d.drain(),
+        }
+    }
+
     /// Decodes one access unit and discards the picture (advances reference state only);
     /// returns whether it completed one.
     ///

@@ -31,6 +31,36 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A camera sending H.264 High with B-frames (SPS/PPS in the SDP only): the decoder holds
+/// the first pictures back for reordering, yet `camkit snapshot` (which snapshots right
+/// after connecting) writes the picture, with either decoder.
+#[test]
+fn snapshot_of_a_bframes_stream() {
+    let dir = std::env::temp_dir().join(format!("camkit-cli-b-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for decoder in ["libavcodec", "openh264"] {
+        let out = dir.join(format!("{decoder}.jpg"));
+        let url = server().url("/bframes");
+        let o = camkit(&[
+            "snapshot",
+            &url,
+            "-o",
+            out.to_str().unwrap(),
+            "--decoder",
+            decoder,
+        ]);
+        assert!(o.status.success(), "{decoder}: {}", text(&o));
+        let jpeg = std::fs::read(&out).unwrap();
+        let (rgb, w, h) = decode_jpeg_rgb(&jpeg);
+        assert_eq!((w, h), (640, 360), "{decoder}");
+        for (x, y, e) in smpte_bar_centers(w, h) {
+            let full = camkit_tests::full_range(e);
+            assert_color_near(mean_rgb(&rgb, w, x - 4, y - 4, 8, 8), full, 24.0, decoder);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `camkit snapshot` against 1080p behind digest auth writes a correct JPEG.
 #[test]
 fn snapshot_1080p_with_digest_auth() {
