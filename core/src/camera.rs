@@ -280,12 +280,14 @@ impl Lifecycle {
                             fmt_duration(frame_timeout)
                         ),
                     )
+                    .at_step(Step::Stream)
                 }
                 Ok(None) => {
                     return Error::new(
                         ErrorKind::Unreachable,
                         format!("{endpoint} ended the stream"),
                     )
+                    .at_step(Step::Stream)
                 }
                 Ok(Some(Err(e))) => {
                     return session::classify(&e, Step::Stream, &endpoint, true);
