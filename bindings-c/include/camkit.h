@@ -6,8 +6,9 @@
  *
  * CONVENTIONS (the safety contract of every function)
  *
- * Handles. camkit_manager, camkit_status, camkit_frame, camkit_subscription and
- * camkit_demo_camera are opaque. Each is created by a camkit function (out-parameter)
+ * Handles. camkit_manager, camkit_status, camkit_frame, camkit_subscription,
+ * camkit_moondream and camkit_demo_camera are opaque. Each is created by a camkit
+ * function (out-parameter)
  * and freed once by its own *_free function; *_free(NULL) is a no-op. A handle must not
  * be used after it is freed. Pointer arguments must be NULL or point to what their type
  * says, live for the call.
@@ -146,6 +147,11 @@ enum camkit_result
    * The vision service (Moondream) answered with an error; the message has its words.
    */
   CAMKIT_SERVICE_ERROR = 18,
+  /**
+   * This libcamkit was built without the part the call needs (the Moondream functions
+   * in a build without the cargo feature `moondream`); the message names the feature.
+   */
+  CAMKIT_UNSUPPORTED = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -298,6 +304,18 @@ typedef struct camkit_frame camkit_frame;
  * same time. Created by `camkit_manager_new`, freed by `camkit_manager_free`.
  */
 typedef struct camkit_manager camkit_manager;
+
+/**
+ * Moondream for the cameras of one manager: one HTTP client (its connections, TLS
+ * sessions and settings) shared by every call made through this handle. Thread-safe: any
+ * number of threads may call through it at once. Created by `camkit_moondream_new`, freed
+ * by `camkit_moondream_free`.
+ *
+ * The handle keeps what it needs of its manager, so it may be freed before or after the
+ * manager; once the manager is closed (`camkit_manager_close` or `_free`), calls through
+ * the handle fail with `CAMKIT_CLOSED`, and a call waiting for Moondream ends with it.
+ */
+typedef struct camkit_moondream camkit_moondream;
 
 /**
  * A snapshot of one camera's status, taken when it was made (it does not change).
@@ -898,9 +916,30 @@ void camkit_demo_camera_free(struct camkit_demo_camera *cam);
 /**
  * Fills `options` with the defaults: NULL strings (the cloud, the key from
  * `MOONDREAM_API_KEY`), `timeout_ms` 30000, `max_retries` 2, `max_image_side` 768,
- * `no_retries` false. `CAMKIT_NULL_ARGUMENT` when `options` is NULL.
+ * `no_retries` false. `CAMKIT_NULL_ARGUMENT` when `options` is NULL;
+ * `CAMKIT_UNSUPPORTED` in a libcamkit built without Moondream.
  */
 camkit_result camkit_moondream_options_init(struct camkit_moondream_options *options);
+
+/**
+ * Makes a Moondream handle for the cameras of `mgr` and stores it in `*out` (free it with
+ * `camkit_moondream_free`). `options` may be NULL for the defaults (the cloud, with the
+ * key from `MOONDREAM_API_KEY`); its strings are copied.
+ *
+ * Failures: `CAMKIT_INVALID_INPUT` naming the field (`base_url`, `api_key` (never shown),
+ * `timeout_ms`, `max_retries`, `max_image_side`; the cloud without a key),
+ * `CAMKIT_CLOSED` (the manager is closed), `CAMKIT_UNSUPPORTED` (libcamkit was built
+ * without the cargo feature `moondream`).
+ */
+camkit_result camkit_moondream_new(const struct camkit_manager *mgr,
+                                   const struct camkit_moondream_options *options,
+                                   struct camkit_moondream **out);
+
+/**
+ * Frees a Moondream handle. NULL is a no-op. No call may be running through it (join the
+ * threads that use it first).
+ */
+void camkit_moondream_free(struct camkit_moondream *md);
 
 /**
  * Asks Moondream a question about camera `camera_id`'s current picture, blocking the
@@ -909,19 +948,18 @@ camkit_result camkit_moondream_options_init(struct camkit_moondream_options *opt
  * be NULL).
  *
  * The picture sent is the camera's latest, scaled so its long side is at most
- * `max_image_side`. `options` may be NULL for the defaults (the cloud, with the key from
- * `MOONDREAM_API_KEY`). Each call opens its own connection to Moondream. The wait is
- * bounded by `timeout_ms` per attempt, the retries and their waits.
+ * `max_image_side`. The call goes through the handle's HTTP client (reusing its
+ * connections). The wait is bounded by `timeout_ms` per attempt, the retries and their
+ * waits.
  *
  * Failures: `CAMKIT_NOT_FOUND` (no such camera), `CAMKIT_NO_FRAME` (no picture yet),
  * `CAMKIT_UNAUTHORIZED` (the key was refused: check `MOONDREAM_API_KEY`),
  * `CAMKIT_RATE_LIMITED` (429 after the retries), `CAMKIT_SERVICE_ERROR` (Moondream's own
  * message), `CAMKIT_TIMEOUT`, `CAMKIT_UNREACHABLE`, `CAMKIT_INVALID_INPUT` (naming the
- * field: `question`, `base_url`, `api_key`, `timeout_ms` ...). The key never appears in a
- * message.
+ * field: `question` ...), `CAMKIT_CLOSED` (the manager was closed). The key never appears
+ * in a message.
  */
-camkit_result camkit_moondream_query(const struct camkit_manager *mgr,
-                                     const struct camkit_moondream_options *options,
+camkit_result camkit_moondream_query(const struct camkit_moondream *md,
                                      const char *camera_id,
                                      const char *question,
                                      char **out_answer,
@@ -933,8 +971,7 @@ camkit_result camkit_moondream_query(const struct camkit_manager *mgr,
  * `*out_len` (may be NULL). `length` is a `camkit_caption_length`; any other value gives
  * `CAMKIT_INVALID_INPUT`.
  */
-camkit_result camkit_moondream_caption(const struct camkit_manager *mgr,
-                                       const struct camkit_moondream_options *options,
+camkit_result camkit_moondream_caption(const struct camkit_moondream *md,
                                        const char *camera_id,
                                        uint32_t length,
                                        char **out_caption,
@@ -946,8 +983,7 @@ camkit_result camkit_moondream_caption(const struct camkit_manager *mgr,
  * `camkit_detections_free(array, count)`) and their number to `*out_count`. No object
  * found is a success with `*out_array` NULL and `*out_count` 0.
  */
-camkit_result camkit_moondream_detect(const struct camkit_manager *mgr,
-                                      const struct camkit_moondream_options *options,
+camkit_result camkit_moondream_detect(const struct camkit_moondream *md,
                                       const char *camera_id,
                                       const char *object,
                                       struct camkit_detection **out_array,
@@ -964,8 +1000,7 @@ void camkit_detections_free(struct camkit_detection *array, size_t count);
  * `camkit_moondream_detect` does: the points go to `*out_array` (free it with
  * `camkit_points_free(array, count)`) and their number to `*out_count`.
  */
-camkit_result camkit_moondream_point(const struct camkit_manager *mgr,
-                                     const struct camkit_moondream_options *options,
+camkit_result camkit_moondream_point(const struct camkit_moondream *md,
                                      const char *camera_id,
                                      const char *object,
                                      struct camkit_point **out_array,

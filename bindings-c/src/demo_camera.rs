@@ -4,7 +4,8 @@ use std::ffi::CString;
 use std::os::raw::c_char;
 use std::time::Duration;
 
-use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
+// `::` because the C handle type below has the crate's name.
+use ::camkit_demo_camera::{DemoCamera, DemoCameraOptions};
 
 use crate::error::{camkit_result, FfiError};
 use crate::ffi::{arg_ref, cstring, into_handle, outside_runtime, write_str_to_buf, Out};

@@ -56,12 +56,15 @@ pub enum camkit_result {
     CAMKIT_RATE_LIMITED = 17,
     /// The vision service (Moondream) answered with an error; the message has its words.
     CAMKIT_SERVICE_ERROR = 18,
+    /// This libcamkit was built without the part the call needs (the Moondream functions
+    /// in a build without the cargo feature `moondream`); the message names the feature.
+    CAMKIT_UNSUPPORTED = 19,
 }
 
 use camkit_result::*;
 
 /// Every result, in number order.
-pub(crate) const ALL_RESULTS: [camkit_result; 19] = [
+pub(crate) const ALL_RESULTS: [camkit_result; 20] = [
     CAMKIT_OK,
     CAMKIT_INVALID_INPUT,
     CAMKIT_NOT_FOUND,
@@ -81,6 +84,7 @@ pub(crate) const ALL_RESULTS: [camkit_result; 19] = [
     CAMKIT_WOULD_DEADLOCK,
     CAMKIT_RATE_LIMITED,
     CAMKIT_SERVICE_ERROR,
+    CAMKIT_UNSUPPORTED,
 ];
 
 impl camkit_result {
@@ -135,6 +139,7 @@ impl camkit_result {
             CAMKIT_WOULD_DEADLOCK => "WOULD_DEADLOCK\0",
             CAMKIT_RATE_LIMITED => "RATE_LIMITED\0",
             CAMKIT_SERVICE_ERROR => "SERVICE_ERROR\0",
+            CAMKIT_UNSUPPORTED => "UNSUPPORTED\0",
         }
     }
 
@@ -164,6 +169,7 @@ impl camkit_result {
             }
             CAMKIT_RATE_LIMITED => "the vision service is rate limiting requests\0",
             CAMKIT_SERVICE_ERROR => "the vision service answered with an error\0",
+            CAMKIT_UNSUPPORTED => "this libcamkit was built without that feature\0",
         }
     }
 }

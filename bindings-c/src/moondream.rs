@@ -1,20 +1,27 @@
-//! Moondream (visual reasoning) about a camera's current picture: `camkit_moondream_query`,
-//! `_caption`, `_detect` and `_point`, blocking calls on the manager's runtime.
+//! Moondream (visual reasoning) about a camera's current picture: a `camkit_moondream`
+//! handle (`camkit_moondream_new` / `_free`) holding one HTTP client, and the blocking
+//! calls `camkit_moondream_query`, `_caption`, `_detect` and `_point` on it.
+//!
+//! The C types and the exported functions are here, in every build, so that the header is
+//! the same whether or not libcamkit is built with the cargo feature `moondream`; the work
+//! is in [`imp`]: `live.rs` with the feature, `absent.rs` (every call fails with
+//! `CAMKIT_UNSUPPORTED`) without it.
 
 use std::mem::{offset_of, size_of};
 use std::os::raw::c_char;
-use std::time::Duration;
-
-use camkit::moondream::{CameraAnswer, CaptionLength, MoondreamCameras, MoondreamConfig};
 
 use crate::error::{camkit_result, FfiError};
-use crate::ffi::{arg_str, block_on, cstring, opt_str, Out};
+use crate::ffi::{arg_ref, arg_str, cstring, free_handle, into_handle, Out};
 use crate::manager::{camkit_manager, manager_arg};
 
-/// Added to the longest time camkit's own bounds allow, for the outer bound of a call.
-const CALL_SLACK: Duration = Duration::from_secs(10);
-/// The longest `Retry-After` camkit waits for between attempts.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+#[cfg(not(feature = "moondream"))]
+mod absent;
+#[cfg(feature = "moondream")]
+mod live;
+#[cfg(not(feature = "moondream"))]
+use absent as imp;
+#[cfg(feature = "moondream")]
+use live as imp;
 
 /// How long a caption should be: the `length` argument of `camkit_moondream_caption`.
 #[repr(u32)]
@@ -58,13 +65,13 @@ pub struct camkit_moondream_options {
 /// `camkit_moondream_options` read without trusting the caller's bool byte (see
 /// `RawCameraConfig` in config.rs). Same layout, checked at compile time.
 #[repr(C)]
-struct RawOptions {
-    base_url: *const c_char,
-    api_key: *const c_char,
-    timeout_ms: u32,
-    max_retries: u32,
-    max_image_side: u32,
-    no_retries: u8,
+pub(crate) struct RawOptions {
+    pub base_url: *const c_char,
+    pub api_key: *const c_char,
+    pub timeout_ms: u32,
+    pub max_retries: u32,
+    pub max_image_side: u32,
+    pub no_retries: u8,
 }
 
 const _: () = {
@@ -108,9 +115,22 @@ pub struct camkit_point {
     pub y: f64,
 }
 
+/// Moondream for the cameras of one manager: one HTTP client (its connections, TLS
+/// sessions and settings) shared by every call made through this handle. Thread-safe: any
+/// number of threads may call through it at once. Created by `camkit_moondream_new`, freed
+/// by `camkit_moondream_free`.
+///
+/// The handle keeps what it needs of its manager, so it may be freed before or after the
+/// manager; once the manager is closed (`camkit_manager_close` or `_free`), calls through
+/// the handle fail with `CAMKIT_CLOSED`, and a call waiting for Moondream ends with it.
+pub struct camkit_moondream {
+    inner: imp::Moondream,
+}
+
 /// Fills `options` with the defaults: NULL strings (the cloud, the key from
 /// `MOONDREAM_API_KEY`), `timeout_ms` 30000, `max_retries` 2, `max_image_side` 768,
-/// `no_retries` false. `CAMKIT_NULL_ARGUMENT` when `options` is NULL.
+/// `no_retries` false. `CAMKIT_NULL_ARGUMENT` when `options` is NULL;
+/// `CAMKIT_UNSUPPORTED` in a libcamkit built without Moondream.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_moondream_options_init(
     options: *mut camkit_moondream_options,
@@ -118,96 +138,52 @@ pub unsafe extern "C" fn camkit_moondream_options_init(
     ffi_boundary!(result, {
         // SAFETY: the caller's pointer, per the conventions.
         let out = unsafe { Out::new(options, "options") }?;
-        let d = MoondreamConfig::default();
-        out.write(camkit_moondream_options {
-            base_url: std::ptr::null(),
-            api_key: std::ptr::null(),
-            timeout_ms: d.timeout.as_millis() as u32,
-            max_retries: d.max_retries,
-            max_image_side: d.max_image_side,
-            no_retries: false,
-        });
+        out.write(imp::default_options()?);
         Ok(())
     })
 }
 
-/// Core's configuration from the caller's options (NULL: all defaults).
+/// Makes a Moondream handle for the cameras of `mgr` and stores it in `*out` (free it with
+/// `camkit_moondream_free`). `options` may be NULL for the defaults (the cloud, with the
+/// key from `MOONDREAM_API_KEY`); its strings are copied.
 ///
-/// # Safety
-/// `p` is NULL or points to a live `camkit_moondream_options` whose strings are NULL or
-/// NUL-terminated.
-unsafe fn read_options(p: *const camkit_moondream_options) -> Result<MoondreamConfig, FfiError> {
-    let d = MoondreamConfig::default();
-    // SAFETY: per this function's contract; `RawOptions` has the same layout.
-    let Some(o) = (unsafe { p.cast::<RawOptions>().as_ref() }) else {
-        return Ok(d);
-    };
-    // SAFETY: the struct's strings, per this function's contract.
-    let (base_url, api_key) = unsafe {
-        (
-            opt_str(o.base_url, "base_url")?,
-            opt_str(o.api_key, "api_key")?,
-        )
-    };
-    Ok(MoondreamConfig {
-        base_url: base_url.map_or(d.base_url, str::to_owned),
-        api_key: api_key.map(str::to_owned),
-        timeout: if o.timeout_ms == 0 {
-            d.timeout
-        } else {
-            Duration::from_millis(o.timeout_ms.into())
-        },
-        max_retries: match (o.no_retries != 0, o.max_retries) {
-            (true, _) => 0,
-            (false, 0) => d.max_retries,
-            (false, n) => n,
-        },
-        max_image_side: if o.max_image_side == 0 {
-            d.max_image_side
-        } else {
-            o.max_image_side
-        },
+/// Failures: `CAMKIT_INVALID_INPUT` naming the field (`base_url`, `api_key` (never shown),
+/// `timeout_ms`, `max_retries`, `max_image_side`; the cloud without a key),
+/// `CAMKIT_CLOSED` (the manager is closed), `CAMKIT_UNSUPPORTED` (libcamkit was built
+/// without the cargo feature `moondream`).
+#[no_mangle]
+pub unsafe extern "C" fn camkit_moondream_new(
+    mgr: *const camkit_manager,
+    options: *const camkit_moondream_options,
+    out: *mut *mut camkit_moondream,
+) -> camkit_result {
+    ffi_boundary!(result, {
+        // SAFETY: the caller's pointers, per the conventions (`options` nullable).
+        let (m, out) = unsafe { (manager_arg(mgr)?, Out::new(out, "out")?) };
+        // SAFETY: as above; `RawOptions` has the same layout.
+        let options = unsafe { options.cast::<RawOptions>().as_ref() };
+        // SAFETY: the options' strings, per the conventions.
+        let inner = unsafe { imp::Moondream::new(&m.cameras, options) }?;
+        out.write(into_handle(camkit_moondream { inner }));
+        Ok(())
     })
 }
 
-/// Runs one Moondream call about a camera on the manager's runtime, blocking this thread.
+/// Frees a Moondream handle. NULL is a no-op. No call may be running through it (join the
+/// threads that use it first).
+#[no_mangle]
+pub unsafe extern "C" fn camkit_moondream_free(md: *mut camkit_moondream) {
+    // SAFETY: the caller's handle, freed once (the conventions).
+    ffi_boundary!(value, { unsafe { free_handle(md) } })
+}
+
+/// The `md` argument of a call.
 ///
-/// Ends early with `CAMKIT_CLOSED` when the manager is closed meanwhile (so that
-/// `camkit_manager_free`, which waits for running calls, is not held up by a slow
-/// service), and has an outer bound that only guards against a bound camkit missed.
-fn ask<T, F, Fut>(m: &camkit_manager, config: MoondreamConfig, call: F) -> Result<T, FfiError>
-where
-    T: Send,
-    F: FnOnce(MoondreamCameras) -> Fut + Send,
-    Fut: std::future::Future<Output = camkit::Result<T>> + Send,
-{
-    let attempts = config.max_retries.saturating_add(1);
-    let bound = config.timeout.saturating_mul(attempts)
-        + MAX_RETRY_WAIT.saturating_mul(config.max_retries)
-        + CALL_SLACK;
-    let cameras = &m.cameras;
-    block_on(cameras.runtime(), async {
-        let md = cameras.moondream(config)?;
-        let mut events = cameras.events();
-        tokio::select! {
-            r = tokio::time::timeout(bound, call(md)) => match r {
-                Ok(r) => r.map_err(FfiError::from),
-                Err(_) => Err(FfiError::new(
-                    camkit_result::CAMKIT_TIMEOUT,
-                    format!(
-                        "Moondream did not answer within {} s; check the service, or give a \
-                         shorter timeout_ms",
-                        bound.as_secs()
-                    ),
-                )),
-            },
-            // `recv` ends (None) once the manager is closed.
-            _ = async { while events.recv().await.is_some() {} } => Err(FfiError::new(
-                camkit_result::CAMKIT_CLOSED,
-                "the camera manager was closed while Moondream was answering",
-            )),
-        }
-    })
+/// # Safety
+/// `md` is NULL or a live handle from `camkit_moondream_new`.
+unsafe fn md_arg<'a>(md: *const camkit_moondream) -> Result<&'a imp::Moondream, FfiError> {
+    // SAFETY: per this function's contract.
+    Ok(&unsafe { arg_ref(md, "md") }?.inner)
 }
 
 /// Hands a text answer to C: `*out` (free with `camkit_string_free`) and `*out_len`.
@@ -246,39 +222,36 @@ unsafe fn free_array<T>(array: *mut T, count: usize) {
 /// be NULL).
 ///
 /// The picture sent is the camera's latest, scaled so its long side is at most
-/// `max_image_side`. `options` may be NULL for the defaults (the cloud, with the key from
-/// `MOONDREAM_API_KEY`). Each call opens its own connection to Moondream. The wait is
-/// bounded by `timeout_ms` per attempt, the retries and their waits.
+/// `max_image_side`. The call goes through the handle's HTTP client (reusing its
+/// connections). The wait is bounded by `timeout_ms` per attempt, the retries and their
+/// waits.
 ///
 /// Failures: `CAMKIT_NOT_FOUND` (no such camera), `CAMKIT_NO_FRAME` (no picture yet),
 /// `CAMKIT_UNAUTHORIZED` (the key was refused: check `MOONDREAM_API_KEY`),
 /// `CAMKIT_RATE_LIMITED` (429 after the retries), `CAMKIT_SERVICE_ERROR` (Moondream's own
 /// message), `CAMKIT_TIMEOUT`, `CAMKIT_UNREACHABLE`, `CAMKIT_INVALID_INPUT` (naming the
-/// field: `question`, `base_url`, `api_key`, `timeout_ms` ...). The key never appears in a
-/// message.
+/// field: `question` ...), `CAMKIT_CLOSED` (the manager was closed). The key never appears
+/// in a message.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_moondream_query(
-    mgr: *const camkit_manager,
-    options: *const camkit_moondream_options,
+    md: *const camkit_moondream,
     camera_id: *const c_char,
     question: *const c_char,
     out_answer: *mut *mut c_char,
     out_len: *mut usize,
 ) -> camkit_result {
     ffi_boundary!(result, {
-        // SAFETY: the caller's pointers, per the conventions (`options`, `out_len` nullable).
-        let (m, config, id, question, out, out_len) = unsafe {
+        // SAFETY: the caller's pointers, per the conventions (`out_len` nullable).
+        let (md, id, question, out, out_len) = unsafe {
             (
-                manager_arg(mgr)?,
-                read_options(options)?,
+                md_arg(md)?,
                 arg_str(camera_id, "camera_id")?,
                 arg_str(question, "question")?,
                 Out::new(out_answer, "out_answer")?,
                 Out::optional(out_len),
             )
         };
-        let a = ask(&m, config, |md| async move { md.query(id, question).await })?;
-        give_text(&a.result.answer, out, out_len);
+        give_text(&md.query(id, question)?, out, out_len);
         Ok(())
     })
 }
@@ -289,19 +262,17 @@ pub unsafe extern "C" fn camkit_moondream_query(
 /// `CAMKIT_INVALID_INPUT`.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_moondream_caption(
-    mgr: *const camkit_manager,
-    options: *const camkit_moondream_options,
+    md: *const camkit_moondream,
     camera_id: *const c_char,
     length: u32,
     out_caption: *mut *mut c_char,
     out_len: *mut usize,
 ) -> camkit_result {
     ffi_boundary!(result, {
-        // SAFETY: the caller's pointers, per the conventions (`options`, `out_len` nullable).
-        let (m, config, id, out, out_len) = unsafe {
+        // SAFETY: the caller's pointers, per the conventions (`out_len` nullable).
+        let (md, id, out, out_len) = unsafe {
             (
-                manager_arg(mgr)?,
-                read_options(options)?,
+                md_arg(md)?,
                 arg_str(camera_id, "camera_id")?,
                 Out::new(out_caption, "out_caption")?,
                 Out::optional(out_len),
@@ -309,9 +280,9 @@ pub unsafe extern "C" fn camkit_moondream_caption(
         };
         use camkit_caption_length::*;
         let length = match length {
-            n if n == CAMKIT_CAPTION_NORMAL as u32 => CaptionLength::Normal,
-            n if n == CAMKIT_CAPTION_SHORT as u32 => CaptionLength::Short,
-            n if n == CAMKIT_CAPTION_LONG as u32 => CaptionLength::Long,
+            n if n == CAMKIT_CAPTION_NORMAL as u32 => CAMKIT_CAPTION_NORMAL,
+            n if n == CAMKIT_CAPTION_SHORT as u32 => CAMKIT_CAPTION_SHORT,
+            n if n == CAMKIT_CAPTION_LONG as u32 => CAMKIT_CAPTION_LONG,
             n => {
                 return Err(FfiError::invalid(
                     "length",
@@ -319,8 +290,7 @@ pub unsafe extern "C" fn camkit_moondream_caption(
                 ))
             }
         };
-        let a = ask(&m, config, |md| async move { md.caption(id, length).await })?;
-        give_text(&a.result.caption, out, out_len);
+        give_text(&md.caption(id, length)?, out, out_len);
         Ok(())
     })
 }
@@ -331,38 +301,24 @@ pub unsafe extern "C" fn camkit_moondream_caption(
 /// found is a success with `*out_array` NULL and `*out_count` 0.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_moondream_detect(
-    mgr: *const camkit_manager,
-    options: *const camkit_moondream_options,
+    md: *const camkit_moondream,
     camera_id: *const c_char,
     object: *const c_char,
     out_array: *mut *mut camkit_detection,
     out_count: *mut usize,
 ) -> camkit_result {
     ffi_boundary!(result, {
-        // SAFETY: the caller's pointers, per the conventions (`options` nullable).
-        let (m, config, id, object, out, out_count) = unsafe {
+        // SAFETY: the caller's pointers, per the conventions.
+        let (md, id, object, out, out_count) = unsafe {
             (
-                manager_arg(mgr)?,
-                read_options(options)?,
+                md_arg(md)?,
                 arg_str(camera_id, "camera_id")?,
                 arg_str(object, "object")?,
                 Out::new(out_array, "out_array")?,
                 Out::new(out_count, "out_count")?,
             )
         };
-        let a: CameraAnswer<_> = ask(&m, config, |md| async move { md.detect(id, object).await })?;
-        let boxes = a
-            .result
-            .objects
-            .iter()
-            .map(|o| camkit_detection {
-                x_min: o.x_min,
-                y_min: o.y_min,
-                x_max: o.x_max,
-                y_max: o.y_max,
-            })
-            .collect();
-        give_array(boxes, out, out_count);
+        give_array(md.detect(id, object)?, out, out_count);
         Ok(())
     })
 }
@@ -380,33 +336,24 @@ pub unsafe extern "C" fn camkit_detections_free(array: *mut camkit_detection, co
 /// `camkit_points_free(array, count)`) and their number to `*out_count`.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_moondream_point(
-    mgr: *const camkit_manager,
-    options: *const camkit_moondream_options,
+    md: *const camkit_moondream,
     camera_id: *const c_char,
     object: *const c_char,
     out_array: *mut *mut camkit_point,
     out_count: *mut usize,
 ) -> camkit_result {
     ffi_boundary!(result, {
-        // SAFETY: the caller's pointers, per the conventions (`options` nullable).
-        let (m, config, id, object, out, out_count) = unsafe {
+        // SAFETY: the caller's pointers, per the conventions.
+        let (md, id, object, out, out_count) = unsafe {
             (
-                manager_arg(mgr)?,
-                read_options(options)?,
+                md_arg(md)?,
                 arg_str(camera_id, "camera_id")?,
                 arg_str(object, "object")?,
                 Out::new(out_array, "out_array")?,
                 Out::new(out_count, "out_count")?,
             )
         };
-        let a = ask(&m, config, |md| async move { md.point(id, object).await })?;
-        let points = a
-            .result
-            .points
-            .iter()
-            .map(|p| camkit_point { x: p.x, y: p.y })
-            .collect();
-        give_array(points, out, out_count);
+        give_array(md.point(id, object)?, out, out_count);
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use camkit::demo_camera::{DemoCamera as CoreDemoCamera, DemoCameraOptions as CoreOptions};
+use camkit_demo_camera::{DemoCamera as CoreDemoCamera, DemoCameraOptions as CoreOptions};
 use napi::bindgen_prelude::{PromiseRaw, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;

@@ -215,7 +215,7 @@ fn x264_gop(w: u32, h: u32) -> Option<Vec<Vec<u8>>> {
     if !out.status.success() {
         return None;
     }
-    let aus = camkit::demo_camera::access_units(&out.stdout);
+    let aus = camkit_demo_camera::access_units(&out.stdout);
     (aus.len() == 30).then_some(aus)
 }
 
@@ -238,8 +238,8 @@ fn i420_to_rgb(p: &Picture) -> Vec<u8> {
 /// A snapshot of a streaming camera whose latest picture is already encoded: the cost a
 /// web server pays per request.
 fn snapshot_bench(c: &mut Criterion) {
-    use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
     use camkit::{CameraConfig, CameraManager, DecodePolicy, SnapshotOptions};
+    use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

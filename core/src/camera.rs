@@ -4,36 +4,41 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use retina::client::SessionGroup;
-use retina::codec::CodecItem;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::backoff::Backoff;
 use crate::config::{CameraConfig, DecodePolicy, Source};
-use crate::decode_worker::{self, Demand, EncodedFrame, Msg, WorkerHandle};
+use crate::decode::DecoderBackend;
+use crate::decode_worker::{
+    self, Demand, EncodedFrame, Msg, StreamFacts, VideoCodec, WorkerHandle,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
-use crate::frame_cache::FrameCache;
-use crate::session::{self, fmt_duration, Step};
-use crate::status::{epoch_ms, CameraState, StatusCell};
+use crate::frame_cache::{CachedPicture, FrameCache};
+use crate::session::{self, Opener, RtspOpener, StreamItem};
+use crate::status::{CameraState, CameraStatus, StatusCell};
+use crate::util::{epoch_ms, fmt_duration};
 
-/// The shared parts of a camera, held by the manager, subscriptions and the tasks.
+/// The shared parts of a camera, held by the manager, subscriptions and the tasks. The
+/// layers above reach the pipeline only through its methods.
 pub(crate) struct Camera {
-    pub id: String,
-    pub config: CameraConfig,
-    pub status: Arc<StatusCell>,
-    pub cache: Arc<FrameCache>,
-    pub demand: Arc<Demand>,
+    id: String,
+    config: CameraConfig,
+    status: Arc<StatusCell>,
+    cache: Arc<FrameCache>,
+    demand: Arc<Demand>,
+    /// The compressed frames for video subscribers (fMP4, Annex B).
+    video: crate::video::VideoHub,
     worker: std::sync::mpsc::SyncSender<Msg>,
     /// `true` once the camera is stopped; the lifecycle task and subscriptions watch it.
     stop: watch::Sender<bool>,
 }
 
 impl Camera {
-    /// Creates the camera and its decode thread, and starts its lifecycle task.
-    /// `first` receives the outcome of the first attempt.
+    /// Creates the camera and its decode thread, and starts its lifecycle task on the
+    /// camera's RTSP stream. `first` receives the outcome of the first attempt.
     pub fn start(
         config: CameraConfig,
         source: Source,
@@ -41,19 +46,41 @@ impl Camera {
         events: broadcast::Sender<CameraEvent>,
         rt: &tokio::runtime::Handle,
     ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
+        let origin = Origin {
+            url: source.url().as_str().to_owned(),
+            endpoint: session::endpoint(source.url()),
+            decoder: source.decoder(),
+            opener: Box::new(RtspOpener {
+                source,
+                config: config.clone(),
+                group,
+            }),
+        };
+        Self::start_with(config, origin, events, rt)
+    }
+
+    /// [`start`](Self::start) on any stream source.
+    fn start_with(
+        config: CameraConfig,
+        origin: Origin,
+        events: broadcast::Sender<CameraEvent>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
         let status = Arc::new(StatusCell::new(
             &config.id,
-            source.url().as_str(),
+            &origin.url,
             config.transport,
             config.decode,
-            source.decoder(),
+            origin.decoder,
         ));
-        let cache = Arc::new(FrameCache::new());
+        let cache = Arc::new(FrameCache::new(
+            config.jpeg_quality,
+            status.jpeg_encodes.clone(),
+        ));
         let demand = Arc::new(Demand::new(config.decode, config.decode_grace));
         let worker = decode_worker::spawn(
             rt.clone(),
             &config.id,
-            config.jpeg_quality,
             cache.clone(),
             status.clone(),
             demand.clone(),
@@ -65,14 +92,16 @@ impl Camera {
             status,
             cache,
             demand,
+            video: Default::default(),
             worker: worker.sender(),
             stop,
         });
         let (first_tx, first_rx) = oneshot::channel();
         let task = Lifecycle {
             camera: camera.clone(),
-            source,
-            group,
+            opener: origin.opener,
+            endpoint: origin.endpoint,
+            decoder: origin.decoder,
             events,
             worker,
             first: Some(first_tx),
@@ -87,8 +116,52 @@ impl Camera {
         self.stop.send_replace(true);
     }
 
+    /// The camera's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Resolves once the camera is stopped.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// The camera's video fan-out, for video subscriptions.
+    pub fn video(&self) -> &crate::video::VideoHub {
+        &self.video
+    }
+
     pub fn stop_watch(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+
+    /// Where the camera is in its life.
+    pub fn state(&self) -> CameraState {
+        self.status.state()
+    }
+
+    /// The camera's status now.
+    pub fn status(&self) -> CameraStatus {
+        self.status.snapshot()
+    }
+
+    /// A subscriber arrives: the camera decodes every frame until it leaves
+    /// ([`unsubscribe`](Self::unsubscribe)). Returns a receiver of each new picture's
+    /// sequence number.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.demand.add_subscriber();
+        self.cache.watch()
+    }
+
+    /// A subscriber left.
+    pub fn unsubscribe(&self) {
+        self.demand.remove_subscriber();
+    }
+
+    /// The picture in the frame cache now, as it is (no catch-up).
+    pub fn cached_picture(&self) -> Option<Arc<CachedPicture>> {
+        self.cache.latest()
     }
 
     pub fn set_decode(&self, p: DecodePolicy) {
@@ -103,7 +176,7 @@ impl Camera {
     }
 
     /// The latest picture, decoded up to now (what a snapshot encodes), without encoding.
-    pub async fn latest_picture(&self) -> Result<Arc<crate::frame_cache::CachedPicture>> {
+    pub async fn latest_picture(&self) -> Result<Arc<CachedPicture>> {
         let state = self.status.state();
         if state != CameraState::Streaming {
             let why = self
@@ -167,29 +240,30 @@ impl Camera {
 
     /// JPEG of a cached picture: from the cache when made already, else encoded on a
     /// blocking thread (once, however many ask at the same time).
-    pub async fn encode(
-        &self,
-        pic: Arc<crate::frame_cache::CachedPicture>,
-        opts: SnapshotOptions,
-    ) -> Result<Frame> {
-        let q = self.config.jpeg_quality;
-        pic.mark_asked(&opts, q);
-        if let Some(r) = pic.ready(&opts, q) {
-            return r;
-        }
-        let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || pic.jpeg(&opts, q, &cache.stats))
+    pub async fn encode(&self, pic: Arc<CachedPicture>, opts: SnapshotOptions) -> Result<Frame> {
+        self.cache
+            .encode(pic, opts)
             .await
-            .map_err(|_| Error::new(ErrorKind::Internal, "JPEG encoder task failed"))?
             .map_err(|e| e.for_camera(&self.id))
     }
+}
+
+/// Where a camera's video comes from, and what is known of it before opening.
+struct Origin {
+    /// The URL without credentials, for the status.
+    url: String,
+    /// `rtsp://host:port/path`, for messages.
+    endpoint: String,
+    decoder: DecoderBackend,
+    opener: Box<dyn Opener>,
 }
 
 /// The task that keeps one camera streaming.
 struct Lifecycle {
     camera: Arc<Camera>,
-    source: Source,
-    group: Arc<SessionGroup>,
+    opener: Box<dyn Opener>,
+    endpoint: String,
+    decoder: DecoderBackend,
     events: broadcast::Sender<CameraEvent>,
     worker: WorkerHandle,
     first: Option<oneshot::Sender<Result<()>>>,
@@ -232,6 +306,7 @@ impl Lifecycle {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.set_state(CameraState::Stopped);
+        self.camera.video.close();
         tracing::debug!(camera = %id, "camera task ends");
         // Dropping `self.worker` closes the decode thread's queue: it ends too.
     }
@@ -258,20 +333,24 @@ impl Lifecycle {
 
     /// One session: open, stream until it fails. Always returns the error that ended it.
     async fn stream_once(&mut self) -> Error {
-        let cfg = &self.camera.config;
-        let open = match session::open(&self.source, cfg, &self.group).await {
+        let open = match self.opener.open().await {
             Ok(o) => o,
             Err(e) => return e,
         };
-        let mut demuxed = open.demuxed;
-        let video = open.video_index;
+        let mut stream = open.stream;
+        // The range in force travels with each frame; new parameters mid-stream may change it.
+        let mut full_range = open.info.full_range;
         self.camera.status.set_info(open.info);
-        self.worker.new_stream(open.codec);
-        let endpoint = session::endpoint(self.source.url());
-        let frame_timeout = cfg.frame_timeout;
+        self.worker.new_stream(StreamFacts {
+            codec: open.codec,
+            decoder: self.decoder,
+        });
+        self.camera.video.new_session();
+        let endpoint = &self.endpoint;
+        let frame_timeout = self.camera.config.frame_timeout;
         let mut got_first = false;
         loop {
-            let item = match tokio::time::timeout(frame_timeout, demuxed.next()).await {
+            let item = match tokio::time::timeout(frame_timeout, stream.next_item()).await {
                 Err(_) => {
                     return Error::new(
                         ErrorKind::Timeout,
@@ -280,37 +359,36 @@ impl Lifecycle {
                             fmt_duration(frame_timeout)
                         ),
                     )
-                    .at_step(Step::Stream)
+                    .at_step(crate::error::RtspStep::Stream)
                 }
                 Ok(None) => {
                     return Error::new(
                         ErrorKind::Unreachable,
                         format!("{endpoint} ended the stream"),
                     )
-                    .at_step(Step::Stream)
+                    .at_step(crate::error::RtspStep::Stream)
                 }
-                Ok(Some(Err(e))) => {
-                    return session::classify(&e, Step::Stream, &endpoint, true);
-                }
+                Ok(Some(Err(e))) => return e,
                 Ok(Some(Ok(item))) => item,
             };
-            let CodecItem::VideoFrame(f) = item else {
+            let StreamItem::Video(f) = item else {
                 continue;
             };
-            if f.stream_id() != video {
-                continue;
-            }
-            if f.has_new_parameters() {
-                let info = session::stream_info(&demuxed.streams()[video], open.codec);
+            if let Some(info) = f.new_params {
+                full_range = info.full_range;
                 self.camera.status.update_params(info);
             }
-            if f.loss() > 0 {
-                tracing::debug!(camera = %self.camera.id, lost = f.loss(), "RTP packets lost");
+            if f.loss > 0 {
+                tracing::debug!(camera = %self.camera.id, lost = f.loss, "RTP packets lost");
             }
-            let keyframe = f.is_random_access_point();
-            let full_range = self.camera.status.full_range();
-            let data = bytes::Bytes::from(f.into_data());
+            let keyframe = f.keyframe;
+            let data = f.data;
             self.camera.status.on_frame(data.len());
+            if open.codec == VideoCodec::H264 {
+                self.camera
+                    .video
+                    .push(&data, keyframe, f.rtp_timestamp, f.clock_rate);
+            }
             let sent = self.worker.send_frame(EncodedFrame {
                 data,
                 keyframe,
@@ -344,3 +422,6 @@ impl Lifecycle {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

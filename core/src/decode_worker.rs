@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::config::DecodePolicy;
-use crate::decode::H264Decoder;
+use crate::decode::{DecoderBackend, H264Decoder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame_cache::{Content, FrameCache};
 use crate::status::StatusCell;
@@ -56,9 +56,17 @@ pub(crate) enum VideoCodec {
     Jpeg,
 }
 
+/// What the decode thread needs to know of a stream, sent as it starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamFacts {
+    pub codec: VideoCodec,
+    /// The H.264 decoder the camera uses (resolved at connect).
+    pub decoder: DecoderBackend,
+}
+
 pub(crate) enum Msg {
     /// A new stream starts (connect or reconnect): forget the GOP and decoder state.
-    NewStream(VideoCodec),
+    NewStream(StreamFacts),
     Frame(EncodedFrame),
     /// Decode everything buffered and publish the newest picture.
     CatchUp(oneshot::Sender<Result<()>>),
@@ -173,11 +181,11 @@ impl WorkerHandle {
         }
     }
 
-    pub fn new_stream(&mut self, codec: VideoCodec) {
+    pub fn new_stream(&mut self, facts: StreamFacts) {
         self.skip_to_keyframe = false;
         // A full queue here means the thread is far behind; the message must still arrive,
         // so wait for room (the thread drains quickly once it sees it).
-        let _ = self.tx.send(Msg::NewStream(codec));
+        let _ = self.tx.send(Msg::NewStream(facts));
     }
 
     pub fn sender(&self) -> SyncSender<Msg> {
@@ -185,12 +193,10 @@ impl WorkerHandle {
     }
 }
 
-/// Starts the decode thread of a camera. `jpeg_quality` is the camera's default, used for
-/// the JPEG a released picture is kept as.
+/// Starts the decode thread of a camera.
 pub(crate) fn spawn(
     rt: tokio::runtime::Handle,
     camera_id: &str,
-    jpeg_quality: u8,
     cache: Arc<FrameCache>,
     status: Arc<StatusCell>,
     demand: Arc<Demand>,
@@ -206,11 +212,13 @@ pub(crate) fn spawn(
             let mut w = Worker {
                 rt,
                 id,
-                jpeg_quality,
                 cache,
                 status,
                 demand,
-                codec: VideoCodec::H264,
+                stream: StreamFacts {
+                    codec: VideoCodec::H264,
+                    decoder: DecoderBackend::OpenH264,
+                },
                 decoder: None,
                 gop: Vec::new(),
                 gop_bytes: 0,
@@ -237,11 +245,11 @@ struct Worker {
     /// For encodes ahead of readers (`FrameCache::take_prefetch`), off this thread.
     rt: tokio::runtime::Handle,
     id: String,
-    jpeg_quality: u8,
     cache: Arc<FrameCache>,
     status: Arc<StatusCell>,
     demand: Arc<Demand>,
-    codec: VideoCodec,
+    /// The stream being decoded (until the first `NewStream`, no frame arrives).
+    stream: StreamFacts,
     decoder: Option<H264Decoder>,
     /// Frames since (and including) the last keyframe.
     gop: Vec<EncodedFrame>,
@@ -268,8 +276,8 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match msg {
-                Msg::NewStream(codec) => {
-                    self.codec = codec;
+                Msg::NewStream(facts) => {
+                    self.stream = facts;
                     self.gop.clear();
                     self.gop_bytes = 0;
                     self.decoded_upto = 0;
@@ -292,7 +300,7 @@ impl Worker {
     }
 
     fn on_frame(&mut self, f: EncodedFrame) {
-        if self.codec == VideoCodec::Jpeg {
+        if self.stream.codec == VideoCodec::Jpeg {
             self.publish_jpeg(f);
             return;
         }
@@ -325,11 +333,11 @@ impl Worker {
 
     /// Decodes `gop[decoded_upto..]`, publishing only the last picture.
     fn catch_up(&mut self) -> Result<()> {
-        if self.codec == VideoCodec::Jpeg || self.decoded_upto >= self.gop.len() {
+        if self.stream.codec == VideoCodec::Jpeg || self.decoded_upto >= self.gop.len() {
             return Ok(());
         }
         if self.decoder.is_none() {
-            self.decoder = Some(H264Decoder::with_backend(self.status.decoder())?);
+            self.decoder = Some(H264Decoder::with_backend(self.stream.decoder)?);
         }
         let last = self.gop.len() - 1;
         let mut published = false;
@@ -355,7 +363,7 @@ impl Worker {
                             let cache = self.cache.clone();
                             drop(
                                 self.rt
-                                    .spawn_blocking(move || pic.encode_ahead(key, &cache.stats)),
+                                    .spawn_blocking(move || cache.encode_ahead(&pic, key)),
                             );
                         }
                     }
@@ -391,7 +399,7 @@ impl Worker {
         self.decoder = None;
         self.decoded_upto = 0;
         self.holds_picture = false;
-        self.cache.release_picture(self.jpeg_quality);
+        self.cache.release_picture();
         trim_heap();
         tracing::debug!(camera = %self.id, "idle: decoder and picture released");
     }

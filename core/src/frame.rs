@@ -30,7 +30,7 @@ pub struct Frame {
 impl Frame {
     /// Capture time in milliseconds since the Unix epoch.
     pub fn captured_at_ms(&self) -> u64 {
-        crate::status::epoch_ms(self.captured_at)
+        crate::util::epoch_ms(self.captured_at)
     }
 }
 

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, SnapshotOptions};
 use crate::jpeg;
 use crate::picture::Picture;
@@ -73,6 +73,23 @@ impl CachedPicture {
         }
     }
 
+    /// The luma summary when the picture is held decoded (no work beyond sampling).
+    pub fn luma_summary_now(&self) -> Option<crate::picture::LumaSummary> {
+        match &self.content {
+            Content::Picture(p) => Some(p.luma_summary()),
+            Content::Jpeg { .. } => None,
+        }
+    }
+
+    /// The luma summary, decoding a JPEG-form picture for it. Blocks: call from a blocking
+    /// context.
+    pub fn luma_summary(&self) -> Result<crate::picture::LumaSummary> {
+        match &self.content {
+            Content::Picture(p) => Ok(p.luma_summary()),
+            Content::Jpeg { data, .. } => Ok(jpeg::decode_to_i420(data)?.luma_summary()),
+        }
+    }
+
     /// Target width for `max_width` (never upscales).
     fn target_width(&self, max_width: Option<u32>) -> u32 {
         let (w, _) = self.dimensions();
@@ -87,38 +104,17 @@ impl CachedPicture {
     }
 
     /// Notes that a reader (snapshot, subscriber) wants this encoding of the picture.
-    pub fn mark_asked(&self, opts: &SnapshotOptions, default_quality: u8) {
-        *self.asked.lock() = Some(self.key(opts, default_quality));
+    fn mark_asked(&self, key: EncodeKey) {
+        *self.asked.lock() = Some(key);
     }
 
-    /// The encoding for these options if it is already made (no waiting, no work).
-    pub fn ready(&self, opts: &SnapshotOptions, default_quality: u8) -> Option<Result<Frame>> {
-        let key = self.key(opts, default_quality);
+    /// The encoding for `key` if it is already made (no waiting, no work).
+    fn ready(&self, key: EncodeKey) -> Option<Result<Frame>> {
         let cell = {
             let g = self.encodes.lock();
             g.iter().find(|(k, _)| *k == key).map(|(_, c)| c.clone())?
         };
         cell.get().map(|r| self.to_frame(r))
-    }
-
-    /// The JPEG for these options, encoding it now if nobody has yet. Blocks while
-    /// another thread encodes the same key: call from a blocking context.
-    pub fn jpeg(
-        &self,
-        opts: &SnapshotOptions,
-        default_quality: u8,
-        stats: &CacheStats,
-    ) -> Result<Frame> {
-        self.jpeg_for(self.key(opts, default_quality), stats)
-    }
-
-    /// Makes the encoding for `key` ahead of its readers (see [`FrameCache::take_prefetch`]).
-    /// Blocks: call from a blocking context.
-    pub fn encode_ahead(&self, key: EncodeKey, stats: &CacheStats) {
-        stats.prefetches.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.jpeg_for(key, stats) {
-            tracing::debug!(error = %e, "encode ahead failed; readers will see the error");
-        }
     }
 
     /// The JPEG for an encode key (width already clamped to the picture's), encoding it
@@ -194,18 +190,21 @@ fn encode_scaled(p: &Picture, width: u32, quality: u8) -> Result<(Bytes, u32, u3
 
 /// Counters about the cache's work.
 #[derive(Default)]
-pub(crate) struct CacheStats {
-    /// JPEG encodes performed.
-    pub encodes: AtomicU64,
+struct CacheStats {
+    /// JPEG encodes performed; shared with the camera's status, which reports it.
+    encodes: Arc<AtomicU64>,
     /// Encodes started ahead of readers (`encode_ahead`), made or found made.
-    pub prefetches: AtomicU64,
+    prefetches: AtomicU64,
 }
 
 /// The latest picture of one camera.
 pub(crate) struct FrameCache {
     latest: Mutex<Option<Arc<CachedPicture>>>,
     seq: watch::Sender<u64>,
-    pub stats: CacheStats,
+    /// The camera's JPEG quality: what readers get who name none, and what a released
+    /// picture is kept at.
+    quality: u8,
+    stats: CacheStats,
     /// The encoding readers asked of the last pictures in a row, and how many in a row.
     streak: Mutex<(Option<EncodeKey>, u32)>,
     /// A just-published picture to encode ahead of its readers.
@@ -219,14 +218,61 @@ pub(crate) struct FrameCache {
 const PREFETCH_STREAK: u32 = 2;
 
 impl FrameCache {
-    pub fn new() -> Self {
+    /// An empty cache encoding at `quality` by default, counting its encodes in `encodes`.
+    pub fn new(quality: u8, encodes: Arc<AtomicU64>) -> Self {
         FrameCache {
             latest: Mutex::new(None),
             seq: watch::Sender::new(0),
-            stats: CacheStats::default(),
+            quality,
+            stats: CacheStats {
+                encodes,
+                prefetches: AtomicU64::new(0),
+            },
             streak: Mutex::new((None, 0)),
             prefetch: Mutex::new(None),
         }
+    }
+
+    /// The JPEG of `pic` for these options (size, quality; the camera's quality when none is
+    /// named): from the cache when made already, else encoded on a blocking thread, once
+    /// however many readers ask at the same time.
+    pub async fn encode(
+        self: &Arc<Self>,
+        pic: Arc<CachedPicture>,
+        opts: SnapshotOptions,
+    ) -> Result<Frame> {
+        let key = pic.key(&opts, self.quality);
+        pic.mark_asked(key);
+        if let Some(r) = pic.ready(key) {
+            return r;
+        }
+        let cache = self.clone();
+        tokio::task::spawn_blocking(move || cache.encode_blocking(&pic, &opts))
+            .await
+            .map_err(|_| Error::new(ErrorKind::Internal, "JPEG encoder task failed"))?
+    }
+
+    /// [`encode`](Self::encode) on the calling thread: blocks while another thread encodes
+    /// the same picture, size and quality.
+    pub fn encode_blocking(&self, pic: &CachedPicture, opts: &SnapshotOptions) -> Result<Frame> {
+        let key = pic.key(opts, self.quality);
+        pic.mark_asked(key);
+        pic.jpeg_for(key, &self.stats)
+    }
+
+    /// Makes the encoding `key` of `pic` ahead of its readers (see [`Self::take_prefetch`]).
+    /// Blocks: call from a blocking context.
+    pub fn encode_ahead(&self, pic: &CachedPicture, key: EncodeKey) {
+        self.stats.prefetches.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = pic.jpeg_for(key, &self.stats) {
+            tracing::debug!(error = %e, "encode ahead failed; readers will see the error");
+        }
+    }
+
+    /// JPEG encodes made so far.
+    #[cfg(test)]
+    fn encodes(&self) -> u64 {
+        self.stats.encodes.load(Ordering::Relaxed)
     }
 
     /// Counts the picture being replaced into the streak; the encoding to make of the next
@@ -284,14 +330,15 @@ impl FrameCache {
     }
 
     /// Drops the latest picture's raw samples (3 MB at 1080p), keeping it as a full-size
-    /// JPEG of itself: the one already made at any quality, preferring `quality`, else one
-    /// encoded now at `quality`. Sequence number, capture time and the JPEGs made stay, so
+    /// JPEG of itself: the one already made at any quality, preferring the camera's, else
+    /// one encoded now at the camera's quality. Sequence number, capture time and the JPEGs made stay, so
     /// readers and subscribers see the same picture. Readers holding the raw picture keep
     /// it until they let go. Returns whether a picture was released.
     ///
     /// Call from the thread that publishes (the decode thread): a picture published
     /// meanwhile is left alone.
-    pub fn release_picture(&self, quality: u8) -> bool {
+    pub fn release_picture(&self) -> bool {
+        let quality = self.quality;
         let Some(cur) = self.latest() else {
             return false;
         };
@@ -316,7 +363,7 @@ impl FrameCache {
         };
         let (q, data) = match made {
             Some(m) => m,
-            None => match cur.jpeg(&SnapshotOptions::full(), quality, &self.stats) {
+            None => match cur.jpeg_for(cur.key(&SnapshotOptions::full(), quality), &self.stats) {
                 Ok(f) => (quality, f.jpeg),
                 Err(e) => {
                     tracing::debug!(error = %e, "picture kept: no JPEG of it");
@@ -353,6 +400,21 @@ impl FrameCache {
 mod tests {
     use super::*;
 
+    /// The reader's steps one by one, to check each on its own.
+    impl CachedPicture {
+        fn jpeg(&self, opts: &SnapshotOptions, quality: u8, stats: &CacheStats) -> Result<Frame> {
+            self.jpeg_for(self.key(opts, quality), stats)
+        }
+
+        fn ready_opts(&self, opts: &SnapshotOptions, quality: u8) -> Option<Result<Frame>> {
+            self.ready(self.key(opts, quality))
+        }
+
+        fn mark_asked_opts(&self, opts: &SnapshotOptions) {
+            self.mark_asked(self.key(opts, 80));
+        }
+    }
+
     fn pic(w: u32, h: u32) -> Picture {
         let (cw, ch) = Picture::chroma_dims(w, h);
         Picture {
@@ -369,13 +431,13 @@ mod tests {
     /// skips pictures, a change of size, or an MJPEG camera does not.
     #[test]
     fn pictures_are_encoded_ahead_only_for_readers_that_keep_up() {
-        let cache = FrameCache::new();
+        let cache = FrameCache::new(80, Default::default());
         let t = SystemTime::now();
         let small = SnapshotOptions::full().max_width(320);
         let publish_asked = |opts: Option<&SnapshotOptions>| {
             cache.publish(Content::Picture(pic(640, 360)), t);
             if let Some(o) = opts {
-                cache.latest().unwrap().mark_asked(o, 80);
+                cache.latest().unwrap().mark_asked_opts(o);
             }
             cache.take_prefetch().map(|(p, k)| (p.seq, k))
         };
@@ -394,12 +456,15 @@ mod tests {
         };
         assert_eq!(key, (640, 80));
         // Encoded ahead, then asked: one encode, the same bytes.
-        let before = cache.stats.encodes.load(Ordering::Relaxed);
-        p.encode_ahead(key, &cache.stats);
-        let f = p.ready(&SnapshotOptions::full(), 80).unwrap().unwrap();
-        let g = p.jpeg(&SnapshotOptions::full(), 80, &cache.stats).unwrap();
+        let before = cache.encodes();
+        cache.encode_ahead(&p, key);
+        let f = p
+            .ready(p.key(&SnapshotOptions::full(), 80))
+            .unwrap()
+            .unwrap();
+        let g = cache.encode_blocking(&p, &SnapshotOptions::full()).unwrap();
         assert_eq!(f.jpeg.as_ptr(), g.jpeg.as_ptr());
-        assert_eq!(cache.stats.encodes.load(Ordering::Relaxed) - before, 1);
+        assert_eq!(cache.encodes() - before, 1);
         // MJPEG pictures are passed through, never encoded ahead.
         for _ in 0..4 {
             cache.publish(
@@ -414,14 +479,14 @@ mod tests {
             cache
                 .latest()
                 .unwrap()
-                .mark_asked(&SnapshotOptions::full(), 80);
+                .mark_asked_opts(&SnapshotOptions::full());
             assert!(cache.take_prefetch().is_none());
         }
     }
 
     #[test]
     fn one_encode_per_picture_and_size_however_many_readers() {
-        let cache = Arc::new(FrameCache::new());
+        let cache = Arc::new(FrameCache::new(80, Default::default()));
         cache.publish(Content::Picture(pic(640, 360)), SystemTime::now());
         let latest = cache.latest().unwrap();
         let mut handles = Vec::new();
@@ -435,7 +500,7 @@ mod tests {
             }));
         }
         let frames: Vec<Frame> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(cache.stats.encodes.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.encodes(), 1);
         // Every reader shares the same bytes (same allocation).
         for f in &frames {
             assert_eq!(f.jpeg.as_ptr(), frames[0].jpeg.as_ptr());
@@ -449,23 +514,23 @@ mod tests {
         latest
             .jpeg(&SnapshotOptions::full().max_width(320), 80, &cache.stats)
             .unwrap();
-        assert_eq!(cache.stats.encodes.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.encodes(), 2);
         assert!(latest
-            .ready(&SnapshotOptions::full().max_width(320), 80)
+            .ready_opts(&SnapshotOptions::full().max_width(320), 80)
             .is_some());
         assert!(latest
-            .ready(&SnapshotOptions::full().quality(50), 80)
+            .ready_opts(&SnapshotOptions::full().quality(50), 80)
             .is_none());
         // max_width above the picture's width is the full-size encoding.
         latest
             .jpeg(&SnapshotOptions::full().max_width(4000), 80, &cache.stats)
             .unwrap();
-        assert_eq!(cache.stats.encodes.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.encodes(), 2);
     }
 
     #[test]
     fn publish_replaces_and_numbers() {
-        let cache = FrameCache::new();
+        let cache = FrameCache::new(80, Default::default());
         let mut rx = cache.watch();
         assert!(cache.latest().is_none());
         assert_eq!(
@@ -484,12 +549,12 @@ mod tests {
     }
 
     fn encodes(cache: &FrameCache) -> u64 {
-        cache.stats.encodes.load(Ordering::Relaxed)
+        cache.encodes()
     }
 
     #[test]
     fn released_picture_keeps_seq_and_jpegs_and_serves_every_size() {
-        let cache = FrameCache::new();
+        let cache = FrameCache::new(80, Default::default());
         let t = SystemTime::now();
         cache.publish(Content::Picture(pic(640, 360)), t);
         cache.publish(Content::Picture(pic(640, 360)), t);
@@ -499,7 +564,7 @@ mod tests {
             .unwrap();
         assert_eq!(encodes(&cache), 1);
         // No full-size JPEG yet: the release makes one at the quality given.
-        assert!(cache.release_picture(80));
+        assert!(cache.release_picture());
         assert_eq!(encodes(&cache), 2);
         let after = cache.latest().unwrap();
         assert_eq!((after.seq, after.captured_at), (2, t));
@@ -512,7 +577,7 @@ mod tests {
             }
         ));
         // What was made stays made: same bytes, no encode.
-        let again = after.ready(&SnapshotOptions::full().max_width(320), 80);
+        let again = after.ready_opts(&SnapshotOptions::full().max_width(320), 80);
         assert_eq!(again.unwrap().unwrap().jpeg.as_ptr(), small.jpeg.as_ptr());
         let full = after
             .jpeg(&SnapshotOptions::full(), 80, &cache.stats)
@@ -536,19 +601,19 @@ mod tests {
         };
         assert!(orig.luma_change(&back).unwrap() < 4.0);
         // Nothing left to release.
-        assert!(!cache.release_picture(80));
+        assert!(!cache.release_picture());
     }
 
     #[test]
     fn release_reuses_a_full_size_jpeg_of_any_quality() {
-        let cache = FrameCache::new();
+        let cache = FrameCache::new(80, Default::default());
         cache.publish(Content::Picture(pic(64, 48)), SystemTime::now());
         let q90 = cache
             .latest()
             .unwrap()
             .jpeg(&SnapshotOptions::full().quality(90), 80, &cache.stats)
             .unwrap();
-        assert!(cache.release_picture(80));
+        assert!(cache.release_picture());
         assert_eq!(encodes(&cache), 1);
         let latest = cache.latest().unwrap();
         let same = latest
@@ -565,8 +630,8 @@ mod tests {
 
     #[test]
     fn release_leaves_mjpeg_and_empty_caches_alone() {
-        let cache = FrameCache::new();
-        assert!(!cache.release_picture(80));
+        let cache = FrameCache::new(80, Default::default());
+        assert!(!cache.release_picture());
         let data = jpeg::encode_i420(&pic(64, 48), 75).unwrap();
         cache.publish(
             Content::Jpeg {
@@ -577,13 +642,13 @@ mod tests {
             },
             SystemTime::now(),
         );
-        assert!(!cache.release_picture(80));
+        assert!(!cache.release_picture());
         assert_eq!(encodes(&cache), 0);
     }
 
     #[test]
     fn mjpeg_passes_through_without_encode() {
-        let cache = FrameCache::new();
+        let cache = FrameCache::new(80, Default::default());
         let data = jpeg::encode_i420(&pic(64, 48), 75).unwrap();
         cache.publish(
             Content::Jpeg {

@@ -30,14 +30,15 @@ pub mod frame;
 mod frame_cache;
 pub mod jpeg;
 mod manager;
+#[cfg(feature = "moondream")]
 pub mod moondream;
 pub mod picture;
+mod pictures;
 mod session;
 pub mod status;
 mod subscription;
-
-#[cfg(feature = "demo-camera")]
-pub mod demo_camera;
+mod util;
+pub mod video;
 
 pub use backoff::Backoff;
 pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
@@ -46,9 +47,11 @@ pub use error::{Error, ErrorKind, Result, RtspStep};
 pub use events::{CameraEvent, EventStream};
 pub use frame::{Frame, SnapshotOptions, SubscribeOptions};
 pub use manager::{CameraManager, ManagerOptions};
-pub use picture::Picture;
+pub use picture::{LumaSummary, Picture};
+pub use pictures::{CameraPictures, LatestPicture};
 pub use status::{CameraState, CameraStatus, LastError};
 pub use subscription::Subscription;
+pub use video::{VideoChunk, VideoChunkKind, VideoFormat, VideoOptions, VideoSubscription};
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

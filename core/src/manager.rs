@@ -13,8 +13,10 @@ use crate::config::{check_id, CameraConfig, DecodePolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{CameraEvent, EventStream};
 use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
+use crate::pictures::{CameraPictures, LatestPicture};
 use crate::status::CameraStatus;
 use crate::subscription::Subscription;
+use crate::video::{VideoOptions, VideoSubscription};
 
 /// Options for a [`CameraManager`].
 #[derive(Clone, Debug)]
@@ -128,8 +130,8 @@ impl CameraManager {
         }
     }
 
-    /// The camera with this id (for crate modules that work on one camera, e.g. `moondream`).
-    pub(crate) fn camera(&self, id: &str) -> Result<Arc<Camera>> {
+    /// The camera with this id.
+    fn camera(&self, id: &str) -> Result<Arc<Camera>> {
         self.check_open()?;
         check_id(id)?;
         self.inner
@@ -204,9 +206,7 @@ impl CameraManager {
         let mut stop = cam.stop_watch();
         let _ = stop.wait_for(|s| *s).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while cam.status.state() != crate::CameraState::Stopped
-            && tokio::time::Instant::now() < deadline
-        {
+        while cam.state() != crate::CameraState::Stopped && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
@@ -229,14 +229,7 @@ impl CameraManager {
 
     /// The status of one camera.
     pub fn status(&self, id: &str) -> Result<CameraStatus> {
-        let cam = self.camera(id)?;
-        let mut s = cam.status.snapshot();
-        s.jpeg_encodes = cam
-            .cache
-            .stats
-            .encodes
-            .load(std::sync::atomic::Ordering::Relaxed);
-        Ok(s)
+        Ok(self.camera(id)?.status())
     }
 
     /// The status of every camera, sorted by id.
@@ -260,11 +253,31 @@ impl CameraManager {
         cam.snapshot(opts).await
     }
 
+    /// Read-only access to one camera's pictures (see [`CameraPictures`]).
+    pub fn pictures(&self, id: &str) -> Result<CameraPictures> {
+        Ok(CameraPictures::new(self.camera(id)?))
+    }
+
+    /// A camera's latest picture, decoding what the decode policy left undecoded (as
+    /// [`snapshot`](Self::snapshot) does), without encoding it: its sequence number,
+    /// capture time, size, luma summary, and JPEG on request.
+    pub async fn latest_picture(&self, id: &str) -> Result<LatestPicture> {
+        self.pictures(id)?.latest().await
+    }
+
     /// Subscribes to a camera's frames at no more than `opts.fps`, latest wins.
     pub fn subscribe(&self, id: &str, opts: SubscribeOptions) -> Result<Subscription> {
         opts.validate()?;
         let cam = self.camera(id)?;
         Ok(Subscription::new(cam, opts))
+    }
+
+    /// Live video of a camera as it sent it, without decoding: fragmented MP4 or Annex B
+    /// access units (see [`crate::video`]). Starts with the frames since the last keyframe.
+    pub fn subscribe_video(&self, id: &str, opts: VideoOptions) -> Result<VideoSubscription> {
+        opts.validate()?;
+        let cam = self.camera(id)?;
+        Ok(VideoSubscription::new(cam.id(), cam.video(), opts))
     }
 
     /// Changes a camera's decode policy at run time.

@@ -106,20 +106,65 @@ impl Picture {
     /// Mean absolute luma difference to another picture of the same size, sampled on a
     /// coarse grid (cheap: ~1/64 of the pixels). `None` when the sizes differ.
     pub fn luma_change(&self, other: &Picture) -> Option<f64> {
-        if self.width != other.width || self.height != other.height {
+        self.luma_summary().change(&other.luma_summary())
+    }
+
+    /// The luma samples on a grid of every 8th pixel of every 8th row: what
+    /// [`LumaSummary::change`] compares, 1/64 of the luma plane.
+    pub fn luma_summary(&self) -> LumaSummary {
+        let w = self.width as usize;
+        let samples = (0..self.height as usize)
+            .step_by(8)
+            .flat_map(|row| self.y[row * w..(row + 1) * w].iter().step_by(8).copied())
+            .collect();
+        LumaSummary {
+            width: self.width,
+            height: self.height,
+            samples,
+        }
+    }
+}
+
+/// A picture's luma on a grid of every 8th pixel ([`Picture::luma_summary`]): enough to
+/// tell whether a scene changed, without holding the picture.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LumaSummary {
+    /// Width of the picture summarised.
+    pub width: u32,
+    /// Height of the picture summarised.
+    pub height: u32,
+    /// The grid's samples, row by row.
+    pub samples: Vec<u8>,
+}
+
+impl LumaSummary {
+    /// The mean absolute difference of the grid's luma samples (0–255); `None` when the
+    /// pictures differ in size.
+    pub fn change(&self, other: &LumaSummary) -> Option<f64> {
+        if self.width != other.width
+            || self.height != other.height
+            || self.samples.len() != other.samples.len()
+        {
             return None;
         }
-        let (w, h) = (self.width as usize, self.height as usize);
-        let mut sum = 0u64;
-        let mut n = 0u64;
-        for row in (0..h).step_by(8) {
-            for col in (0..w).step_by(8) {
-                let i = row * w + col;
-                sum += self.y[i].abs_diff(other.y[i]) as u64;
-                n += 1;
-            }
-        }
-        Some(if n == 0 { 0.0 } else { sum as f64 / n as f64 })
+        let sum: u64 = self
+            .samples
+            .iter()
+            .zip(&other.samples)
+            .map(|(a, b)| a.abs_diff(*b) as u64)
+            .sum();
+        let n = self.samples.len() as f64;
+        Some(if self.samples.is_empty() {
+            0.0
+        } else {
+            sum as f64 / n
+        })
+    }
+}
+
+impl std::fmt::Debug for LumaSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LumaSummary({}x{})", self.width, self.height)
     }
 }
 

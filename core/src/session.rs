@@ -4,16 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::StreamExt;
 use retina::client::{
     Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions,
     UdpTransportOptions,
 };
-use retina::codec::{FrameFormat, ParametersRef};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use crate::config::{CameraConfig, Source, Transport};
 use crate::decode_worker::VideoCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::status::{h264_profile_name, StreamInfo};
+use crate::util::fmt_duration;
 
 /// The RTSP status of a camera that refuses the transport asked for (461 Unsupported
 /// Transport), which `auto` transport falls back on.
@@ -25,6 +29,111 @@ pub(crate) struct OpenStream {
     pub video_index: usize,
     pub codec: VideoCodec,
     pub info: StreamInfo,
+}
+
+/// What an open stream yields next.
+pub(crate) enum StreamItem {
+    /// A compressed frame of the video track.
+    Video(VideoFrame),
+    /// Something else arrived (another track, RTCP): the session is alive.
+    Other,
+}
+
+/// One compressed frame of the video track.
+pub(crate) struct VideoFrame {
+    pub data: Bytes,
+    pub keyframe: bool,
+    /// RTP packets lost just before this frame.
+    pub loss: u64,
+    /// The stream's parameters changed with this frame (new SPS: size, profile, range).
+    pub new_params: Option<StreamInfo>,
+    /// Presentation time: the RTP timestamp (retina's, extended past 32 bits) and its
+    /// clock rate. Video subscriptions place the frame with it.
+    pub rtp_timestamp: i64,
+    pub clock_rate: u32,
+}
+
+/// A playing stream: items until it fails or the camera ends it.
+pub(crate) trait VideoStream: Send {
+    /// The next item; `None` once the camera ended the stream. Waits as long as nothing
+    /// arrives: the camera task bounds the wait (its watchdog).
+    fn next_item(&mut self) -> BoxFuture<'_, Option<Result<StreamItem>>>;
+}
+
+/// A stream just opened, with what is known of it.
+pub(crate) struct Opened {
+    pub stream: Box<dyn VideoStream>,
+    pub codec: VideoCodec,
+    pub info: StreamInfo,
+}
+
+/// Opens a camera's stream, once per attempt: the seam between the camera task (reconnect,
+/// watchdog, demand, decode) and where video comes from. [`RtspOpener`] is the real one;
+/// tests script frames and failures through it without an RTSP server.
+pub(crate) trait Opener: Send + Sync {
+    /// Opens the stream (for RTSP: DESCRIBE, SETUP, PLAY, each under a timeout).
+    fn open(&self) -> BoxFuture<'_, Result<Opened>>;
+}
+
+/// The retina session: the stream of a real camera.
+pub(crate) struct RtspOpener {
+    pub source: Source,
+    pub config: CameraConfig,
+    pub group: Arc<SessionGroup>,
+}
+
+impl Opener for RtspOpener {
+    fn open(&self) -> BoxFuture<'_, Result<Opened>> {
+        Box::pin(async move {
+            let o = open(&self.source, &self.config, &self.group).await?;
+            Ok(Opened {
+                stream: Box::new(RtspStream {
+                    demuxed: o.demuxed,
+                    video: o.video_index,
+                    codec: o.codec,
+                    endpoint: endpoint(self.source.url()),
+                }),
+                codec: o.codec,
+                info: o.info,
+            })
+        })
+    }
+}
+
+struct RtspStream {
+    demuxed: Demuxed,
+    video: usize,
+    codec: VideoCodec,
+    endpoint: String,
+}
+
+impl VideoStream for RtspStream {
+    fn next_item(&mut self) -> BoxFuture<'_, Option<Result<StreamItem>>> {
+        Box::pin(async move {
+            let item = match self.demuxed.next().await? {
+                Ok(item) => item,
+                Err(e) => return Some(Err(classify(&e, Step::Stream, &self.endpoint, true))),
+            };
+            let CodecItem::VideoFrame(f) = item else {
+                return Some(Ok(StreamItem::Other));
+            };
+            if f.stream_id() != self.video {
+                return Some(Ok(StreamItem::Other));
+            }
+            let new_params = f
+                .has_new_parameters()
+                .then(|| stream_info(&self.demuxed.streams()[self.video], self.codec));
+            let ts = f.timestamp();
+            Some(Ok(StreamItem::Video(VideoFrame {
+                rtp_timestamp: ts.timestamp(),
+                clock_rate: ts.clock_rate().get(),
+                keyframe: f.is_random_access_point(),
+                loss: f.loss() as u64,
+                new_params,
+                data: Bytes::from(f.into_data()),
+            })))
+        })
+    }
 }
 
 /// The RTSP steps, named in errors (camkit's public [`RtspStep`](crate::RtspStep)).
@@ -344,13 +453,5 @@ fn classify_retina(e: &retina::Error, step: Step, endpoint: &str, has_creds: boo
                 "{endpoint} sent something camkit could not follow during {step_name}: {first}"
             ),
         ),
-    }
-}
-
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }

@@ -4,7 +4,8 @@
 //! (serde, camelCase). The URL in a status never carries credentials.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DecodePolicy, Transport};
 use crate::decode::DecoderBackend;
 use crate::error::{Error, ErrorKind};
+use crate::util::epoch_ms;
 
 /// Where a camera is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,13 +104,6 @@ pub struct CameraStatus {
     pub last_error: Option<LastError>,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Stream facts learnt after DESCRIBE.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StreamInfo {
@@ -136,13 +131,14 @@ pub(crate) struct StatusCell {
     url: String,
     transport: Transport,
     decode: Mutex<DecodePolicy>,
-    decoder: DecoderBackend,
     decoder_name: String,
     inner: Mutex<Mutable>,
     pub frames_received: AtomicU64,
     pub frames_decoded: AtomicU64,
     pub frames_dropped: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Written by the frame cache as it encodes.
+    pub jpeg_encodes: Arc<AtomicU64>,
     last_frame_ms: AtomicU64,
 }
 
@@ -159,7 +155,6 @@ impl StatusCell {
             url: url.to_owned(),
             transport,
             decode: Mutex::new(decode),
-            decoder,
             decoder_name: decoder.name(),
             inner: Mutex::new(Mutable {
                 state: CameraState::Connecting,
@@ -172,6 +167,7 @@ impl StatusCell {
             frames_decoded: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            jpeg_encodes: Arc::default(),
             last_frame_ms: AtomicU64::new(0),
         }
     }
@@ -205,15 +201,6 @@ impl StatusCell {
         let mut g = self.inner.lock();
         info.transport = g.info.transport;
         g.info = info;
-    }
-
-    /// The H.264 decoder the camera was configured with (resolved at connect).
-    pub fn decoder(&self) -> DecoderBackend {
-        self.decoder
-    }
-
-    pub fn full_range(&self) -> bool {
-        self.inner.lock().info.full_range
     }
 
     pub fn set_resolution(&self, width: u32, height: u32) {
@@ -270,7 +257,7 @@ impl StatusCell {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             connected_since_ms: g.connected_since.map(epoch_ms),
             last_frame_ms: (last_frame != 0).then_some(last_frame),
-            jpeg_encodes: 0,
+            jpeg_encodes: self.jpeg_encodes.load(Ordering::Relaxed),
             last_error: g.last_error.clone(),
         }
     }

@@ -28,8 +28,7 @@ pub struct Subscription {
 
 impl Subscription {
     pub(crate) fn new(camera: Arc<Camera>, opts: SubscribeOptions) -> Self {
-        camera.demand.add_subscriber();
-        let seq = camera.cache.watch();
+        let seq = camera.subscribe();
         let stop = camera.stop_watch();
         Subscription {
             encoding: opts.encoding(),
@@ -44,7 +43,7 @@ impl Subscription {
 
     /// The camera this subscription follows.
     pub fn camera_id(&self) -> &str {
-        &self.camera.id
+        self.camera.id()
     }
 
     /// The next frame: newer than the last one returned, no sooner than 1/fps after it.
@@ -75,7 +74,7 @@ impl Subscription {
                     _ = self.stop.wait_for(|s| *s) => return None,
                 }
             }
-            let Some(pic) = self.camera.cache.latest() else {
+            let Some(pic) = self.camera.cached_picture() else {
                 continue;
             };
             if pic.seq <= self.last_seq {
@@ -98,7 +97,7 @@ impl Subscription {
 
     /// The camera's state now.
     pub fn state(&self) -> CameraState {
-        self.camera.status.state()
+        self.camera.state()
     }
 
     /// Turns the subscription into a `futures::Stream` of frames.
@@ -109,14 +108,14 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.camera.demand.remove_subscriber();
+        self.camera.unsubscribe();
     }
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("camera", &self.camera.id)
+            .field("camera", &self.camera.id())
             .field("interval", &self.interval)
             .finish()
     }

@@ -5,27 +5,18 @@
 //   PORT=5000 node server.js          (or `npm start` at the repository root)
 //
 // Environment: PORT (default 5000), HOST (default 127.0.0.1; 0.0.0.0 to serve the network),
-// CAMKIT_CAMERAS_FILE / CAMKIT_CAMERAS (cameras to connect at start, see src/config.js),
-// CAMKIT_DEMO (1: also start the demo camera; 0: never), CAMKIT_DEMO_SIZE (default 1280x720).
-// MOONDREAM_API_KEY or MOONDREAM_URL enable /api/moondream (see src/routes/moondream.js).
-// CAMKIT_API_TOKEN, CAMKIT_CORS_ORIGINS (src/security.js) and CAMKIT_ALLOWED_CAMERA_NETS
-// (src/allowlist.js) restrict who may use the API and which cameras it may reach.
+// CAMKIT_CAMERAS_FILE / CAMKIT_CAMERAS (cameras to connect at start, see
+// bindings-node/express/config.js), CAMKIT_DEMO (1: also start the demo camera; 0: never),
+// CAMKIT_DEMO_SIZE (default 1280x720). MOONDREAM_API_KEY or MOONDREAM_URL enable
+// /api/moondream (bindings-node/express/routes/moondream.js). CAMKIT_API_TOKEN,
+// CAMKIT_CORS_ORIGINS and CAMKIT_ALLOWED_CAMERA_NETS restrict who may use the API and which
+// cameras it may reach. Everything but the start-up is camkit/express (bindings-node/express).
 // Without configured cameras the built-in demo camera is started and connected as `demo`.
 const http = require('node:http')
-const path = require('node:path')
 const express = require('express')
 
-const { CameraManager, startDemoCamera } = require('../../bindings-node')
-const { camerasRouter } = require('./src/routes/cameras')
-const { moondreamRouter } = require('./src/routes/moondream')
-const { attachWebSocket } = require('./src/ws')
-const { frameFastPath } = require('./src/frame-fast-path')
-const { createMetrics, renderMetrics } = require('./src/metrics')
-const { errorMiddleware, BODY_LIMIT } = require('./src/errors')
-const security = require('./src/security')
-const { createAllowlist } = require('./src/allowlist')
-const cameraConfig = require('./src/config')
-const { defaultDecoder } = require('./src/validate')
+const { CameraManager, startDemoCamera } = require('camkit')
+const camkit = require('camkit/express')
 
 function defaultLog (msg) {
   console.log(`${new Date().toISOString()} ${msg}`)
@@ -42,57 +33,41 @@ async function start (opts = {}) {
   const log = opts.log || defaultLog
   const port = opts.port ?? 5000
   const host = opts.host ?? '127.0.0.1'
-  const configured = opts.cameras !== undefined ? opts.cameras : cameraConfig.fromEnv()
+  const configured = opts.cameras !== undefined ? opts.cameras : camkit.camerasFromEnv()
   // Bad security settings stop the start: never run more open than configured.
-  const access = { ...security.securityFromEnv(), ...opts.security }
-  const allowlist = createAllowlist(opts.allowedCameraNets ?? process.env.CAMKIT_ALLOWED_CAMERA_NETS)
+  const fromEnv = camkit.optionsFromEnv()
+  const access = { ...fromEnv, ...opts.security, allowedCameraNets: opts.allowedCameraNets ?? fromEnv.allowedCameraNets, log }
   const demoWanted = opts.demo === true || ((opts.demo ?? 'auto') === 'auto' && !(configured && configured.length))
 
   const cameras = new CameraManager()
-  const metrics = createMetrics()
   const events = cameras.onEvent((e) => {
     log(`camera ${JSON.stringify(e.cameraId)}: ${e.state}${e.error ? ` (${e.error.code}: ${e.error.message})` : ''}`)
   })
 
   const app = express()
   app.disable('x-powered-by')
-  app.use(security.securityHeaders())
-  app.use(security.cors(access.corsOrigins))
+  app.use(camkit.securityHeaders())
   app.get('/health', (req, res) => {
     res.json({ status: 'ok', activeCameras: cameras.list().length })
   })
-  // Public without the token: /health and the viewer's static files (no camera data).
-  app.use(['/api', '/metrics'], security.requireToken(access.apiToken))
-  app.use(express.json({ limit: BODY_LIMIT }))
-  app.get('/metrics', (req, res) => {
-    // Written raw: res.send() would reorder the parameters of this exact content type.
-    res.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-    res.end(Buffer.from(renderMetrics(cameras, metrics)))
-  })
-  app.use('/api/cameras', camerasRouter({ cameras, metrics, log, allowlist }))
-  app.use('/api/moondream', moondreamRouter({ cameras, log }))
-  app.use('/api', (req, res) => {
-    res.status(404).json({ error: `no such API route: ${req.method} ${req.originalUrl.split('?')[0]}`, code: 'NOT_FOUND' })
-  })
-  app.use(express.static(path.join(__dirname, 'public')))
-  app.use((req, res) => {
-    res.status(404).json({ error: `no such route: ${req.method} ${req.originalUrl.split('?')[0]}`, code: 'NOT_FOUND' })
-  })
-  app.use(errorMiddleware(log))
+  app.get('/metrics', camkit.metricsHandler(cameras, access))
+  app.use('/api/cameras', camkit.camerasRouter(cameras, access))
+  app.use('/api/moondream', camkit.moondreamRouter(cameras, access))
+  app.use('/api', camkit.notFound(access))
+  camkit.mountViewer(app)
+  app.use(camkit.notFound())
 
-  // The frame route's plain requests skip Express (src/frame-fast-path.js); the rest is the app's.
-  const fastFrame = frameFastPath({ cameras, metrics, apiToken: access.apiToken, log })
-  const server = http.createServer((req, res) => {
-    if (!fastFrame(req, res)) app(req, res)
-  })
-  const wss = attachWebSocket(server, { cameras, metrics, apiToken: access.apiToken, corsOrigins: access.corsOrigins })
+  // Plain frame requests skip Express (camkit/express frameFastPath); the rest is the app's.
+  const fastFrame = camkit.frameFastPath(cameras, access)
+  const server = http.createServer((req, res) => fastFrame(req, res) || app(req, res))
+  const wss = camkit.attachWebSocket(server, cameras, access)
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, resolve)
   })
   const actualPort = server.address().port
   log(`camkit express server listening on http://${host}:${actualPort} (WebSocket ws://${host}:${actualPort}/ws)`)
-  log(`access: ${security.describeSecurity(access)}; ${allowlist ? allowlist.describe() : 'cameras: any host (no CAMKIT_ALLOWED_CAMERA_NETS)'}`)
+  log(`access: ${camkit.describeAccess(access)}`)
 
   let demo = null
   const toConnect = [...(configured || [])]
@@ -100,7 +75,7 @@ async function start (opts = {}) {
     const [width, height] = String(opts.demoSize || process.env.CAMKIT_DEMO_SIZE || '1280x720').split('x').map(Number)
     demo = await startDemoCamera({ width, height, fps: 15 })
     log(`demo camera serving ${demo.url} (${width}x${height} @ 15 fps)`)
-    const decoder = defaultDecoder()
+    const decoder = camkit.defaultDecoder()
     toConnect.push({ id: 'demo', url: demo.url, persistent: true, ...(decoder && { decoder }) })
   }
   await Promise.all(toConnect.map(async (config) => {

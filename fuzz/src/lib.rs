@@ -225,7 +225,7 @@ fn encode_and_check(pic: &camkit::Picture, quality: u8) {
 }
 
 /// The demo camera's RTSP server: request parsing and the session state machine, with the
-/// faults the first byte picks (see `camkit::demo_camera::fuzz_rtsp_requests`). Every answer
+/// faults the first byte picks (see `camkit_demo_camera::fuzz_rtsp_requests`). Every answer
 /// but a fault's garbage or truncated one must be a single well-formed RTSP response: a
 /// status line, header lines free of stray CR/LF, and a body as long as its
 /// `Content-Length`.
@@ -233,7 +233,7 @@ pub fn rtsp_request(data: &[u8]) {
     let Some(&sel) = data.first() else {
         return;
     };
-    let answers = camkit::demo_camera::fuzz_rtsp_requests(data);
+    let answers = camkit_demo_camera::fuzz_rtsp_requests(data);
     // Selectors 5 and 7 make the last answer truncated or garbage on purpose.
     let broken_tail = matches!(sel & 7, 5 | 7);
     let n = answers.len();

@@ -10,7 +10,7 @@
 //! that dies takes it along. An example rather than a `[[bin]]`: it needs `camkit`, which
 //! is only a dev-dependency of this crate (the library stays independent of it).
 //!
-//! Faults (`camkit::demo_camera::faults`, applied from the start):
+//! Faults (`camkit_demo_camera::faults`, applied from the start):
 //!
 //! | name | the camera |
 //! |---|---|
@@ -33,8 +33,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use camkit::demo_camera::faults::{AnnouncedCodec, Faults, Reply};
-use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
+use camkit_demo_camera::faults::{AnnouncedCodec, Faults, Reply};
+use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
 
 const USAGE: &str = "usage: fault_camera --fault NAME [--port P]";
 

@@ -168,6 +168,13 @@ MOUNTS.update(
         "/high": h264(640, 360, "high", 600),
         "/h265": h265(640, 360, 600),
         "/av": "%s %s" % (h264(640, 360, "high", 600), aac_audio()),
+        # High profile with B-frames (decode order differs from presentation order),
+        # as many cameras' "quality" presets send: no zerolatency tune, which would
+        # turn B-frames off.
+        "/high-bframes": "%s ! x264enc speed-preset=ultrafast key-int-max=%d "
+        "bframes=2 b-adapt=false bitrate=600 %s ! video/x-h264,profile=high "
+        "! rtph264pay name=pay0 pt=96 config-interval=1"
+        % (video_source(640, 360), GOP, PROFILE_TOOLS["high"]),
         # RTP/JPEG (RFC 2435), as older and cheaper cameras send: passed through
         # by camkit without decoding.
         "/mjpeg": "%s ! jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26"

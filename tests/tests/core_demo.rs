@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit::{
     CameraConfig, CameraManager, CameraState, DecodePolicy, ErrorKind, SnapshotOptions,
     SubscribeOptions,
 };
+use camkit_demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit_tests::{assert_color_near, decode_jpeg_rgb, mean_rgb};
 
 async fn demo(width: u32, height: u32) -> DemoCamera {
@@ -399,4 +399,47 @@ async fn watchdog_reconnects_a_stalled_camera() {
     .await;
     assert!(back.is_ok(), "streaming again after video resumed");
     assert!(cams.status("w").unwrap().reconnects >= 1);
+}
+
+/// The read-only picture API shows the picture a snapshot would: its sequence number,
+/// size and colours; its JPEG comes from the frame cache (asking twice is one encode);
+/// `stopped` resolves when the camera is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_picture_reads_the_cached_picture() {
+    let cam = demo(640, 360).await;
+    let cams = CameraManager::new();
+    cams.connect(CameraConfig::from_url("demo", cam.url()))
+        .await
+        .expect("connect");
+    let pictures = cams.pictures("demo").unwrap();
+    let pic = pictures.latest().await.unwrap();
+    assert!(pic.seq() >= 1);
+    assert_eq!(pic.dimensions(), (640, 360));
+    assert!(pic.captured_at_ms() > 0);
+    let luma = pic.luma().await.unwrap();
+    assert_eq!(
+        (luma.width, luma.height, luma.samples.len()),
+        (640, 360, 80 * 45)
+    );
+    assert_eq!(luma.change(&luma), Some(0.0));
+    let encodes = cams.status("demo").unwrap().jpeg_encodes;
+    let f = pic.jpeg(SnapshotOptions::full()).await.unwrap();
+    let again = pic.jpeg(SnapshotOptions::full()).await.unwrap();
+    assert_eq!(f.seq, pic.seq());
+    assert_eq!(f.jpeg.as_ptr(), again.jpeg.as_ptr());
+    assert_eq!(cams.status("demo").unwrap().jpeg_encodes, encodes + 1);
+    check_color_band(&f.jpeg, 640, 360);
+    let e = pic
+        .jpeg(SnapshotOptions::full().quality(0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        cams.latest_picture("nope").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    cams.disconnect("demo").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), pictures.stopped())
+        .await
+        .expect("stopped resolves after disconnect");
 }

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit::moondream::{CaptionLength, MoondreamClient, MoondreamConfig, WatchOptions};
 use camkit::{CameraConfig, CameraManager, ErrorKind, Picture, SnapshotOptions};
+use camkit_demo_camera::{color_band_rect, DemoCamera, DemoCameraOptions, COLOR_BAND};
 use camkit_tests::{
     assert_color_near, closed_port_url, decode_jpeg_rgb, mean_rgb, Flavour, MoondreamMock, Reply,
     DETECT_BOX, POINT,

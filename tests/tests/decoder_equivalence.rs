@@ -61,11 +61,11 @@ fn assert_same_picture(what: &str, a: &Picture, b: &Picture) {
 /// The demo camera's encoder output (what every demo and most tests decode).
 #[test]
 fn demo_camera_stream_decodes_identically() {
-    let aus = camkit::demo_camera::sample_access_units(640, 360, 40).unwrap();
+    let aus = camkit_demo_camera::sample_access_units(640, 360, 40).unwrap();
     assert_eq!(aus.len(), 40);
     assert_eq!(assert_identical("demo 640x360", &aus), (40, (640, 360)));
     // A size that is not a multiple of 16 (cropping in the SPS) with an odd chroma width.
-    let aus = camkit::demo_camera::sample_access_units(322, 242, 10).unwrap();
+    let aus = camkit_demo_camera::sample_access_units(322, 242, 10).unwrap();
     assert_eq!(assert_identical("demo 322x242", &aus), (10, (322, 242)));
 }
 
@@ -73,14 +73,14 @@ fn demo_camera_stream_decodes_identically() {
 #[test]
 fn x264_high_profile_decodes_identically() {
     let clip = x264_clip("640x360", 30, 60, 60, "high");
-    let aus = camkit::demo_camera::access_units(&clip);
+    let aus = camkit_demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 60, "access units in a 2 s clip at 30 fps");
     assert_eq!(
         assert_identical("x264 High 640x360", &aus),
         (60, (640, 360))
     );
     let clip = x264_clip("1920x1080", 15, 4, 30, "high");
-    let aus = camkit::demo_camera::access_units(&clip);
+    let aus = camkit_demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 4);
     assert_eq!(
         assert_identical("x264 High 1920x1080", &aus),
@@ -92,7 +92,7 @@ fn x264_high_profile_decodes_identically() {
 #[test]
 fn x264_main_profile_across_keyframes_decodes_identically() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
-    let aus = camkit::demo_camera::access_units(&clip);
+    let aus = camkit_demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 35);
     assert_eq!(
         assert_identical("x264 Main 320x240 GOP 10", &aus),
@@ -105,7 +105,7 @@ fn x264_main_profile_across_keyframes_decodes_identically() {
 #[test]
 fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
-    let aus = camkit::demo_camera::access_units(&clip);
+    let aus = camkit_demo_camera::access_units(&clip);
     let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
     // P-frames with no keyframe before them: nothing, or an error — never a panic.
     for au in &aus[1..5] {
@@ -141,7 +141,7 @@ fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
 #[test]
 fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
-    let mut aus = camkit::demo_camera::access_units(&clip);
+    let mut aus = camkit_demo_camera::access_units(&clip);
     // Overwrite the second half of frame 3's slice data with a pattern.
     let au = &mut aus[3];
     let n = au.len();

@@ -5,8 +5,8 @@
 //! This binary has a single test on purpose: camkit loads libavcodec once per process, so
 //! the variable must be set before anything decodes, and no other test may run first.
 
-use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
 use camkit::{CameraConfig, CameraManager, DecoderBackend, DecoderChoice, ErrorKind};
+use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_libavcodec_auto_is_openh264_and_libavcodec_is_refused() {

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::faults::{AnnouncedCodec, Audio, Faults, Reply};
-use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
 use camkit::{
     CameraConfig, CameraManager, CameraState, CameraStatus, DecodePolicy, ErrorKind,
     SnapshotOptions, SubscribeOptions,
 };
+use camkit_demo_camera::faults::{AnnouncedCodec, Audio, Faults, Reply};
+use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
 use camkit_tests::decode_jpeg_rgb;
 
 /// Small delays keep the suite fast; recovery is checked against `2 * BACKOFF_MAX`.

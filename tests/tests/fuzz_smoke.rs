@@ -207,7 +207,7 @@ fn access_units_cover_the_stream() {
 fn rtsp_seeds_reach_play() {
     for name in ["session", "session-audio", "session-auth"] {
         let seed = std::fs::read(corpus_dir("rtsp_request").join(format!("seed-{name}"))).unwrap();
-        let answers: Vec<String> = camkit::demo_camera::fuzz_rtsp_requests(&seed)
+        let answers: Vec<String> = camkit_demo_camera::fuzz_rtsp_requests(&seed)
             .iter()
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
@@ -292,7 +292,7 @@ fn fuzz_session_id(sel: u8, extra: &[(&str, &str)], audio: bool) -> String {
         "Transport: RTP/AVP/TCP;unicast;interleaved={ch}\r\n\r\n"
     ));
     input.extend_from_slice(setup.as_bytes());
-    let answers = camkit::demo_camera::fuzz_rtsp_requests(&input);
+    let answers = camkit_demo_camera::fuzz_rtsp_requests(&input);
     let text = String::from_utf8_lossy(&answers[0]).into_owned();
     text.lines()
         .find_map(|l| l.strip_prefix("Session: "))
@@ -345,7 +345,7 @@ fn write_seed_corpus() {
     }
 
     // h264_decode: an options byte, then Annex B from the demo camera's encoder.
-    let aus = camkit::demo_camera::sample_access_units(96, 64, 4).unwrap();
+    let aus = camkit_demo_camera::sample_access_units(96, 64, 4).unwrap();
     let mut gop = vec![0x50u8];
     aus.iter().for_each(|a| gop.extend_from_slice(a));
     write_seed("h264_decode", "idr-3p-96x64", &gop);
@@ -355,7 +355,7 @@ fn write_seed_corpus() {
     let mut p_only = vec![0xC1u8];
     aus[1..].iter().for_each(|a| p_only.extend_from_slice(a));
     write_seed("h264_decode", "p-only-96x64", &p_only);
-    let other = camkit::demo_camera::sample_access_units(64, 128, 2).unwrap();
+    let other = camkit_demo_camera::sample_access_units(64, 128, 2).unwrap();
     let mut resize = vec![0x07u8];
     resize.extend_from_slice(&aus[0]);
     other.iter().for_each(|a| resize.extend_from_slice(a));

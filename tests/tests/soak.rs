@@ -15,10 +15,10 @@
 
 use std::time::{Duration, Instant};
 
-use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
 use camkit::{
     CameraConfig, CameraManager, CameraState, DecodePolicy, SnapshotOptions, SubscribeOptions,
 };
+use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
 use camkit_tests::ProcStats;
 
 const CAMERAS: usize = 16;

@@ -1,7 +1,8 @@
 //! The Moondream calls as C makes them, against the demo camera and a loopback Moondream
 //! (`camkit_tests::MoondreamMock`, cloud flavour, which checks the key and every request):
-//! answers, owned strings and arrays, results for each failure, out-parameters untouched
-//! on failure, and a key that never appears in a message.
+//! one handle for every call, answers, owned strings and arrays, results for each failure,
+//! out-parameters untouched on failure, a key that never appears in a message, and a
+//! handle that outlives its manager.
 
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -90,6 +91,34 @@ fn cstring(s: &str) -> std::ffi::CString {
     std::ffi::CString::new(s).unwrap()
 }
 
+/// A Moondream handle; freed on drop.
+struct Md(*mut camkit_moondream);
+
+impl Drop for Md {
+    fn drop(&mut self) {
+        // SAFETY: a handle from camkit_moondream_new, freed once.
+        unsafe { camkit_moondream_free(self.0) }
+    }
+}
+
+/// A handle for the manager and `opts` (NULL: the defaults), or what
+/// `camkit_moondream_new` failed with, its message, and `out` untouched.
+fn md(
+    mgr: *const camkit_manager,
+    opts: *const camkit_moondream_options,
+) -> Result<Md, (camkit_result, String)> {
+    let sentinel = std::ptr::dangling_mut::<camkit_moondream>();
+    let mut out = sentinel;
+    // SAFETY: valid pointers.
+    match unsafe { camkit_moondream_new(mgr, opts, &mut out) } {
+        CAMKIT_OK => Ok(Md(out)),
+        r => {
+            assert_eq!(out, sentinel, "out written on failure");
+            Err((r, last_error()))
+        }
+    }
+}
+
 #[test]
 fn query_caption_detect_point_against_the_mock() {
     let setup = Setup::new();
@@ -98,14 +127,15 @@ fn query_caption_detect_point_against_the_mock() {
     });
     let (base, key) = (cstring(&mock.base_url()), cstring(KEY));
     let opts = options(&base, &key);
+    // One handle (one HTTP client) for every call.
+    let md = md(setup.mgr, &opts).unwrap();
     // SAFETY: valid pointers throughout; every result freed once.
     unsafe {
         mock.push(Reply::Answer("Two bars are red.".into()));
         let mut answer = null_mut();
         let mut len = 0usize;
         let r = camkit_moondream_query(
-            setup.mgr,
-            &opts,
+            md.0,
             c"door".as_ptr(),
             c"Which bars are red?".as_ptr(),
             &mut answer,
@@ -121,8 +151,7 @@ fn query_caption_detect_point_against_the_mock() {
 
         let mut caption = null_mut();
         let r = camkit_moondream_caption(
-            setup.mgr,
-            &opts,
+            md.0,
             c"door".as_ptr(),
             camkit_caption_length::CAMKIT_CAPTION_SHORT as u32,
             &mut caption,
@@ -134,14 +163,8 @@ fn query_caption_detect_point_against_the_mock() {
 
         let mut boxes = null_mut();
         let mut n = 99usize;
-        let r = camkit_moondream_detect(
-            setup.mgr,
-            &opts,
-            c"door".as_ptr(),
-            c"bar".as_ptr(),
-            &mut boxes,
-            &mut n,
-        );
+        let r =
+            camkit_moondream_detect(md.0, c"door".as_ptr(), c"bar".as_ptr(), &mut boxes, &mut n);
         assert_eq!(r, CAMKIT_OK, "{}", last_error());
         assert_eq!(n, 1);
         let b = *boxes;
@@ -150,8 +173,7 @@ fn query_caption_detect_point_against_the_mock() {
 
         let mut points = null_mut();
         let r = camkit_moondream_point(
-            setup.mgr,
-            &opts,
+            md.0,
             c"door".as_ptr(),
             c"clock".as_ptr(),
             &mut points,
@@ -188,18 +210,15 @@ fn failures_have_their_result_and_leave_out_parameters_alone() {
     opts.max_retries = 5;
     let sentinel = std::ptr::dangling_mut::<c_char>();
     let query = |opts: &camkit_moondream_options, id: &CStr| {
+        let md = match md(setup.mgr, opts) {
+            Ok(md) => md,
+            Err(failed) => return failed,
+        };
         let mut answer = sentinel;
         let mut len = 77usize;
         // SAFETY: valid pointers.
         let r = unsafe {
-            camkit_moondream_query(
-                setup.mgr,
-                opts,
-                id.as_ptr(),
-                c"q?".as_ptr(),
-                &mut answer,
-                &mut len,
-            )
+            camkit_moondream_query(md.0, id.as_ptr(), c"q?".as_ptr(), &mut answer, &mut len)
         };
         if r != CAMKIT_OK {
             assert_eq!((answer, len), (sentinel, 77), "out written on failure");
@@ -258,22 +277,33 @@ fn failures_have_their_result_and_leave_out_parameters_alone() {
         "{msg}"
     );
 
+    let md = md(setup.mgr, &opts).unwrap();
     // SAFETY: valid pointers, and the NULLs and values being tested.
     unsafe {
         let mut out = null_mut();
         assert_eq!(
-            camkit_moondream_caption(setup.mgr, &opts, c"door".as_ptr(), 7, &mut out, null_mut()),
+            camkit_moondream_caption(md.0, c"door".as_ptr(), 7, &mut out, null_mut()),
             CAMKIT_INVALID_INPUT
         );
         assert!(last_error().starts_with("length:"), "{}", last_error());
         assert_eq!(
-            camkit_moondream_query(null(), null(), null(), null(), null_mut(), null_mut()),
+            camkit_moondream_query(null(), null(), null(), null_mut(), null_mut()),
+            CAMKIT_NULL_ARGUMENT
+        );
+        assert!(last_error().contains("`md`"), "{}", last_error());
+        let mut out_md = null_mut();
+        assert_eq!(
+            camkit_moondream_new(null(), &opts, &mut out_md),
             CAMKIT_NULL_ARGUMENT
         );
         assert_eq!(
+            camkit_moondream_new(setup.mgr, &opts, null_mut()),
+            CAMKIT_NULL_ARGUMENT
+        );
+        camkit_moondream_free(null_mut());
+        assert_eq!(
             camkit_moondream_query(
-                setup.mgr,
-                &opts,
+                md.0,
                 c"door".as_ptr(),
                 c"q?".as_ptr(),
                 null_mut(),
@@ -285,8 +315,7 @@ fn failures_have_their_result_and_leave_out_parameters_alone() {
         let mut n = 0usize;
         assert_eq!(
             camkit_moondream_detect(
-                setup.mgr,
-                &opts,
+                md.0,
                 c"door".as_ptr(),
                 c"".as_ptr(),
                 &mut null_mut(),
@@ -297,8 +326,7 @@ fn failures_have_their_result_and_leave_out_parameters_alone() {
         assert!(last_error().starts_with("object:"), "{}", last_error());
         assert_eq!(
             camkit_moondream_point(
-                setup.mgr,
-                &opts,
+                md.0,
                 c"door".as_ptr(),
                 c"x".as_ptr(),
                 &mut null_mut(),
@@ -321,20 +349,11 @@ fn null_options_mean_the_cloud_with_the_environments_key() {
         return; // the cloud would be tried for real
     }
     let setup = Setup::new();
-    let mut answer = null_mut();
-    // SAFETY: valid pointers; NULL options are allowed.
-    let r = unsafe {
-        camkit_moondream_query(
-            setup.mgr,
-            null(),
-            c"door".as_ptr(),
-            c"q?".as_ptr(),
-            &mut answer,
-            null_mut(),
-        )
+    // NULL options are allowed.
+    let Err((r, msg)) = md(setup.mgr, null()) else {
+        panic!("the cloud without a key was accepted");
     };
     assert_eq!(r, CAMKIT_INVALID_INPUT);
-    let msg = last_error();
     assert!(
         msg.starts_with("api_key:") && msg.contains("MOONDREAM_API_KEY"),
         "{msg}"
@@ -353,16 +372,15 @@ fn close_ends_a_call_waiting_for_moondream() {
     let (base, key) = (cstring(&mock.base_url()), cstring(KEY));
     let mut opts = options(&base, &key);
     opts.timeout_ms = 20_000;
-    let mgr = setup.mgr as usize;
-    let opts_addr = &opts as *const camkit_moondream_options as usize;
+    let md = md(setup.mgr, &opts).unwrap();
+    let md_addr = md.0 as usize;
     let t0 = std::time::Instant::now();
     let caller = std::thread::spawn(move || {
         let mut answer = null_mut();
-        // SAFETY: the manager and options outlive this thread (joined below).
+        // SAFETY: the handle outlives this thread (joined below).
         let r = unsafe {
             camkit_moondream_query(
-                mgr as *const camkit_manager,
-                opts_addr as *const camkit_moondream_options,
+                md_addr as *const camkit_moondream,
                 c"door".as_ptr(),
                 c"q?".as_ptr(),
                 &mut answer,
@@ -383,4 +401,52 @@ fn close_ends_a_call_waiting_for_moondream() {
         "{:?}",
         t0.elapsed()
     );
+    // Later calls through the handle fail at once, before any request.
+    let before = mock.requests().len();
+    let mut answer = null_mut();
+    // SAFETY: a live handle.
+    let r = unsafe {
+        camkit_moondream_query(
+            md.0,
+            c"door".as_ptr(),
+            c"q?".as_ptr(),
+            &mut answer,
+            null_mut(),
+        )
+    };
+    assert_eq!(r, CAMKIT_CLOSED, "{}", last_error());
+    assert_eq!(mock.requests().len(), before);
+    // A new handle on the closed manager is refused too.
+    assert_eq!(
+        self::md(setup.mgr, &opts).err().map(|(r, _)| r),
+        Some(CAMKIT_CLOSED)
+    );
+}
+
+/// A handle outlives its manager: freed after `camkit_manager_free`, its calls fail with
+/// `CAMKIT_CLOSED` (and valgrind-clean frees in either order are the C tests' part).
+#[test]
+fn a_handle_freed_after_its_manager() {
+    let mock = MoondreamMock::start(Flavour::Cloud {
+        api_key: KEY.into(),
+    });
+    let (base, key) = (cstring(&mock.base_url()), cstring(KEY));
+    let opts = options(&base, &key);
+    let setup = Setup::new();
+    let md = md(setup.mgr, &opts).unwrap();
+    drop(setup);
+    let mut answer = null_mut();
+    // SAFETY: a live handle; the manager behind it is freed.
+    let r = unsafe {
+        camkit_moondream_query(
+            md.0,
+            c"door".as_ptr(),
+            c"q?".as_ptr(),
+            &mut answer,
+            null_mut(),
+        )
+    };
+    assert_eq!(r, CAMKIT_CLOSED, "{}", last_error());
+    assert!(mock.requests().is_empty());
+    drop(md);
 }

@@ -1,7 +1,6 @@
 //! Moondream about a camera: its latest picture, scaled for Moondream by the frame cache.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -10,11 +9,10 @@ use super::config::MoondreamConfig;
 use super::stream::TextStream;
 use super::types::{CameraAnswer, Caption, CaptionLength, Detections, Points, QueryAnswer};
 use super::watch::{self, WatchEvents, WatchHandle, WatchOptions};
-use crate::camera::Camera;
 use crate::error::Result;
 use crate::frame::{Frame, SnapshotOptions};
-use crate::frame_cache::CachedPicture;
 use crate::manager::CameraManager;
+use crate::pictures::LatestPicture;
 
 /// Moondream for the cameras of one [`CameraManager`]: ask about a camera by its id.
 ///
@@ -58,8 +56,8 @@ impl MoondreamCameras {
 
     /// The picture the next call would send: the camera's latest, scaled to fit.
     pub async fn frame(&self, camera_id: &str) -> Result<Frame> {
-        let cam = self.manager.camera(camera_id)?;
-        Ok(picture_frame(&cam, self.side()).await?.1)
+        let pic = self.manager.latest_picture(camera_id).await?;
+        fitted_jpeg(&pic, self.side()).await
     }
 
     /// Asks a question about the camera's current picture.
@@ -149,9 +147,9 @@ impl MoondreamCameras {
     ) -> Result<(WatchHandle, WatchEvents)> {
         opts.validate()?;
         check_text("question", question)?;
-        let cam = self.manager.camera(camera_id)?;
+        let pictures = self.manager.pictures(camera_id)?;
         Ok(watch::start(
-            cam,
+            pictures,
             self.client.clone(),
             question.to_owned(),
             opts,
@@ -168,8 +166,8 @@ impl MoondreamCameras {
         F: FnOnce(MoondreamClient, Bytes) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let cam = self.manager.camera(camera_id)?;
-        let (_, frame) = picture_frame(&cam, self.side()).await?;
+        let pic = self.manager.latest_picture(camera_id).await?;
+        let frame = fitted_jpeg(&pic, self.side()).await?;
         let result = call(self.client.clone(), frame.jpeg.clone())
             .await
             .map_err(|e| e.for_camera(camera_id))?;
@@ -184,20 +182,13 @@ impl MoondreamCameras {
     }
 }
 
-/// The camera's latest picture and its JPEG scaled to fit `side`×`side`.
-pub(crate) async fn picture_frame(cam: &Camera, side: u32) -> Result<(Arc<CachedPicture>, Frame)> {
-    let pic = cam.latest_picture().await?;
-    let frame = fitted_jpeg(cam, pic.clone(), side).await?;
-    Ok((pic, frame))
-}
-
-/// A cached picture's JPEG scaled to fit `side`×`side`: the width is computed from this
+/// A picture's JPEG scaled to fit `side`×`side`: the width is computed from this
 /// picture's own aspect ratio, so a portrait picture gets a narrower width.
-pub(crate) async fn fitted_jpeg(cam: &Camera, pic: Arc<CachedPicture>, side: u32) -> Result<Frame> {
+pub(crate) async fn fitted_jpeg(pic: &LatestPicture, side: u32) -> Result<Frame> {
     let (w, h) = pic.dimensions();
     let opts = SnapshotOptions {
         max_width: Some(fit_width(w, h, side)),
         quality: None,
     };
-    cam.encode(pic, opts).await
+    pic.jpeg(opts).await
 }

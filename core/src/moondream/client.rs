@@ -18,7 +18,7 @@ use super::types::{
 };
 use crate::backoff::Backoff;
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::fmt_duration;
+use crate::util::fmt_duration;
 
 /// The header the cloud reads the API key from.
 const AUTH_HEADER: &str = "X-Moondream-Auth";

@@ -10,7 +10,7 @@ use reqwest::header::CONTENT_TYPE;
 use super::client::{missing, read_limited, MoondreamClient};
 use super::sse::{interpret, SseParser};
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::fmt_duration;
+use crate::util::fmt_duration;
 
 /// A streamed answer: pieces of text in order, ending when the answer is complete.
 ///

@@ -18,11 +18,10 @@ use tokio::time::MissedTickBehavior;
 
 use super::cameras::fitted_jpeg;
 use super::client::MoondreamClient;
-use crate::camera::Camera;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame_cache::{CachedPicture, Content};
-use crate::picture::Picture;
-use crate::status::epoch_ms;
+use crate::picture::LumaSummary;
+use crate::pictures::CameraPictures;
+use crate::util::epoch_ms;
 
 /// Events kept for a consumer that is slow to read; while full, the watch waits (and makes
 /// no calls) instead of dropping answers.
@@ -238,7 +237,7 @@ impl std::fmt::Debug for WatchEvents {
 
 /// Starts the watch task on `rt`.
 pub(crate) fn start(
-    cam: Arc<Camera>,
+    cam: CameraPictures,
     client: MoondreamClient,
     question: String,
     opts: WatchOptions,
@@ -252,7 +251,7 @@ pub(crate) fn start(
     });
     let running = Arc::new(AtomicBool::new(true));
     let handle = WatchHandle {
-        camera_id: cam.id.clone(),
+        camera_id: cam.camera_id().to_owned(),
         question: question.clone(),
         stop,
         counters: counters.clone(),
@@ -276,22 +275,9 @@ pub(crate) fn start(
 
 /// The picture last sent, kept to compare the next one with.
 struct Sent {
-    pic: Arc<CachedPicture>,
-    /// Its decoded form when the camera sends JPEG (MJPEG).
-    decoded: Option<Arc<Picture>>,
-}
-
-impl Sent {
-    fn luma(&self) -> Option<&Picture> {
-        luma_of(&self.pic, self.decoded.as_deref())
-    }
-}
-
-fn luma_of<'a>(pic: &'a CachedPicture, decoded: Option<&'a Picture>) -> Option<&'a Picture> {
-    match &pic.content {
-        Content::Picture(p) => Some(p),
-        Content::Jpeg { .. } => decoded,
-    }
+    seq: u64,
+    /// Its luma, when the watch compares pictures (`only_when_changed`).
+    luma: Option<LumaSummary>,
 }
 
 enum Step {
@@ -304,7 +290,7 @@ enum Step {
 }
 
 struct Watcher {
-    cam: Arc<Camera>,
+    cam: CameraPictures,
     client: MoondreamClient,
     question: String,
     opts: WatchOptions,
@@ -315,7 +301,9 @@ struct Watcher {
 
 impl Watcher {
     async fn run(mut self, mut stop: watch::Receiver<bool>, tx: mpsc::Sender<Result<WatchEvent>>) {
-        let mut cam_stop = self.cam.stop_watch();
+        let cam = self.cam.clone();
+        let cam_stopped = cam.stopped();
+        tokio::pin!(cam_stopped);
         let mut ticker = tokio::time::interval(self.opts.every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -324,7 +312,7 @@ impl Watcher {
             let step = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
-                _ = cam_stop.wait_for(|s| *s) => break,
+                _ = &mut cam_stopped => break,
                 r = async {
                     ticker.tick().await;
                     self.step().await
@@ -353,7 +341,7 @@ impl Watcher {
                     }
                     self.counters.events.fetch_add(1, Ordering::Relaxed);
                     Ok(WatchEvent {
-                        camera_id: self.cam.id.clone(),
+                        camera_id: self.cam.camera_id().to_owned(),
                         question: self.question.clone(),
                         answer,
                         previous_answer: previous,
@@ -370,8 +358,8 @@ impl Watcher {
                 }
                 Err(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(camera = %self.cam.id, error = %e, "watch: tick failed");
-                    Err(e.for_camera(&self.cam.id))
+                    tracing::debug!(camera = %self.cam.camera_id(), error = %e, "watch: tick failed");
+                    Err(e.for_camera(self.cam.camera_id()))
                 }
             };
             let fatal = item.as_ref().err().is_some_and(|e| {
@@ -392,26 +380,26 @@ impl Watcher {
                 break;
             }
         }
-        tracing::debug!(camera = %self.cam.id, "watch ends");
+        tracing::debug!(camera = %self.cam.camera_id(), "watch ends");
     }
 
     /// One tick: the latest picture, skipped or sent.
     async fn step(&self) -> Result<Step> {
-        let pic = self.cam.latest_picture().await?;
-        let mut decoded = None;
+        let pic = self.cam.latest().await?;
+        let mut luma = None;
         if self.opts.only_when_changed {
             if let Some(last) = &self.last_sent {
-                let change = if last.pic.seq == pic.seq {
+                let change = if last.seq == pic.seq() {
                     0.0
                 } else {
-                    if matches!(pic.content, Content::Jpeg { .. }) {
-                        decoded = Some(decode(&pic).await?);
-                    }
+                    let now = pic.luma().await?;
                     // A picture of another size (or not decodable) counts as changed.
-                    match (last.luma(), luma_of(&pic, decoded.as_deref())) {
-                        (Some(a), Some(b)) => a.luma_change(b).unwrap_or(f64::INFINITY),
-                        _ => f64::INFINITY,
-                    }
+                    let change = match &last.luma {
+                        Some(a) => a.change(&now).unwrap_or(f64::INFINITY),
+                        None => f64::INFINITY,
+                    };
+                    luma = Some(now);
+                    change
                 };
                 self.counters
                     .last_change
@@ -419,31 +407,22 @@ impl Watcher {
                 if change <= self.opts.change_threshold {
                     return Ok(Step::Unchanged);
                 }
-            } else if matches!(pic.content, Content::Jpeg { .. }) {
-                decoded = Some(decode(&pic).await?);
+            } else {
+                luma = Some(pic.luma().await?);
             }
         }
-        let frame =
-            fitted_jpeg(&self.cam, pic.clone(), self.client.config().max_image_side).await?;
+        let frame = fitted_jpeg(&pic, self.client.config().max_image_side).await?;
         self.counters.asked.fetch_add(1, Ordering::Relaxed);
         let a = self.client.query(&frame.jpeg, &self.question).await?;
         Ok(Step::Answered {
-            sent: Sent { pic, decoded },
+            sent: Sent {
+                seq: pic.seq(),
+                luma,
+            },
             frame,
             answer: a.answer,
         })
     }
-}
-
-/// An MJPEG camera's picture decoded for the change score (off the async threads).
-async fn decode(pic: &Arc<CachedPicture>) -> Result<Arc<Picture>> {
-    let pic = pic.clone();
-    tokio::task::spawn_blocking(move || match &pic.content {
-        Content::Jpeg { data, .. } => crate::jpeg::decode_to_i420(data).map(Arc::new),
-        Content::Picture(p) => Ok(Arc::new(p.clone())),
-    })
-    .await
-    .map_err(|_| Error::new(ErrorKind::Internal, "JPEG decode task failed"))?
 }
 
 /// The form in which answers are compared: "Yes." and " yes" are the same answer.

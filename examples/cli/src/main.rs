@@ -235,7 +235,7 @@ async fn snapshot(f: &Flags) -> camkit::Result<()> {
 
 #[cfg(feature = "demo-camera")]
 async fn demo_camera(f: &Flags) -> camkit::Result<()> {
-    use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
+    use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
     let mut opts = DemoCameraOptions::default();
     if let Some(p) = f.port {
         opts.port = p;
@@ -272,6 +272,6 @@ async fn demo_camera(f: &Flags) -> camkit::Result<()> {
 async fn demo_camera(_: &Flags) -> camkit::Result<()> {
     Err(Error::invalid(
         "command",
-        "this build has no demo camera (camkit built without the demo-camera feature)",
+        "this build has no demo camera (the CLI built without its demo-camera feature)",
     ))
 }

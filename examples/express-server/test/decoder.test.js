@@ -5,8 +5,8 @@
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 
-const { connectConfig, defaultDecoder } = require('../src/validate')
-const { fromEnv } = require('../src/config')
+const { connectConfig, defaultDecoder } = require('../../../bindings-node/express/validate')
+const { fromEnv } = require('../../../bindings-node/express/config')
 const { startDemoCamera } = require('../../../bindings-node')
 const { startServer } = require('./helpers')
 

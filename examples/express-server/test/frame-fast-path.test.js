@@ -6,8 +6,8 @@ const assert = require('node:assert/strict')
 const http = require('node:http')
 
 const { CameraManager, startDemoCamera } = require('../../../bindings-node')
-const { frameFastPath, plainQuery } = require('../src/frame-fast-path')
-const { createMetrics } = require('../src/metrics')
+const { frameFastPath, plainQuery } = require('../../../bindings-node/express/frame-fast-path')
+const { createMetrics } = require('../../../bindings-node/express/metrics')
 const { start } = require('../server')
 const { isJpeg } = require('./helpers')
 

@@ -11,8 +11,8 @@ const express = require('express')
 
 const { CameraManager } = require('../../../bindings-node')
 const { MoondreamMock, DETECT_BOX } = require('../../../bindings-node/test/moondream-mock')
-const { moondreamRouter } = require('../src/routes/moondream')
-const { errorMiddleware } = require('../src/errors')
+const { moondreamRouter } = require('../../../bindings-node/express/routes/moondream')
+const { errorMiddleware } = require('../../../bindings-node/express/errors')
 const { startServer, closedPort, sleep } = require('./helpers')
 
 const KEY = 'md-express-key-must-not-leak-7f3a'

@@ -12,8 +12,8 @@ const WebSocket = require('ws')
 const { chromium } = require('playwright-core')
 
 const { startDemoCamera } = require('../../../bindings-node')
-const { createAllowlist } = require('../src/allowlist')
-const { tokenMatches, parseOrigins } = require('../src/security')
+const { createAllowlist } = require('../../../bindings-node/express/allowlist')
+const { tokenMatches, parseOrigins } = require('../../../bindings-node/express/security')
 const { startServer, closedPort, sleep } = require('./helpers')
 
 const TOKEN = 'tok-4f1b9e2c7d35a8e0'

@@ -696,7 +696,7 @@ async fn trailing_slash_and_root_paths() {
     cam.stop().await;
 }
 
-/// ffprobe (when installed) reads the stream: `cargo test -p camkit --lib demo_camera -- --ignored`.
+/// ffprobe (when installed) reads the stream: `cargo test -p camkit-demo-camera --lib -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ffprobe"]
 async fn ffprobe_reads_stream() {
@@ -735,7 +735,7 @@ async fn ffprobe_reads_stream() {
     cam.stop().await;
 }
 
-/// Encode cost at 1280x720: `cargo test -p camkit --lib demo_camera::tests::encode_timing -- --ignored --nocapture`.
+/// Encode cost at 1280x720: `cargo test -p camkit-demo-camera --lib tests::encode_timing -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing report, not a check"]
 fn encode_timing_720p() {

@@ -11,8 +11,8 @@
 //! and [`set_video_paused`](super::DemoCamera::set_video_paused) (video stops, RTSP goes on).
 //!
 //! ```no_run
-//! # async fn demo(cam: &camkit::demo_camera::DemoCamera) {
-//! use camkit::demo_camera::faults::{Faults, Reply};
+//! # async fn demo(cam: &camkit_demo_camera::DemoCamera) {
+//! use camkit_demo_camera::faults::{Faults, Reply};
 //! cam.set_faults(Faults::answer("DESCRIBE", Reply::Status(503)));
 //! cam.drop_connections(); // clients reconnect, and meet the 503
 //! cam.clear_faults();

@@ -78,7 +78,7 @@ function errorResponse (err, where, log) {
     body = { error: 'body: not valid JSON', code: 'INVALID_INPUT' }
   } else if (err && err.type === 'entity.too.large') {
     status = 413
-    body = { error: `body: too large (at most ${BODY_LIMIT / 1024} kB)`, code: 'PAYLOAD_TOO_LARGE' }
+    body = { error: `body: too large (at most ${(err.limit || BODY_LIMIT) / 1024} kB)`, code: 'PAYLOAD_TOO_LARGE' }
   } else if (err && typeof err.type === 'string' && err.status >= 400 && err.status < 500) {
     // body-parser's other refusals (an unsupported charset or encoding, an aborted
     // request …): their messages name the problem, never the body.

@@ -1,4 +1,4 @@
-//! The built-in demo camera: a synthetic H.264 RTSP camera served on loopback.
+//! camkit's demo camera: a synthetic H.264 RTSP camera served on loopback.
 //!
 //! [`DemoCamera::start`] binds a TCP port and serves a standard RTSP 1.0 presentation with one
 //! H.264 video track, RTP interleaved on the RTSP connection (`RTP/AVP/TCP`; a UDP `SETUP`
@@ -15,13 +15,15 @@
 //!
 //! ```no_run
 //! # async fn demo() -> camkit::Result<()> {
-//! use camkit::demo_camera::{DemoCamera, DemoCameraOptions};
+//! use camkit_demo_camera::{DemoCamera, DemoCameraOptions};
 //! let cam = DemoCamera::start(DemoCameraOptions { port: 0, ..Default::default() }).await?;
 //! let url = cam.url(); // rtsp://127.0.0.1:PORT/demo
 //! # let _ = url;
 //! cam.stop().await;
 //! # Ok(()) }
 //! ```
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
 
 mod encoder;
 pub mod faults;
@@ -39,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::{Error, ErrorKind, Result};
+use camkit::{Error, ErrorKind, Result};
 use faults::{FaultState, Faults};
 
 /// The fixed colour band: `(name, [r, g, b])` in order left to right.

@@ -21,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::{broadcast, oneshot};
 
 use super::picture::PictureGenerator;
-use crate::{Error, ErrorKind, Result};
+use camkit::{Error, ErrorKind, Result};
 
 /// H.264 NAL unit types used here (ITU-T H.264 table 7-1).
 pub(crate) const NAL_IDR: u8 = 5;
