@@ -578,6 +578,18 @@ const char *camkit_result_message(uint32_t result);
 camkit_result camkit_last_error(char *buf, size_t len, size_t *out_len);
 
 /**
+ * Copies the name of the field or argument the last failed camkit call on this thread was
+ * about into `buf` (NUL-terminated), spelled as in this header (`rtsp_timeout_ms`, `host`,
+ * `quality`, `out` …), and its length without the NUL into `*out_len` (`out_len` may be
+ * NULL). `""` when that failure named no field (an unreachable camera, a timeout …) or no
+ * call on this thread failed.
+ *
+ * Set by the same failures as `camkit_last_error`, and kept as long: use it to point at
+ * the offending value without reading the message. Buffer rules as `camkit_last_error`.
+ */
+camkit_result camkit_last_error_field(char *buf, size_t len, size_t *out_len);
+
+/**
  * Creates a manager with its own runtime threads and stores it in `*out`.
  *
  * `options` may be NULL for the defaults. Free the manager with `camkit_manager_free`.

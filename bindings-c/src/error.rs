@@ -174,11 +174,13 @@ impl camkit_result {
     }
 }
 
-/// A failure on its way to C: a result code and a detailed message.
+/// A failure on its way to C: a result code, a detailed message, and the field it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FfiError {
     pub code: camkit_result,
     pub message: String,
+    /// The field or argument the failure is about, spelled as in C (`rtsp_timeout_ms`).
+    pub field: Option<String>,
 }
 
 impl FfiError {
@@ -186,25 +188,32 @@ impl FfiError {
         FfiError {
             code,
             message: message.into(),
+            field: None,
         }
     }
 
     /// A required pointer argument was NULL.
     pub fn null(name: &str) -> Self {
-        FfiError::new(
-            CAMKIT_NULL_ARGUMENT,
-            format!("argument `{name}` is NULL; it is required"),
-        )
+        FfiError {
+            field: Some(name.to_owned()),
+            ..FfiError::new(
+                CAMKIT_NULL_ARGUMENT,
+                format!("argument `{name}` is NULL; it is required"),
+            )
+        }
     }
 
     /// An unacceptable value; the message starts with the field's name.
     pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Self {
-        FfiError::new(CAMKIT_INVALID_INPUT, format!("{field}: {problem}"))
+        FfiError {
+            field: Some(field.to_owned()),
+            ..FfiError::new(CAMKIT_INVALID_INPUT, format!("{field}: {problem}"))
+        }
     }
 
-    /// Records the message as this thread's last error; returns the code.
+    /// Records the message and field as this thread's last error; returns the code.
     pub fn record(self) -> camkit_result {
-        set_last_error(&self.message);
+        set_last_error_of(&self.message, self.field.as_deref());
         self.code
     }
 }
@@ -212,27 +221,30 @@ impl FfiError {
 impl From<camkit::Error> for FfiError {
     fn from(e: camkit::Error) -> Self {
         let code = camkit_result::from_kind(e.kind());
+        let field = e.field().map(c_field_name);
         let mut message = e.message().to_owned();
-        if e.kind() == ErrorKind::InvalidInput {
-            message = c_field_name(&message);
+        // Core's input errors read `field: problem` with the field as in its JSON; C
+        // programs know the struct member, so the message names that one.
+        if let (Some(core), Some(c)) = (e.field(), &field) {
+            if let Some(rest) = message.strip_prefix(core) {
+                message = format!("{c}{rest}");
+            }
         }
         let message = match e.camera() {
             Some(id) => format!("camera {id:?}: {message}"),
             None => message,
         };
-        FfiError { code, message }
+        FfiError {
+            code,
+            message,
+            field,
+        }
     }
 }
 
-/// Core names fields as in its JSON (`rtspTimeoutMs: must be ...`); the C structs spell
-/// them in snake case (`rtsp_timeout_ms`). Rewrites the leading field name of a message.
-fn c_field_name(message: &str) -> String {
-    let Some((field, rest)) = message.split_once(':') else {
-        return message.to_owned();
-    };
-    if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return message.to_owned();
-    }
+/// Core names fields as in its JSON (`rtspTimeoutMs`); the C structs spell them in snake
+/// case (`rtsp_timeout_ms`).
+fn c_field_name(field: &str) -> String {
     let mut snake = String::with_capacity(field.len() + 4);
     for c in field.chars() {
         if c.is_ascii_uppercase() {
@@ -242,23 +254,46 @@ fn c_field_name(message: &str) -> String {
             snake.push(c);
         }
     }
-    format!("{snake}:{rest}")
+    snake
+}
+
+/// A thread's last failure: its message and the field it named.
+struct LastError {
+    message: String,
+    field: String,
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static LAST_ERROR: RefCell<LastError> = const {
+        RefCell::new(LastError { message: String::new(), field: String::new() })
+    };
 }
 
-/// Sets this thread's last error message.
+/// Sets this thread's last error message (a failure about no particular field).
 pub(crate) fn set_last_error(message: &str) {
+    set_last_error_of(message, None);
+}
+
+/// Sets this thread's last error message and field.
+fn set_last_error_of(message: &str, field: Option<&str>) {
     // NUL would end the C string early; it cannot come from camkit, but be sure.
-    let clean = message.replace('\0', " ");
-    LAST_ERROR.with(|e| *e.borrow_mut() = clean);
+    let clean = |s: &str| s.replace('\0', " ");
+    LAST_ERROR.with(|e| {
+        *e.borrow_mut() = LastError {
+            message: clean(message),
+            field: field.map(clean).unwrap_or_default(),
+        }
+    });
 }
 
 /// This thread's last error message ("" when none).
 pub(crate) fn last_error_string() -> String {
-    LAST_ERROR.with(|e| e.borrow().clone())
+    LAST_ERROR.with(|e| e.borrow().message.clone())
+}
+
+/// The field this thread's last error named ("" when none).
+pub(crate) fn last_error_field_string() -> String {
+    LAST_ERROR.with(|e| e.borrow().field.clone())
 }
 
 /// The name of a result without the `CAMKIT_` prefix, e.g. `"UNAUTHORIZED"` for
@@ -315,6 +350,30 @@ pub unsafe extern "C" fn camkit_last_error(
     })
 }
 
+/// Copies the name of the field or argument the last failed camkit call on this thread was
+/// about into `buf` (NUL-terminated), spelled as in this header (`rtsp_timeout_ms`, `host`,
+/// `quality`, `out` …), and its length without the NUL into `*out_len` (`out_len` may be
+/// NULL). `""` when that failure named no field (an unreachable camera, a timeout …) or no
+/// call on this thread failed.
+///
+/// Set by the same failures as `camkit_last_error`, and kept as long: use it to point at
+/// the offending value without reading the message. Buffer rules as `camkit_last_error`.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_last_error_field(
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> camkit_result {
+    ffi_boundary!(value, {
+        let field = last_error_field_string();
+        // SAFETY: the caller's pointers, per the conventions.
+        match unsafe { write_str_to_buf(&field, buf, len, out_len) } {
+            Ok(()) => CAMKIT_OK,
+            Err(e) => e.code,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,19 +418,23 @@ mod tests {
 
     #[test]
     fn core_field_names_become_snake_case() {
-        assert_eq!(
-            c_field_name("rtspTimeoutMs: must be greater than 0"),
-            "rtsp_timeout_ms: must be greater than 0"
+        assert_eq!(c_field_name("rtspTimeoutMs"), "rtsp_timeout_ms");
+        assert_eq!(c_field_name("id"), "id");
+    }
+
+    #[test]
+    fn core_errors_keep_their_field_in_c_spelling() {
+        let e = FfiError::from(
+            camkit::Error::invalid("backoffMaxMs", "must not be smaller than backoffInitialMs")
+                .for_camera("door"),
         );
+        assert_eq!(e.code, CAMKIT_INVALID_INPUT);
+        assert_eq!(e.field.as_deref(), Some("backoff_max_ms"));
         assert_eq!(
-            c_field_name("id: must not be empty"),
-            "id: must not be empty"
+            e.message,
+            "camera \"door\": backoff_max_ms: must not be smaller than backoffInitialMs"
         );
-        assert_eq!(c_field_name("no field here"), "no field here");
-        assert_eq!(
-            c_field_name("camera \"a\": x: y"),
-            "camera \"a\": x: y",
-            "only a bare identifier is rewritten"
-        );
+        let e = FfiError::from(camkit::Error::new(ErrorKind::Timeout, "slow").with_status(408));
+        assert_eq!((e.code, e.field), (CAMKIT_TIMEOUT, None));
     }
 }

@@ -16,6 +16,22 @@ use crate::manager::*;
 use crate::status::*;
 use crate::subscription::*;
 
+/// `camkit_last_error_field`, through a buffer that fits.
+fn last_error_field() -> String {
+    let mut buf = [0 as c_char; 64];
+    let mut n = 0usize;
+    // SAFETY: a valid buffer and length.
+    let r = unsafe { camkit_last_error_field(buf.as_mut_ptr(), buf.len(), &mut n) };
+    assert_eq!(r, CAMKIT_OK);
+    // SAFETY: NUL-terminated by camkit_last_error_field.
+    let s = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.len(), n);
+    s
+}
+
 fn last_error() -> String {
     let mut buf = [0 as c_char; 512];
     let mut n = 0usize;
@@ -140,7 +156,9 @@ fn invalid_utf8_and_bad_options_name_the_field() {
             CAMKIT_INVALID_INPUT
         );
         assert!(last_error().starts_with("id:"), "{}", last_error());
+        assert_eq!(last_error_field(), "id");
         assert_eq!(camkit_disconnect(mgr, c"nope".as_ptr()), CAMKIT_NOT_FOUND);
+        assert_eq!(last_error_field(), "", "a failure about no field clears it");
 
         let mut cfg = std::mem::zeroed::<camkit_camera_config>();
         assert_eq!(camkit_camera_config_init(&mut cfg), CAMKIT_OK);
@@ -155,6 +173,11 @@ fn invalid_utf8_and_bad_options_name_the_field() {
             "{}",
             last_error()
         );
+        assert_eq!(
+            last_error_field(),
+            "rtsp_timeout_ms",
+            "core's field, spelled as in C"
+        );
 
         let opts = camkit_snapshot_options {
             max_width: 3,
@@ -167,6 +190,19 @@ fn invalid_utf8_and_bad_options_name_the_field() {
             CAMKIT_INVALID_INPUT
         );
         assert!(last_error().starts_with("max_width:"), "{}", last_error());
+        assert_eq!(last_error_field(), "max_width");
+        let mut small = [0 as c_char; 4];
+        let mut n = 0usize;
+        assert_eq!(
+            camkit_last_error_field(small.as_mut_ptr(), small.len(), &mut n),
+            CAMKIT_BUFFER_TOO_SMALL
+        );
+        assert_eq!(n, "max_width".len());
+        assert_eq!(
+            camkit_snapshot(mgr, c"cam".as_ptr(), &opts, null_mut()),
+            CAMKIT_NULL_ARGUMENT
+        );
+        assert_eq!(last_error_field(), "out");
 
         let mut json = null_mut();
         let mut len = 99usize;

@@ -10,7 +10,7 @@
 # and the static library, and the header as C++17; start the demo camera (640x360, the C
 # example demo_camera) and tests/gst/rtsp_server.py; then run snapshot and stream against
 # both, the error paths (wrong password -> UNAUTHORIZED, exit 4; closed port ->
-# UNREACHABLE, exit 5), and snapshot + stream under valgrind (no errors, no definite
+# UNREACHABLE, exit 5; an http:// URL -> INVALID_INPUT naming the field url), and snapshot + stream under valgrind (no errors, no definite
 # leaks); then the fault matrix under valgrind: the demo camera with one fault active
 # (tests/examples/fault_camera.rs) against snapshot and, mid-stream, stream, each exiting
 # with the expected camkit_result (~55 s of the run). Ends with `c-tests: N passed, M failed`; exits 1 when anything failed.
@@ -251,6 +251,11 @@ run_error "snapshot closed port" 5 UNREACHABLE \
   "$bin/snapshot-static" "rtsp://127.0.0.1:$closed_port/x" 1 "$work/out/unreachable"
 run_error "stream closed port" 5 UNREACHABLE \
   "$bin/stream-shared" "rtsp://127.0.0.1:$closed_port/x" 1 5
+run_error "snapshot bad url" 1 INVALID_INPUT \
+  "$bin/snapshot-static" "http://127.0.0.1:$closed_port/x" 1 "$work/out/bad-url"
+if ! grep -q '^error: INVALID_INPUT (1): url: .*(field: url)$' "$logs/$(slug "snapshot bad url").log"; then
+  fail "snapshot bad url: camkit_last_error_field does not name url" "$logs/$(slug "snapshot bad url").log"
+fi
 
 run_valgrind "valgrind snapshot-static demo" 0 "$bin/snapshot-static" "$demo" 2 "$work/out/vg-snapshot"
 run_valgrind "valgrind stream-shared demo" 0 "$bin/stream-shared" "$demo" 2 10

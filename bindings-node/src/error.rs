@@ -12,7 +12,7 @@
 
 use camkit::{Error, ErrorKind};
 use napi::bindgen_prelude::{FromNapiValue, JsError, TypeName, Unknown};
-use napi::{Env, Status, ValueType};
+use napi::{Env, JsValue, Status, ValueType};
 
 /// The `code` of a JS error: one of camkit's stable codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +63,35 @@ pub fn to_napi(e: &Error) -> napi::Error<Code> {
     napi::Error::new(Code::of(e.kind()), e.to_string())
 }
 
-/// The error to return from a promise's settle callback so that the promise rejects with a
-/// JS `Error` carrying camkit's code (see the module doc). Runs on the JS thread.
+/// The JS `Error` of a camkit error, to throw or to reject with: `message` and `code` as
+/// everywhere, and the structured parts camkit knows (see [`js_error`]).
+///
+/// Returned from a promise's settle callback, it makes the promise reject with exactly this
+/// object (see the module doc); returned from a synchronous function, napi-rs throws it.
+/// Runs on the JS thread.
 pub fn reject(env: &Env, e: &Error) -> napi::Error {
+    napi::Error::from(js_error(env, e))
+}
+
+/// The JS `Error` of a camkit error: `message`, `code`, and when camkit knows them,
+/// `field` (the config or option field an `INVALID_INPUT` error is about, as spelled in
+/// JS: `'rtspTimeoutMs'`) and `status` (the status code the camera or service answered,
+/// e.g. `401`, `461`, `429`). Code that reacts to an error reads these, never the message.
+pub fn js_error<'env>(env: &'env Env, e: &Error) -> Unknown<'env> {
     let js = JsError::from(to_napi(e)).into_unknown(*env);
-    napi::Error::from(js)
+    if e.field().is_none() && e.status().is_none() {
+        return js;
+    }
+    // Best effort: an error object that cannot take a property still has code and message.
+    if let Ok(mut obj) = js.coerce_to_object() {
+        if let Some(field) = e.field() {
+            let _ = obj.set("field", field);
+        }
+        if let Some(status) = e.status() {
+            let _ = obj.set("status", u32::from(status));
+        }
+    }
+    js
 }
 
 /// A camkit error for an internal failure of the binding (a task that panicked …).

@@ -9,7 +9,7 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 
 use crate::config::{CameraConfig, ManagerOptions, SnapshotOptions, SubscribeOptions};
-use crate::error::{self, convert, to_napi};
+use crate::error::{convert, reject};
 use crate::frame::JsFrame;
 use crate::promise;
 use crate::status::CameraStatus;
@@ -52,17 +52,17 @@ impl CameraManager {
         constructor,
         ts_args_type = "options?: ManagerOptions | undefined | null"
     )]
-    pub fn new(options: Option<Unknown>) -> error::Result<Self> {
+    pub fn new(env: &Env, options: Option<Unknown>) -> napi::Result<Self> {
         let options: ManagerOptions = match options {
-            Some(o) if !is_nullish(&o) => convert(o, "options").map_err(|e| to_napi(&e))?,
+            Some(o) if !is_nullish(&o) => convert(o, "options").map_err(|e| reject(env, &e))?,
             _ => ManagerOptions::default(),
         };
         let inner = match options.worker_threads {
             Some(0) => {
-                return Err(to_napi(&Error::invalid(
-                    "workerThreads",
-                    "must be at least 1",
-                )))
+                return Err(reject(
+                    env,
+                    &Error::invalid("workerThreads", "must be at least 1"),
+                ))
             }
             // Created outside any runtime context, so camkit builds a runtime of its own.
             Some(n) => camkit::CameraManager::with_options(camkit::ManagerOptions {
@@ -136,18 +136,18 @@ impl CameraManager {
 
     /// The status of one camera (`NOT_FOUND` for an unknown id).
     #[napi]
-    pub fn status(&self, id: String) -> error::Result<CameraStatus> {
+    pub fn status(&self, env: &Env, id: String) -> napi::Result<CameraStatus> {
         self.inner
             .status(&id)
             .map(Into::into)
-            .map_err(|e| to_napi(&e))
+            .map_err(|e| reject(env, &e))
     }
 
     /// The status of every camera, sorted by id.
     #[napi]
-    pub fn list(&self) -> error::Result<Vec<CameraStatus>> {
+    pub fn list(&self, env: &Env) -> napi::Result<Vec<CameraStatus>> {
         if self.inner.is_closed() {
-            return Err(to_napi(&closed()));
+            return Err(reject(env, &closed()));
         }
         Ok(self.inner.list().into_iter().map(Into::into).collect())
     }
@@ -196,26 +196,26 @@ impl CameraManager {
         id: String,
         options: Unknown,
         callback: Unknown,
-    ) -> error::Result<Subscription> {
-        let options: SubscribeOptions = convert(options, "options").map_err(|e| to_napi(&e))?;
-        let callback = function_arg(callback)?;
+    ) -> napi::Result<Subscription> {
+        let options: SubscribeOptions = convert(options, "options").map_err(|e| reject(env, &e))?;
+        let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
         let sub = self
             .inner
             .subscribe(&id, options.into_core())
-            .map_err(|e| to_napi(&e))?;
-        let callback = gate(env, callback).map_err(|e| to_napi(&e))?;
+            .map_err(|e| reject(env, &e))?;
+        let callback = gate(env, callback).map_err(|e| reject(env, &e))?;
         Ok(Subscription::start(self.inner.runtime(), id, sub, callback))
     }
 
     /// Calls `callback(event)` on every state change of any camera of this manager, until
     /// `remove()` or `close()`.
     #[napi(ts_args_type = "callback: (event: CameraEvent) => void")]
-    pub fn on_event(&self, env: &Env, callback: Unknown) -> error::Result<EventListener> {
+    pub fn on_event(&self, env: &Env, callback: Unknown) -> napi::Result<EventListener> {
         if self.inner.is_closed() {
-            return Err(to_napi(&closed()));
+            return Err(reject(env, &closed()));
         }
-        let callback = function_arg(callback)?;
-        let callback = gate(env, callback).map_err(|e| to_napi(&e))?;
+        let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
+        let callback = gate(env, callback).map_err(|e| reject(env, &e))?;
         let listener = EventListener::start(self.inner.runtime(), self.inner.events(), callback);
         let mut listeners = self.listeners.lock();
         listeners.retain(|h| !h.is_finished());
@@ -225,11 +225,11 @@ impl CameraManager {
 
     /// Changes a camera's decode policy at run time.
     #[napi(ts_args_type = "id: string, policy: DecodePolicy")]
-    pub fn set_decode_policy(&self, id: String, policy: String) -> error::Result<()> {
-        let policy = policy.parse().map_err(|e| to_napi(&e))?;
+    pub fn set_decode_policy(&self, env: &Env, id: String, policy: String) -> napi::Result<()> {
+        let policy = policy.parse().map_err(|e| reject(env, &e))?;
         self.inner
             .set_decode_policy(&id, policy)
-            .map_err(|e| to_napi(&e))
+            .map_err(|e| reject(env, &e))
     }
 
     /// Stops every camera and ends every subscription and event listener; later calls fail
@@ -265,9 +265,9 @@ impl Drop for CameraManager {
     }
 }
 
-fn function_arg(v: Unknown<'_>) -> error::Result<Unknown<'_>> {
+fn function_arg(v: Unknown<'_>) -> camkit::Result<Unknown<'_>> {
     match v.get_type() {
         Ok(ValueType::Function) => Ok(v),
-        _ => Err(to_napi(&Error::invalid("callback", "must be a function"))),
+        _ => Err(Error::invalid("callback", "must be a function")),
     }
 }

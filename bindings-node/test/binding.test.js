@@ -124,37 +124,48 @@ describe('with the demo camera', () => {
 
   it('rejects bad input with INVALID_INPUT naming the field', async () => {
     const cases = [
-      [{ id: 'x' }, /^host/],
-      [{ id: 'a/b', host: 'h' }, /^id/],
-      [{ host: 'h' }, /^id/],
-      [{ id: 'x', host: 'h', port: 'abc' }, /^port/],
-      [{ id: 'x', host: 'h', port: 70000 }, /^port/],
-      [{ id: 'x', host: 'bad host' }, /^host/],
-      [{ id: 'x', host: 'h', path: 'no-slash' }, /^path/],
-      [{ id: 'x', host: 'h', transport: 'carrier-pigeon' }, /^transport/],
-      [{ id: 'x', host: 'h', jpegQuality: 0 }, /^jpegQuality/],
-      [{ id: 'x', url: 'http://h/p' }, /^url/],
-      [5, /^config/],
-      [undefined, /^config/]
+      [{ id: 'x' }, 'host'],
+      [{ id: 'a/b', host: 'h' }, 'id'],
+      [{ host: 'h' }, 'id'],
+      [{ id: 'x', host: 'h', port: 'abc' }, 'port'],
+      [{ id: 'x', host: 'h', port: 70000 }, 'port'],
+      [{ id: 'x', host: 'bad host' }, 'host'],
+      [{ id: 'x', host: 'h', path: 'no-slash' }, 'path'],
+      [{ id: 'x', host: 'h', transport: 'carrier-pigeon' }, 'transport'],
+      [{ id: 'x', host: 'h', jpegQuality: 0 }, 'jpegQuality'],
+      [{ id: 'x', host: 'h', rtspTimeoutMs: 0 }, 'rtspTimeoutMs'],
+      [{ id: 'x', url: 'http://h/p' }, 'url'],
+      [5, 'config'],
+      [undefined, 'config']
     ]
     for (const [config, field] of cases) {
       const e = await failure(() => cams.connect(config))
       assert.ok(e instanceof Error)
       assert.equal(e.code, 'INVALID_INPUT', `${JSON.stringify(config)}: ${e.code} ${e.message}`)
-      assert.match(e.message, field, JSON.stringify(config))
+      assert.ok(e.message.startsWith(`${field}:`), `${JSON.stringify(config)}: ${e.message}`)
+      assert.equal(e.field, field, `err.field of ${JSON.stringify(config)}`)
+      assert.equal(e.status, undefined, 'no server answered')
     }
     let e = await failure(() => cams.snapshot('demo', { maxWidth: 3 }))
     assert.equal(e.code, 'INVALID_INPUT')
     assert.match(e.message, /^maxWidth/)
+    assert.equal(e.field, 'maxWidth')
+    // Thrown synchronously: the same fields as a rejection.
     e = await failure(() => cams.subscribe('demo', { fps: 0 }, () => {}))
     assert.equal(e.code, 'INVALID_INPUT')
     assert.match(e.message, /^fps/)
+    assert.equal(e.field, 'fps')
     e = await failure(() => cams.subscribe('demo', { fps: 5 }, 'not a function'))
     assert.equal(e.code, 'INVALID_INPUT')
     assert.match(e.message, /^callback/)
+    assert.equal(e.field, 'callback')
     e = await failure(() => startDemoCamera({ width: 7 }))
     assert.equal(e.code, 'INVALID_INPUT')
     assert.match(e.message, /^width/)
+    assert.equal(e.field, 'width')
+    e = await failure(() => cams.disconnect('nobody'))
+    assert.equal(e.code, 'NOT_FOUND')
+    assert.equal(e.field, undefined, 'an error about no field has none')
   })
 
   it('says NOT_FOUND for an unknown camera', async () => {
@@ -286,6 +297,8 @@ describe('with gst-rtsp-server', () => {
       id: 'auth', host: '127.0.0.1', port: gst.port, path: '/auth/h264-1080', username: GST_USER, password: 'wrong-hunter2'
     }))
     assert.equal(e.code, 'UNAUTHORIZED')
+    assert.equal(e.status, 401, 'the RTSP status the camera answered')
+    assert.equal(e.field, undefined)
     assert.match(e.message, /username\/password/)
     assert.ok(!e.message.includes('hunter2'))
   })

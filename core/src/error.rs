@@ -6,6 +6,7 @@
 //! everything that reaches [`Error::new`] is built from redacted pieces.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, in a small set that stays stable across releases.
 ///
@@ -94,12 +95,56 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A camkit error: a kind, the camera it concerns, and a redacted message.
-#[derive(Clone, PartialEq, Eq)]
+/// The RTSP step a camera error happened in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RtspStep {
+    /// Connecting and `DESCRIBE`.
+    Describe,
+    /// `SETUP` of the video track.
+    Setup,
+    /// `PLAY`.
+    Play,
+    /// Receiving the stream after `PLAY`.
+    Stream,
+}
+
+impl RtspStep {
+    /// `DESCRIBE`, `SETUP`, `PLAY` or `streaming`, as messages name the step.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspStep::Describe => "DESCRIBE",
+            RtspStep::Setup => "SETUP",
+            RtspStep::Play => "PLAY",
+            RtspStep::Stream => "streaming",
+        }
+    }
+}
+
+impl fmt::Display for RtspStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The underlying error kept as [`std::error::Error::source`]; shared so `Error` stays `Clone`.
+type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A camkit error: a kind, the camera it concerns, a redacted message, and what is known
+/// in structure: the RTSP step, the server's status code, the field of an input error, and
+/// the underlying error as [`source`](std::error::Error::source).
+///
+/// Code decides on [`kind`](Self::kind), [`status`](Self::status) and
+/// [`field`](Self::field), never on the message's text, which is for people.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     camera: Option<String>,
     message: String,
+    step: Option<RtspStep>,
+    status: Option<u16>,
+    field: Option<String>,
+    source: Option<Source>,
 }
 
 /// `Result` with camkit's [`Error`].
@@ -112,17 +157,50 @@ impl Error {
             kind,
             camera: None,
             message: message.into(),
+            step: None,
+            status: None,
+            field: None,
+            source: None,
         }
     }
 
-    /// An [`ErrorKind::InvalidInput`] error naming the offending field.
+    /// An [`ErrorKind::InvalidInput`] error naming the offending field: the message is
+    /// `field: problem` and [`field`](Self::field) is `field`.
     pub fn invalid(field: &str, problem: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::InvalidInput, format!("{field}: {problem}"))
+        let mut e = Error::new(ErrorKind::InvalidInput, format!("{field}: {problem}"));
+        e.field = Some(field.to_owned());
+        e
     }
 
     /// Attaches the camera id this error concerns.
     pub fn for_camera(mut self, id: &str) -> Self {
         self.camera = Some(id.to_owned());
+        self
+    }
+
+    /// Records the RTSP step the error happened in.
+    pub fn at_step(mut self, step: RtspStep) -> Self {
+        self.step = Some(step);
+        self
+    }
+
+    /// Records the status code the server answered (RTSP `461`, HTTP `429` …).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Keeps the underlying error as this error's `source()`. Its text must be free of
+    /// credentials too (retina's is: camkit never gives it a URL with userinfo).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The same error with another message (e.g. one with a secret removed), keeping
+    /// everything else.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
         self
     }
 
@@ -141,6 +219,22 @@ impl Error {
         &self.message
     }
 
+    /// The RTSP step the error happened in, for camera errors that know it.
+    pub fn step(&self) -> Option<RtspStep> {
+        self.step
+    }
+
+    /// The status code the server answered, when the error is a server's answer.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The field an [`ErrorKind::InvalidInput`] error is about, named as in the JSON
+    /// config (`rtspTimeoutMs`, `host`, `quality` …).
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// The error of a call on a closed manager.
     pub fn closed() -> Self {
         Error::new(
@@ -157,6 +251,20 @@ impl Error {
     }
 }
 
+/// Equal when everything but the source is: sources are arbitrary errors without equality.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.camera == other.camera
+            && self.message == other.message
+            && self.step == other.step
+            && self.status == other.status
+            && self.field == other.field
+    }
+}
+
+impl Eq for Error {}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.camera {
@@ -168,11 +276,30 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Error({}: {self})", self.kind.code())
+        write!(f, "Error({}: {self}", self.kind.code())?;
+        if let Some(step) = self.step {
+            write!(f, "; step {step}")?;
+        }
+        if let Some(status) = self.status {
+            write!(f, "; status {status}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "; field {field}")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, "; source: {source}")?;
+        }
+        f.write_str(")")
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -196,5 +323,36 @@ mod tests {
         );
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert_eq!(e.camera(), Some("door"));
+        assert_eq!((e.step(), e.status(), e.field()), (None, None, None));
+    }
+
+    #[test]
+    fn structure_travels_apart_from_the_message() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = Error::new(ErrorKind::Protocol, "the camera refused SETUP")
+            .at_step(RtspStep::Setup)
+            .with_status(461)
+            .with_source(io)
+            .for_camera("door");
+        assert_eq!(e.step(), Some(RtspStep::Setup));
+        assert_eq!(e.status(), Some(461));
+        assert_eq!(e.source().unwrap().to_string(), "reset by peer");
+        assert_eq!(e.to_string(), "camera \"door\": the camera refused SETUP");
+        let dbg = format!("{e:?}");
+        assert!(
+            dbg.contains("step SETUP") && dbg.contains("status 461"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("reset by peer"), "{dbg}");
+        assert_eq!(e.clone(), e, "a clone shares the source");
+        let renamed = e.clone().with_message("other words");
+        assert_eq!(renamed.status(), Some(461));
+        assert_eq!(renamed.message(), "other words");
+
+        let e = Error::invalid("rtspTimeoutMs", "must be greater than 0");
+        assert_eq!(e.field(), Some("rtspTimeoutMs"));
+        assert_eq!(e.message(), "rtspTimeoutMs: must be greater than 0");
+        assert!(e.source().is_none());
     }
 }

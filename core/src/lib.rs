@@ -40,7 +40,7 @@ pub mod video;
 pub use backoff::Backoff;
 pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
 pub use decode::{DecoderBackend, H264Decoder};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, RtspStep};
 pub use events::{CameraEvent, EventStream};
 pub use frame::{Frame, SnapshotOptions, SubscribeOptions};
 pub use manager::{CameraManager, ManagerOptions};

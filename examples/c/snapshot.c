@@ -31,7 +31,17 @@ static int report(camkit_result r) {
     /* Longer than the buffer: a real program would allocate len + 1 bytes. */
     snprintf(msg, sizeof msg, "(message of %zu bytes)", len);
   }
-  fprintf(stderr, "error: %s (%u): %s\n", camkit_result_name(r), (unsigned)r, msg);
+  /* The field a bad input names, for programs that point at the value (not the text). */
+  char field[64];
+  if (camkit_last_error_field(field, sizeof field, NULL) != CAMKIT_OK) {
+    field[0] = '\0';
+  }
+  if (field[0] != '\0') {
+    fprintf(stderr, "error: %s (%u): %s (field: %s)\n", camkit_result_name(r), (unsigned)r, msg,
+            field);
+  } else {
+    fprintf(stderr, "error: %s (%u): %s\n", camkit_result_name(r), (unsigned)r, msg);
+  }
   return (int)r;
 }
 

@@ -323,17 +323,21 @@ async fn bad_input_names_the_field() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.message().starts_with("host"), "{e}");
+    assert_eq!(e.field(), Some("host"));
     let e = cams
         .snapshot("c", SnapshotOptions::full().quality(0))
         .await
         .unwrap_err();
     assert!(e.message().starts_with("quality"), "{e}");
+    assert_eq!(e.field(), Some("quality"));
     let e = cams
         .subscribe("c", SubscribeOptions::fps(-1.0))
         .unwrap_err();
     assert!(e.message().starts_with("fps"), "{e}");
+    assert_eq!(e.field(), Some("fps"));
     let e = cams.status("a\nb").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(e.field(), Some("id"));
 }
 
 /// A camera that keeps its RTSP session (answers keepalives) but stops sending video:

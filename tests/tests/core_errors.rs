@@ -15,6 +15,10 @@ async fn closed_port_is_unreachable() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.to_string().contains("refused"), "{e}");
+    assert_eq!(e.step(), Some(camkit::RtspStep::Describe), "{e:?}");
+    assert_eq!(e.status(), None, "no server answered");
+    let source = std::error::Error::source(&e).expect("retina's error is the source");
+    assert!(source.to_string().contains("refused"), "{source}");
     assert!(cams.list().is_empty());
 }
 
@@ -30,6 +34,7 @@ async fn silent_server_times_out_at_the_limit() {
     let took = start.elapsed();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.to_string().contains("DESCRIBE"), "{e}");
+    assert_eq!(e.step(), Some(camkit::RtspStep::Describe), "{e:?}");
     assert!(took >= Duration::from_millis(800), "{took:?}");
     assert!(took < Duration::from_millis(2500), "{took:?}");
 }

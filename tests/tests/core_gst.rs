@@ -117,6 +117,8 @@ async fn wrong_password_is_unauthorized_fast() {
         start.elapsed()
     );
     assert!(e.to_string().contains("username/password"), "{e}");
+    assert_eq!(e.status(), Some(401), "{e:?}");
+    assert_eq!(e.step(), Some(camkit::RtspStep::Describe), "{e:?}");
     assert!(!e.to_string().contains("hunter2"), "{e}");
     // No credentials at all: says they are needed.
     let e = cams
@@ -151,6 +153,7 @@ async fn unknown_path_says_check_the_path() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
     assert!(e.to_string().contains("path"), "{e}");
+    assert_eq!(e.status(), Some(404), "{e:?}");
 }
 
 /// An MJPEG (RTP/JPEG) camera: its JPEGs pass through without a decode or an encode.
@@ -193,6 +196,17 @@ async fn auto_transport_falls_back_to_udp_on_461() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
     assert!(e.to_string().contains("461"), "{e}");
+    assert_eq!(
+        e.status(),
+        Some(461),
+        "the fallback decides on this, not the text"
+    );
+    assert_eq!(e.step(), Some(camkit::RtspStep::Setup), "{e:?}");
+    let source = std::error::Error::source(&e).expect("retina's error is the source");
+    assert!(
+        source.to_string().lines().count() > 1,
+        "retina's full context is kept: {source}"
+    );
     let st = cams
         .connect(CameraConfig::from_url("a", server().url("/udp-only")).transport(Transport::Auto))
         .await

@@ -3,31 +3,62 @@
 
 use crate::error::{Error, ErrorKind};
 
-/// The RTSP steps, named in errors.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Step {
-    Describe,
-    Setup,
-    Play,
-    Stream,
+/// The RTSP steps, named in errors (camkit's public [`RtspStep`](crate::RtspStep)).
+pub(crate) use crate::error::RtspStep as Step;
+
+/// Maps a retina error to a camkit kind with a message that says what to do.
+///
+/// The result carries the step, the RTSP status when the camera answered one, and retina's
+/// error as `source()`; retina's full text (several lines that locate the packet or
+/// message in a capture) goes to the debug log, the message keeps what a person needs.
+pub(crate) fn classify(e: &retina::Error, step: Step, endpoint: &str, has_creds: bool) -> Error {
+    tracing::debug!(endpoint, step = step.as_str(), error = %e, "RTSP failure");
+    classify_retina(e, step, endpoint, has_creds)
+        .at_step(step)
+        .with_source(e.clone())
 }
 
-impl Step {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Step::Describe => "DESCRIBE",
-            Step::Setup => "SETUP",
-            Step::Play => "PLAY",
-            Step::Stream => "streaming",
+/// What a retina error without a status code was, read from its text.
+///
+/// retina's error is opaque: besides [`retina::Error::status_code`] it offers no accessor
+/// and no `source()`, only its `Display`, whose first line starts with a fixed phrase per
+/// failure. This is the one place in camkit that reads an error's text, and it reads only
+/// those phrases of retina 0.4's `ErrorInt` (`src/error.rs`).
+enum RetinaFailure<'a> {
+    /// "Unable to connect to RTSP server: {io error}".
+    Connect(&'a str),
+    /// "Error reading from / writing to RTSP peer: …", "Error receiving UDP packet: …".
+    ConnectionLost(&'a str),
+    /// "Timeout".
+    Timeout,
+    /// "Unsupported: …".
+    Unsupported,
+    /// Anything else (framing, packet and precondition errors): the first line says it.
+    Other,
+}
+
+impl<'a> RetinaFailure<'a> {
+    fn of(first_line: &'a str) -> Self {
+        let after_colon = |s: &'a str| s.split_once(": ").map_or("", |(_, w)| w);
+        if first_line.starts_with("Unable to connect") {
+            let why = after_colon(first_line);
+            RetinaFailure::Connect(if why.is_empty() { first_line } else { why })
+        } else if first_line.starts_with("Error reading from RTSP peer")
+            || first_line.starts_with("Error writing to RTSP peer")
+            || first_line.starts_with("Error receiving UDP packet")
+        {
+            RetinaFailure::ConnectionLost(after_colon(first_line))
+        } else if first_line == "Timeout" {
+            RetinaFailure::Timeout
+        } else if first_line.starts_with("Unsupported") {
+            RetinaFailure::Unsupported
+        } else {
+            RetinaFailure::Other
         }
     }
 }
 
-/// Maps a retina error to a camkit kind with a message that says what to do.
-///
-/// retina's error type is opaque except for the RTSP status code; its message's first
-/// line names the failure (connect, read, write, …), which is what the rest keys on.
-pub(crate) fn classify(e: &retina::Error, step: Step, endpoint: &str, has_creds: bool) -> Error {
+fn classify_retina(e: &retina::Error, step: Step, endpoint: &str, has_creds: bool) -> Error {
     let full = e.to_string();
     let first = full.lines().next().unwrap_or("").trim().to_owned();
     let step_name = step.as_str();
@@ -82,39 +113,30 @@ pub(crate) fn classify(e: &retina::Error, step: Step, endpoint: &str, has_creds:
         return Error::new(
             kind,
             format!("{endpoint} answered {reason} to {step_name}: {advice}"),
-        );
+        )
+        .with_status(code);
     }
-    if first.starts_with("Unable to connect") {
-        let why = first
-            .split_once(": ")
-            .map_or(first.as_str(), |(_, w)| w)
-            .to_owned();
-        return Error::new(
+    match RetinaFailure::of(&first) {
+        RetinaFailure::Connect(why) => Error::new(
             ErrorKind::Unreachable,
             format!("cannot connect to {endpoint}: {why}; check that the camera is on, the host and port are right, and no firewall blocks it"),
-        );
-    }
-    if first.starts_with("Error reading from RTSP peer")
-        || first.starts_with("Error writing to RTSP peer")
-        || first.starts_with("Error receiving UDP packet")
-    {
-        let why = first.split_once(": ").map_or("", |(_, w)| w).to_owned();
-        return Error::new(
+        ),
+        RetinaFailure::ConnectionLost(why) => Error::new(
             ErrorKind::Unreachable,
             format!("connection to {endpoint} lost during {step_name}: {why}"),
-        );
-    }
-    if first == "Timeout" {
-        return Error::new(
+        ),
+        RetinaFailure::Timeout => Error::new(
             ErrorKind::Timeout,
             format!("{endpoint} timed out during {step_name}"),
-        );
+        ),
+        RetinaFailure::Unsupported => {
+            Error::new(ErrorKind::UnsupportedCodec, format!("{endpoint}: {first}"))
+        }
+        RetinaFailure::Other => Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "{endpoint} sent something camkit could not follow during {step_name}: {first}"
+            ),
+        ),
     }
-    if first.starts_with("Unsupported") {
-        return Error::new(ErrorKind::UnsupportedCodec, format!("{endpoint}: {first}"));
-    }
-    Error::new(
-        ErrorKind::Protocol,
-        format!("{endpoint} sent something camkit could not follow during {step_name}: {first}"),
-    )
 }

@@ -366,12 +366,14 @@ impl Lifecycle {
                             fmt_duration(frame_timeout)
                         ),
                     )
+                    .at_step(crate::error::RtspStep::Stream)
                 }
                 Ok(None) => {
                     return Error::new(
                         ErrorKind::Unreachable,
                         format!("{endpoint} ended the stream"),
                     )
+                    .at_step(crate::error::RtspStep::Stream)
                 }
                 Ok(Some(Err(e))) => return e,
                 Ok(Some(Ok(item))) => item,

@@ -20,8 +20,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::status::{h264_profile_name, StreamInfo};
 use crate::util::fmt_duration;
 
-/// Marker in the message of a 461 answer, which `auto` transport falls back on.
-const TRANSPORT_REFUSED: &str = "461 Unsupported Transport";
+/// The RTSP status of a camera that refuses the transport asked for (461 Unsupported
+/// Transport), which `auto` transport falls back on.
+const TRANSPORT_REFUSED: u16 = 461;
 
 /// A playing stream.
 pub(crate) struct OpenStream {
@@ -153,7 +154,8 @@ async fn step<T>(
                 which.as_str(),
                 fmt_duration(limit)
             ),
-        )),
+        )
+        .at_step(which)),
     }
 }
 
@@ -167,7 +169,7 @@ pub(crate) async fn open(
         Transport::Tcp => open_with(source, cfg, group, Transport::Tcp).await,
         Transport::Udp => open_with(source, cfg, group, Transport::Udp).await,
         Transport::Auto => match open_with(source, cfg, group, Transport::Tcp).await {
-            Err(e) if e.message().contains(TRANSPORT_REFUSED) => {
+            Err(e) if e.status() == Some(TRANSPORT_REFUSED) => {
                 tracing::info!(url = %source.url(), "camera refused RTP over TCP (461); trying UDP");
                 open_with(source, cfg, group, Transport::Udp).await
             }

@@ -490,7 +490,7 @@ fn status_error(path: &str, status: reqwest::StatusCode, text: &str, attempts: u
     } else {
         String::new()
     };
-    match status.as_u16() {
+    let e = match status.as_u16() {
         401 | 403 => Error::new(
             ErrorKind::Unauthorized,
             format!(
@@ -520,7 +520,8 @@ fn status_error(path: &str, status: reqwest::StatusCode, text: &str, attempts: u
                 }
             ),
         ),
-    }
+    };
+    e.with_status(status.as_u16())
 }
 
 /// The service's explanation in an error body: `error` (a string or `{message}`),

@@ -143,8 +143,9 @@ impl StreamState {
                         }
                     }
                     Err(e) => {
-                        self.pending
-                            .push_back(Err(Error::new(e.kind(), self.client.redact(e.message()))));
+                        self.pending.push_back(Err(e
+                            .clone()
+                            .with_message(self.client.redact(e.message()))));
                         self.done = true;
                         break;
                     }
