@@ -176,7 +176,7 @@ fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
 #[test]
 fn bframes_decode_alike_in_display_order() {
     let clip = x264_clip_with("320x240", 15, 30, 15, "high", 2);
-    let aus = camkit::demo_camera::access_units(&clip);
+    let aus = camkit_demo_camera::access_units(&clip);
     assert_eq!(aus.len(), 30);
     let mut outputs: Vec<Vec<Picture>> = Vec::new();
     for backend in [DecoderBackend::OpenH264, DecoderBackend::Libavcodec] {
