@@ -260,7 +260,16 @@ impl Worker {
     /// yet; then the buffered GOP is decoded again by a decoder of its own that is drained,
     /// and its newest picture is published (see [`Worker::drain_copy`]).
     fn catch_up(&mut self, asked: bool) -> Result<()> {
-        if self.stream.codec == VideoCodec::Jpeg || self.decoded_upto >= self.gop.len() {
+        if self.stream.codec == VideoCodec::Jpeg {
+            return Ok(());
+        }
+        if self.decoded_upto >= self.gop.len() {
+            // Everything buffered was decoded already (a keyframe decoded on arrival under
+            // `Keyframes`, or a grace period), yet a picture held back for reordering may
+            // still be all there is: a reader who waits for the first one gets it drained.
+            if asked && self.decoder.is_some() && self.cache.latest().is_none() {
+                return self.drain_held_back();
+            }
             return Ok(());
         }
         if self.decoder.is_none() {
@@ -307,25 +316,37 @@ impl Worker {
                 }
             }
         }
-        if asked && !published && self.fed > self.output + self.hold_back {
-            match self.drain_copy() {
-                Ok(Some(p)) => {
-                    // This decoder outputs the pictures it holds back later; the drained
-                    // one is the newest of them.
-                    self.hold_back = self.fed - self.output;
-                    self.publish(p, last);
-                    published = true;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.log_decode_error(&e);
-                    last_err = Some(e);
-                }
+        if asked && !published {
+            match self.drain_held_back() {
+                Ok(()) => published = self.cache.latest().is_some(),
+                Err(e) => last_err = Some(e),
             }
         }
         match last_err {
             Some(e) if !published => Err(e),
             _ => Ok(()),
+        }
+    }
+
+    /// Publishes the newest picture the camera's decoder still holds back for reordering,
+    /// drained from a copy (see [`Worker::drain_copy`]); nothing when it holds none back.
+    fn drain_held_back(&mut self) -> Result<()> {
+        if self.decoded_upto == 0 || self.fed <= self.output + self.hold_back {
+            return Ok(());
+        }
+        match self.drain_copy() {
+            Ok(Some(p)) => {
+                // This decoder outputs the pictures it holds back later; the drained
+                // one is the newest of them.
+                self.hold_back = self.fed - self.output;
+                self.publish(p, self.decoded_upto - 1);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.log_decode_error(&e);
+                Err(e)
+            }
         }
     }
 
