@@ -291,12 +291,20 @@ fn gst_snapshot(url: &str, h265: bool) -> Vec<u8> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        status.success(),
-        "gst-launch-1.0 failed ({status}): {pipeline}"
-    );
-    let jpeg = std::fs::read(&out).unwrap();
+    // `jpegenc snapshot=true` ends the pipeline after the first picture; rtspsrc's PAUSE
+    // on the way out can then race the server's end of the connection ("Could not send
+    // message (Received end-of-file)") and make gst-launch exit 1 although the picture was
+    // written whole. What this checks is the picture: a complete JPEG (ending with its EOI
+    // marker) is the reference however the teardown went; anything less is a failure.
+    let jpeg = std::fs::read(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
+    let complete =
+        jpeg.len() > 4 && jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]);
+    assert!(
+        complete,
+        "gst-launch-1.0 gave no complete JPEG ({status}, {} bytes): {pipeline}",
+        jpeg.len()
+    );
     jpeg
 }
 
