@@ -39,5 +39,6 @@ pub use moondream_mock::{
 pub use proc_stats::ProcStats;
 pub use silent_server::{closed_port_url, SilentServer};
 pub use smpte::{
-    assert_smpte_bars, full_range, smpte_bar_centers, smpte_bar_centers_scaled, SMPTE_BAR_NAMES,
+    assert_smpte_bars, check_smpte, full_range, smpte_bar_centers, smpte_bar_centers_scaled,
+    SMPTE_BAR_NAMES,
 };

@@ -113,6 +113,22 @@ pub fn full_range(limited: [u8; 3]) -> [u8; 3] {
     limited.map(|c| ((c as f64 - 16.0) * 255.0 / 219.0).clamp(0.0, 255.0) as u8)
 }
 
+/// Asserts that a JPEG of the SMPTE-bars test source has the stream's size and every bar
+/// in its colour (limited-range bars expanded to full range, as camkit's JPEGs are).
+pub fn check_smpte(what: &str, jpeg: &[u8], width: u32, height: u32) {
+    let (rgb, w, h) = crate::decode_jpeg_rgb(jpeg);
+    assert_eq!((w, h), (width, height), "{what}");
+    for (x, y, expected) in smpte_bar_centers(w, h) {
+        let m = crate::mean_rgb(&rgb, w, x - 4, y - 4, 8, 8);
+        crate::assert_color_near(
+            m,
+            full_range(expected),
+            24.0,
+            &format!("{what}: bar at ({x},{y})"),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,7 @@
 use std::sync::OnceLock;
 
 use camkit::{CameraConfig, CameraManager, CameraState, DecoderChoice, SnapshotOptions};
-use camkit_tests::{
-    assert_color_near, decode_jpeg_rgb, full_range, mean_rgb, smpte_bar_centers, GstServer,
-    GstServerOptions,
-};
+use camkit_tests::{check_smpte, GstServer, GstServerOptions};
 
 /// One server for the whole binary, with the `/shared-file` mount.
 fn server() -> &'static GstServer {
@@ -20,20 +17,6 @@ fn server() -> &'static GstServer {
         })
         .expect("GStreamer RTSP server starts")
     })
-}
-
-fn check_smpte(what: &str, jpeg: &[u8], width: u32, height: u32) {
-    let (rgb, w, h) = decode_jpeg_rgb(jpeg);
-    assert_eq!((w, h), (width, height), "{what}");
-    for (x, y, expected) in smpte_bar_centers(w, h) {
-        let m = mean_rgb(&rgb, w, x - 4, y - 4, 8, 8);
-        assert_color_near(
-            m,
-            full_range(expected),
-            24.0,
-            &format!("{what}: bar at ({x},{y})"),
-        );
-    }
 }
 
 /// A camera sending H.264 High with B-frames (`x264enc bframes=2`, SPS/PPS in the SDP

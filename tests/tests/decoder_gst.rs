@@ -5,27 +5,11 @@
 use std::sync::OnceLock;
 
 use camkit::{CameraConfig, CameraManager, DecoderChoice, SnapshotOptions};
-use camkit_tests::{
-    assert_color_near, decode_jpeg_rgb, full_range, mean_rgb, smpte_bar_centers, GstServer,
-};
+use camkit_tests::{check_smpte, GstServer};
 
 fn server() -> &'static GstServer {
     static SERVER: OnceLock<GstServer> = OnceLock::new();
     SERVER.get_or_init(|| GstServer::start().expect("GStreamer RTSP server starts"))
-}
-
-fn check_smpte(what: &str, jpeg: &[u8]) {
-    let (rgb, w, h) = decode_jpeg_rgb(jpeg);
-    assert_eq!((w, h), (640, 360), "{what}");
-    for (x, y, expected) in smpte_bar_centers(w, h) {
-        let m = mean_rgb(&rgb, w, x - 4, y - 4, 8, 8);
-        assert_color_near(
-            m,
-            full_range(expected),
-            24.0,
-            &format!("{what}: bar at ({x},{y})"),
-        );
-    }
 }
 
 /// Connects with `decoder`, takes two snapshots (the first catches up on the GOP, the
@@ -42,7 +26,7 @@ async fn snapshots_with(path: &str, decoder: DecoderChoice) -> camkit::CameraSta
             .snapshot("gst", SnapshotOptions::full())
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        check_smpte(&what, &f.jpeg);
+        check_smpte(&what, &f.jpeg, 640, 360);
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     let after = cams.status("gst").unwrap();
