@@ -82,6 +82,19 @@ export declare class CameraManager {
    * `MOONDREAM_API_KEY`); `CLOSED` after `close()`.
    */
   moondream(options?: MoondreamOptions | undefined | null): Moondream
+  /**
+   * Calls `callback(null, chunk)` with a camera's live video as the camera sent it,
+   * without decoding: by default fragmented MP4 (an `'init'` chunk, then one `'media'`
+   * chunk per frame, starting at the last keyframe), until `unsubscribe()`.
+   *
+   * Watching video does not make the camera decode. A callback that falls behind by
+   * more than `maxQueueBytes` loses frames up to the next keyframe (`skipped` counts
+   * them); `pause()` / `resume()` hold delivery for a backed-up consumer. When the
+   * camera is disconnected or the manager closed, the callback gets one last call with
+   * an error whose code is `'CLOSED'`. Throws `NOT_FOUND`, `INVALID_INPUT` (naming the
+   * field). Dropping the returned object does not unsubscribe.
+   */
+  subscribeVideo(id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | undefined | null): VideoSubscription
 }
 
 /**
@@ -190,6 +203,40 @@ export declare class Subscription {
   get dropped(): number
 }
 
+/** A live video subscription, returned by `CameraManager.subscribeVideo()`. */
+export declare class VideoSubscription {
+  /**
+   * Stops the deliveries: no callback runs after this returns, not even one already
+   * queued (nor the final `CLOSED` one). Idempotent.
+   */
+  unsubscribe(): void
+  /**
+   * Stops taking chunks until `resume()`: they wait in camkit's queue, which skips to
+   * the next keyframe once `maxQueueBytes` are waiting. For a consumer that is backed
+   * up (a socket whose `write()` returned false). No callback runs from this call to
+   * `resume()` (a chunk camkit had already handed over is held until then).
+   */
+  pause(): void
+  /** Takes chunks again after `pause()`. */
+  resume(): void
+  /** Whether `pause()` is in effect. */
+  get paused(): boolean
+  /** The camera this subscription follows. */
+  get cameraId(): string
+  /**
+   * Whether chunks are still being delivered (false after `unsubscribe()`, or once the
+   * camera is disconnected or the manager closed).
+   */
+  get active(): boolean
+  /** Chunks handed to the callback. */
+  get delivered(): number
+  /**
+   * Chunks camkit skipped because this subscriber was behind by more than
+   * `maxQueueBytes` (it then resumes at the next keyframe).
+   */
+  get skipped(): number
+}
+
 /** A running watch, from `moondream.watch()`. */
 export declare class Watch {
   /**
@@ -261,7 +308,45 @@ export interface CameraConfig {
    * the failure is in its status' `lastError`.
    */
   persistent?: boolean
+  /**
+   * With `decode: 'onDemand'`: how long the camera keeps decoding after a snapshot (so
+   * snapshots in a row come from the cache) and, at most 2000 of it, after its last
+   * subscriber left; then it releases its decoder. Default 5000.
+   */
+  decodeGraceMs?: number
+  /**
+   * Longest wait of `connect`, all steps together; then it rejects with `TIMEOUT` (a
+   * persistent camera stays and `connect` resolves). Default 4 × `rtspTimeoutMs` +
+   * `frameTimeoutMs` + 10000.
+   */
+  connectTimeoutMs?: number
+  /**
+   * Longest wait of a snapshot of this camera; then it rejects with `TIMEOUT`. Default
+   * `rtspTimeoutMs`.
+   */
+  snapshotTimeoutMs?: number
+  /**
+   * When to send `TEARDOWN` (default `'auto'`: over UDP and to servers known to need
+   * it; `'always'`; `'never'` for cameras that answer it badly).
+   */
+  teardown?: 'auto' | 'always' | 'never'
+  /**
+   * Data on RTSP-interleaved channels nobody set up (default `'auto'`; `'ignore'` for
+   * cameras that send audio or metadata there anyway).
+   */
+  unassignedChannelData?: 'auto' | 'assumeStaleSession' | 'error' | 'ignore'
+  /**
+   * RTCP sender reports from an unknown SSRC (default `'dropPackets'`;
+   * `'processPackets'` for cameras whose RTCP carries another SSRC than their RTP).
+   */
+  unknownRtcpSsrc?: 'dropPackets' | 'abortSession' | 'processPackets'
 }
+
+/**
+ * The name of every field of camkit's camera config, as `CameraConfig` spells it here.
+ * Each one is settable from this binding (its tests check this list against it).
+ */
+export declare function cameraConfigFields(): Array<string>
 
 /** A camera changed state. */
 export interface CameraEvent {
@@ -291,13 +376,16 @@ export interface CameraStatus {
   /** The decode policy. */
   decode: DecodePolicy
   /**
-   * The H.264 decoder in use: `'openh264'`, or `'libavcodec'` with its version
+   * The decoder in use: `'openh264'`, or `'libavcodec'` with its version
    * (`'libavcodec 59.37.100'`).
    */
   decoder: string
-  /** Video codec (`'h264'` …), once known. */
+  /** Video codec (`'h264'`, `'h265'`, `'jpeg'`), once known. */
   codec?: string
-  /** H.264 profile (`'Baseline'`, `'Main'`, `'High'` …), once known. */
+  /**
+   * H.264 profile (`'Baseline'`, `'Main'`, `'High'` …) or H.265 profile (`'Main'`,
+   * `'Main 10'` …), once known.
+   */
   profile?: string
   /** Picture width in pixels, once known. */
   width?: number
@@ -313,6 +401,11 @@ export interface CameraStatus {
   framesDecoded: number
   /** Frames dropped (decoder behind, corrupt data, lost packets). */
   framesDropped: number
+  /**
+   * Frames skipped because part of them never arrived (stream joined mid-frame, lost
+   * packets, data that could not be depacketized); the session goes on.
+   */
+  partialFramesSkipped: number
   /** Times the stream was reopened after a failure. */
   reconnects: number
   /** When the current stream started, in ms since the Unix epoch. */
@@ -321,6 +414,20 @@ export interface CameraStatus {
   lastFrameMs?: number
   /** JPEG encodes made from this camera's pictures (each picture and size at most once). */
   jpegEncodes: number
+  /**
+   * Total time without video in ms since the camera first streamed (broken streams,
+   * reconnects, frames skipped after damage), including the current stretch.
+   */
+  videoLostMs: number
+  /**
+   * Since when the camera has had no video (ms since the Unix epoch); absent while
+   * video flows.
+   */
+  videoLostSinceMs?: number
+  /** The latest picture is stale: served while the camera has no video (reconnecting). */
+  pictureStale: boolean
+  /** Age of the latest picture in ms, once there is one. */
+  pictureAgeMs?: number
   /** The most recent error, kept after recovery for diagnosis. */
   lastError?: LastError
 }
@@ -556,6 +663,48 @@ export interface SubscribeOptions {
 
 /** How RTP packets travel from the camera. */
 export type Transport = 'tcp' | 'udp' | 'auto'
+
+/** One piece of a video subscription, as the callback gets it. */
+export interface VideoChunk {
+  /**
+   * `'init'`: `ftyp` + `moov`, first and again whenever the stream's parameters change
+   * (append it before the media after it). `'media'`: `moof` + `mdat` of one frame.
+   * `'accessUnit'`: one Annex B access unit (format `'annexb'`).
+   */
+  kind: 'init' | 'media' | 'accessUnit'
+  /** The bytes: camkit's own, shared with every other subscriber. Read-only. */
+  data: Buffer
+  /** A decoder can start here (always false for init segments). */
+  keyframe: boolean
+  /** The RFC 6381 codec string, e.g. `'avc1.640028'`. */
+  codec: string
+  /**
+   * `video/mp4; codecs="…"`, as `MediaSource.isTypeSupported()` and `addSourceBuffer()`
+   * take it.
+   */
+  mimeType: string
+  /** Presentation time on the stream's 90 kHz timeline (0 for init segments). */
+  pts90k: number
+}
+
+/** What a video subscription yields. */
+export type VideoFormat = 'fmp4' | 'annexb'
+
+/** Options of `cameras.subscribeVideo()`. */
+export interface VideoOptions {
+  /**
+   * `'fmp4'` (default): an init segment, then one media segment per frame, for Media
+   * Source Extensions, `video/mp4` HTTP responses and players. `'annexb'`: H.264
+   * access units with start codes (parameter sets before each keyframe), for decoders
+   * such as WebCodecs or ffmpeg.
+   */
+  format?: VideoFormat
+  /**
+   * Bytes the callback may fall behind before camkit skips to the next keyframe (at
+   * least 65536; default 4 MiB).
+   */
+  maxQueueBytes?: number
+}
 
 /** A watched question whose answer changed. */
 export interface WatchEvent {

@@ -167,6 +167,13 @@ rust_checks() {
     t=$SECONDS
     cargo test --workspace --no-fail-fast
     done_in "cargo test" "$t"
+
+    # The camkit crate as a crates.io user gets it: packaged, documented, built from the
+    # .crate by a project outside the workspace (only camkit itself is compiled again).
+    section "camkit crate package (scripts/test-crate-package.sh)"
+    t=$SECONDS
+    bash scripts/test-crate-package.sh
+    done_in "crate package" "$t"
 }
 
 # --------------------------------------------------------------------------------------

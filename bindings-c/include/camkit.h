@@ -7,7 +7,8 @@
  * CONVENTIONS (the safety contract of every function)
  *
  * Handles. camkit_manager, camkit_status, camkit_frame, camkit_subscription,
- * camkit_moondream and camkit_demo_camera are opaque. Each is created by a camkit
+ * camkit_video_subscription, camkit_video_chunk, camkit_moondream and camkit_demo_camera
+ * are opaque. Each is created by a camkit
  * function (out-parameter)
  * and freed once by its own *_free function; *_free(NULL) is a no-op. A handle must not
  * be used after it is freed. Pointer arguments must be NULL or point to what their type
@@ -103,7 +104,8 @@ enum camkit_result
    */
   CAMKIT_PROTOCOL = 7,
   /**
-   * The stream uses a codec camkit does not decode (H.265, MPEG-4 ...).
+   * The stream uses a codec camkit does not decode (MPEG-4 ...), or H.265 where only
+   * OpenH264 is there (the message says to install libavcodec).
    */
   CAMKIT_UNSUPPORTED_CODEC = 8,
   /**
@@ -254,6 +256,35 @@ typedef uint32_t camkit_camera_state;
 #endif // __cplusplus
 
 /**
+ * What a chunk holds.
+ */
+enum camkit_video_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `ftyp` + `moov`: first, and again whenever the stream's parameters change.
+   */
+  CAMKIT_VIDEO_INIT = 0,
+  /**
+   * `moof` + `mdat` of one frame.
+   */
+  CAMKIT_VIDEO_MEDIA = 1,
+  /**
+   * One Annex B access unit (`CAMKIT_VIDEO_ANNEXB`).
+   */
+  CAMKIT_VIDEO_ACCESS_UNIT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum camkit_video_kind camkit_video_kind;
+#else
+typedef uint32_t camkit_video_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * How long a caption should be: the `length` argument of `camkit_moondream_caption`.
  */
 enum camkit_caption_length
@@ -279,6 +310,31 @@ enum camkit_caption_length
 typedef enum camkit_caption_length camkit_caption_length;
 #else
 typedef uint32_t camkit_caption_length;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a video subscription yields.
+ */
+enum camkit_video_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Fragmented MP4: an init segment, then one media segment (`moof` + `mdat`) per frame.
+   */
+  CAMKIT_VIDEO_FMP4 = 0,
+  /**
+   * H.264 access units in Annex B form (start codes; SPS and PPS before each keyframe).
+   */
+  CAMKIT_VIDEO_ANNEXB = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum camkit_video_format camkit_video_format;
+#else
+typedef uint32_t camkit_video_format;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -329,6 +385,21 @@ typedef struct camkit_status camkit_status;
  * `camkit_subscription_free`.
  */
 typedef struct camkit_subscription camkit_subscription;
+
+/**
+ * One chunk of a video subscription, owned by the caller: free it with
+ * `camkit_video_chunk_free`. Its bytes are shared with camkit's other subscribers of the
+ * camera (reference-counted, not copied) and stay valid until it is freed, whatever
+ * happens to the subscription, camera or manager meanwhile. May be read from any thread.
+ */
+typedef struct camkit_video_chunk camkit_video_chunk;
+
+/**
+ * A live video subscription to one camera: see `camkit_video_subscribe`. Free it with
+ * `camkit_video_subscription_free`. One thread at a time may call `camkit_video_next`
+ * on it (calls from several threads take turns).
+ */
+typedef struct camkit_video_subscription camkit_video_subscription;
 
 /**
  * Options for `camkit_manager_new`. Zero every field for the defaults.
@@ -411,6 +482,44 @@ typedef struct camkit_camera_config {
    * `camkit_status_decoder` tells which one runs.
    */
   const char *decoder;
+  /**
+   * First reconnect delay in ms, doubling per failure up to `backoff_max_ms`; 0 = 500.
+   */
+  uint32_t backoff_initial_ms;
+  /**
+   * Longest reconnect delay in ms (also the delay after refused credentials); 0 = 30000.
+   */
+  uint32_t backoff_max_ms;
+  /**
+   * With `CAMKIT_DECODE_ON_DEMAND`: how long the camera keeps decoding after a
+   * snapshot (and, at most 2 s of it, after its last subscriber left), in ms; 0 = 5000.
+   */
+  uint32_t decode_grace_ms;
+  /**
+   * Longest wait of `camkit_connect` in ms, all steps together (then
+   * `CAMKIT_TIMEOUT`; a persistent camera stays and `camkit_connect` succeeds);
+   * 0 = 4 × `rtsp_timeout_ms` + `frame_timeout_ms` + 10000.
+   */
+  uint32_t connect_timeout_ms;
+  /**
+   * Longest wait of a snapshot of this camera in ms (then `CAMKIT_TIMEOUT`);
+   * 0 = `rtsp_timeout_ms`.
+   */
+  uint32_t snapshot_timeout_ms;
+  /**
+   * When to send `TEARDOWN`: `"auto"` (NULL or `""`), `"always"`, `"never"`.
+   */
+  const char *teardown;
+  /**
+   * Data on interleaved channels nobody set up: `"auto"` (NULL or `""`),
+   * `"assumeStaleSession"`, `"error"`, `"ignore"`.
+   */
+  const char *unassigned_channel_data;
+  /**
+   * RTCP sender reports from an unknown SSRC: `"dropPackets"` (NULL or `""`),
+   * `"abortSession"`, `"processPackets"`.
+   */
+  const char *unknown_rtcp_ssrc;
 } camkit_camera_config;
 
 /**
@@ -426,7 +535,8 @@ typedef struct camkit_snapshot_options {
    */
   uint32_t quality;
   /**
-   * Longest wait in ms; 0 = the camera's `rtsp_timeout_ms`.
+   * Longest wait in ms, when it should be shorter than the camera's
+   * `snapshot_timeout_ms`, which bounds every snapshot; 0 = that bound alone.
    */
   uint32_t timeout_ms;
 } camkit_snapshot_options;
@@ -459,6 +569,21 @@ typedef struct camkit_subscribe_options {
  * C++ exception or longjmp out of it).
  */
 typedef void (*camkit_frame_callback)(void *userdata, const struct camkit_frame *frame);
+
+/**
+ * Options for `camkit_video_subscribe`. Zero every field for the defaults.
+ */
+typedef struct camkit_video_options {
+  /**
+   * `CAMKIT_VIDEO_FMP4` (0) or `CAMKIT_VIDEO_ANNEXB` (1).
+   */
+  uint32_t format;
+  /**
+   * Bytes the caller may fall behind before frames are skipped up to the next
+   * keyframe, at least 65536; 0 = 4 MiB.
+   */
+  size_t max_queue_bytes;
+} camkit_video_options;
 
 /**
  * Where Moondream is and how to talk to it. Fill it with `camkit_moondream_options_init`
@@ -629,7 +754,7 @@ void camkit_manager_free(struct camkit_manager *mgr);
  * Connects a camera and waits for its first picture, blocking the calling thread.
  *
  * The wait is bounded by the config's timeouts (each RTSP step by `rtsp_timeout_ms`, the
- * first video by `frame_timeout_ms`). On success, when `out` is not NULL, stores the
+ * first video by `frame_timeout_ms`, the whole call by `connect_timeout_ms`). On success, when `out` is not NULL, stores the
  * camera's status in `*out` (free it with `camkit_status_free`). On failure the camera is
  * forgotten, unless `config->persistent`: then it stays, retrying in the background, the
  * call succeeds and the status says `CAMKIT_CAMERA_STATE_RECONNECTING` with the error.
@@ -658,7 +783,9 @@ camkit_result camkit_disconnect_all(const struct camkit_manager *mgr);
 /**
  * Fills `config` with the defaults: every string NULL, `port` 0 (554), transport AUTO,
  * decode ON_DEMAND, `rtsp_timeout_ms` 5000, `frame_timeout_ms` 10000, `jpeg_quality` 80,
- * `persistent` false, `decoder` NULL (auto). Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
+ * `persistent` false, `decoder` NULL (auto), `backoff_initial_ms` 500, `backoff_max_ms`
+ * 30000, `decode_grace_ms` 5000, `connect_timeout_ms` and `snapshot_timeout_ms` 0 (derived
+ * from `rtsp_timeout_ms`). Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
  */
 camkit_result camkit_camera_config_init(struct camkit_camera_config *config);
 
@@ -698,9 +825,16 @@ camkit_camera_state camkit_status_state(const struct camkit_status *status);
 const char *camkit_status_decoder(const struct camkit_status *status);
 
 /**
- * The video codec (`"h264"`), valid until the status is freed; NULL while unknown.
+ * The video codec (`"h264"`, `"h265"`, `"jpeg"`), valid until the status is freed; NULL
+ * while unknown.
  */
 const char *camkit_status_codec(const struct camkit_status *status);
+
+/**
+ * The codec's profile (H.264 `"Baseline"`, `"Main"`, `"High"` ...; H.265 `"Main"`,
+ * `"Main 10"` ...), valid until the status is freed; NULL while unknown (and for MJPEG).
+ */
+const char *camkit_status_profile(const struct camkit_status *status);
 
 /**
  * Picture width in pixels; 0 while unknown.
@@ -736,6 +870,35 @@ uint64_t camkit_status_frames_dropped(const struct camkit_status *status);
  * Times the stream was reopened after a failure.
  */
 uint64_t camkit_status_reconnects(const struct camkit_status *status);
+
+/**
+ * Frames skipped because part of them never arrived (stream joined mid-frame, lost
+ * packets, data that could not be depacketized); the session goes on.
+ */
+uint64_t camkit_status_partial_frames_skipped(const struct camkit_status *status);
+
+/**
+ * Total time without video in ms since the camera first streamed (broken streams,
+ * reconnects, frames skipped after damage), including the current stretch.
+ */
+uint64_t camkit_status_video_lost_ms(const struct camkit_status *status);
+
+/**
+ * Since when the camera has had no video, in ms since the Unix epoch; 0 while video
+ * flows.
+ */
+uint64_t camkit_status_video_lost_since_ms(const struct camkit_status *status);
+
+/**
+ * Whether the latest picture is stale (served while the camera has no video, e.g. while
+ * it reconnects).
+ */
+bool camkit_status_picture_stale(const struct camkit_status *status);
+
+/**
+ * Age of the latest picture in ms; `UINT64_MAX` while there is none.
+ */
+uint64_t camkit_status_picture_age_ms(const struct camkit_status *status);
 
 /**
  * The result code of the camera's most recent error (kept after recovery, for
@@ -780,10 +943,11 @@ void camkit_string_free(char *s);
  *
  * Served from the frame cache when that picture was encoded at this size already; with
  * the ON_DEMAND policy it first decodes the frames buffered since the last keyframe.
- * `options` may be NULL for full size at the camera's quality. The wait is bounded by
- * `options->timeout_ms` (default: the camera's `rtsp_timeout_ms`), then
- * `CAMKIT_TIMEOUT`. `CAMKIT_NO_FRAME` while the camera is not streaming (connecting or
- * reconnecting: the message gives its last error); `CAMKIT_NOT_FOUND` for an unknown id.
+ * `options` may be NULL for full size at the camera's quality. The wait is bounded by the
+ * camera's `snapshot_timeout_ms` (default its `rtsp_timeout_ms`) and by
+ * `options->timeout_ms` when given, then `CAMKIT_TIMEOUT`. `CAMKIT_NO_FRAME` while the
+ * camera is not streaming (connecting or reconnecting: the message gives its last error);
+ * `CAMKIT_NOT_FOUND` for an unknown id.
  * Two snapshots in a row may return the same picture (compare `camkit_frame_seq`).
  */
 camkit_result camkit_snapshot(const struct camkit_manager *mgr,
@@ -877,6 +1041,81 @@ camkit_result camkit_subscription_stop(const struct camkit_subscription *sub);
  * current callback returns.
  */
 camkit_result camkit_subscription_free(struct camkit_subscription *sub);
+
+/**
+ * Subscribes to camera `id`'s live video as the camera sent it, without decoding:
+ * fragmented MP4 (an init segment first, then a media segment per frame, starting at the
+ * last keyframe) or Annex B access units. `options` may be NULL for fMP4 with a 4 MiB
+ * queue. Watching video does not make the camera decode. Stores the subscription in
+ * `*out`; take its chunks with `camkit_video_next`. `CAMKIT_NOT_FOUND` for an unknown
+ * id, `CAMKIT_INVALID_INPUT` for bad options (the last error names the field).
+ */
+camkit_result camkit_video_subscribe(const struct camkit_manager *mgr,
+                                     const char *id,
+                                     const struct camkit_video_options *options,
+                                     struct camkit_video_subscription **out);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (0: do not wait) for the subscription's next
+ * chunk and stores it in `*out` (free it with `camkit_video_chunk_free`). Chunks come in
+ * order; an init segment comes again when the stream's parameters change.
+ * `CAMKIT_TIMEOUT` when none came in time (call again), `CAMKIT_CLOSED` once the camera
+ * is disconnected or the manager freed and every queued chunk has been taken (final).
+ */
+camkit_result camkit_video_next(const struct camkit_video_subscription *sub,
+                                uint32_t timeout_ms,
+                                struct camkit_video_chunk **out);
+
+/**
+ * Chunks skipped so far because the caller was behind by more than `max_queue_bytes`
+ * (delivery then went on at the next keyframe); 0 when `sub` is NULL.
+ */
+uint64_t camkit_video_skipped(const struct camkit_video_subscription *sub);
+
+/**
+ * Ends the subscription and frees it. NULL is a no-op. Must not be called while another
+ * thread is inside `camkit_video_next` on it.
+ */
+void camkit_video_subscription_free(struct camkit_video_subscription *sub);
+
+/**
+ * The chunk's bytes, `camkit_video_chunk_len` of them, valid until the chunk is freed.
+ * NULL when `chunk` is NULL.
+ */
+const uint8_t *camkit_video_chunk_data(const struct camkit_video_chunk *chunk);
+
+/**
+ * The number of bytes at `camkit_video_chunk_data`; 0 when `chunk` is NULL.
+ */
+size_t camkit_video_chunk_len(const struct camkit_video_chunk *chunk);
+
+/**
+ * What the chunk holds (`CAMKIT_VIDEO_INIT`, `_MEDIA`, `_ACCESS_UNIT`);
+ * `CAMKIT_VIDEO_MEDIA` when `chunk` is NULL.
+ */
+camkit_video_kind camkit_video_chunk_kind(const struct camkit_video_chunk *chunk);
+
+/**
+ * Whether a decoder can start at this chunk (false for init segments and NULL).
+ */
+bool camkit_video_chunk_keyframe(const struct camkit_video_chunk *chunk);
+
+/**
+ * Presentation time on the stream's 90 kHz timeline (0 for init segments and NULL).
+ */
+int64_t camkit_video_chunk_pts_90k(const struct camkit_video_chunk *chunk);
+
+/**
+ * The RFC 6381 codec string, e.g. `"avc1.640028"` (for a MIME type
+ * `video/mp4; codecs="..."`), NUL-terminated, valid until the chunk is freed. NULL when
+ * `chunk` is NULL.
+ */
+const char *camkit_video_chunk_codec(const struct camkit_video_chunk *chunk);
+
+/**
+ * Frees a chunk from `camkit_video_next`. NULL is a no-op.
+ */
+void camkit_video_chunk_free(struct camkit_video_chunk *chunk);
 
 /**
  * Starts a demo camera on `127.0.0.1:port` (0 = any free port; see

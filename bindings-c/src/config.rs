@@ -76,6 +76,28 @@ pub struct camkit_camera_config {
     /// loaded makes `camkit_connect` fail with `CAMKIT_INVALID_INPUT` naming `decoder`;
     /// `camkit_status_decoder` tells which one runs.
     pub decoder: *const c_char,
+    /// First reconnect delay in ms, doubling per failure up to `backoff_max_ms`; 0 = 500.
+    pub backoff_initial_ms: u32,
+    /// Longest reconnect delay in ms (also the delay after refused credentials); 0 = 30000.
+    pub backoff_max_ms: u32,
+    /// With `CAMKIT_DECODE_ON_DEMAND`: how long the camera keeps decoding after a
+    /// snapshot (and, at most 2 s of it, after its last subscriber left), in ms; 0 = 5000.
+    pub decode_grace_ms: u32,
+    /// Longest wait of `camkit_connect` in ms, all steps together (then
+    /// `CAMKIT_TIMEOUT`; a persistent camera stays and `camkit_connect` succeeds);
+    /// 0 = 4 × `rtsp_timeout_ms` + `frame_timeout_ms` + 10000.
+    pub connect_timeout_ms: u32,
+    /// Longest wait of a snapshot of this camera in ms (then `CAMKIT_TIMEOUT`);
+    /// 0 = `rtsp_timeout_ms`.
+    pub snapshot_timeout_ms: u32,
+    /// When to send `TEARDOWN`: `"auto"` (NULL or `""`), `"always"`, `"never"`.
+    pub teardown: *const c_char,
+    /// Data on interleaved channels nobody set up: `"auto"` (NULL or `""`),
+    /// `"assumeStaleSession"`, `"error"`, `"ignore"`.
+    pub unassigned_channel_data: *const c_char,
+    /// RTCP sender reports from an unknown SSRC: `"dropPackets"` (NULL or `""`),
+    /// `"abortSession"`, `"processPackets"`.
+    pub unknown_rtcp_ssrc: *const c_char,
 }
 
 /// What `camkit_camera_config` holds, read without trusting the caller's enum and bool
@@ -97,6 +119,14 @@ struct RawCameraConfig {
     jpeg_quality: u32,
     persistent: u8,
     decoder: *const c_char,
+    backoff_initial_ms: u32,
+    backoff_max_ms: u32,
+    decode_grace_ms: u32,
+    connect_timeout_ms: u32,
+    snapshot_timeout_ms: u32,
+    teardown: *const c_char,
+    unassigned_channel_data: *const c_char,
+    unknown_rtcp_ssrc: *const c_char,
 }
 
 macro_rules! same_layout {
@@ -123,12 +153,19 @@ same_layout!(
     frame_timeout_ms,
     jpeg_quality,
     persistent,
-    decoder
+    decoder,
+    backoff_initial_ms,
+    backoff_max_ms,
+    decode_grace_ms,
+    connect_timeout_ms,
+    snapshot_timeout_ms
 );
 
 /// Fills `config` with the defaults: every string NULL, `port` 0 (554), transport AUTO,
 /// decode ON_DEMAND, `rtsp_timeout_ms` 5000, `frame_timeout_ms` 10000, `jpeg_quality` 80,
-/// `persistent` false, `decoder` NULL (auto). Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
+/// `persistent` false, `decoder` NULL (auto), `backoff_initial_ms` 500, `backoff_max_ms`
+/// 30000, `decode_grace_ms` 5000, `connect_timeout_ms` and `snapshot_timeout_ms` 0 (derived
+/// from `rtsp_timeout_ms`). Returns `CAMKIT_NULL_ARGUMENT` when `config` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_camera_config_init(
     config: *mut camkit_camera_config,
@@ -152,6 +189,14 @@ pub unsafe extern "C" fn camkit_camera_config_init(
             jpeg_quality: u32::from(d.jpeg_quality),
             persistent: d.persistent,
             decoder: std::ptr::null(),
+            backoff_initial_ms: clamp_ms(d.backoff_initial),
+            backoff_max_ms: clamp_ms(d.backoff_max),
+            decode_grace_ms: clamp_ms(d.decode_grace),
+            connect_timeout_ms: d.connect_timeout.map_or(0, clamp_ms),
+            snapshot_timeout_ms: d.snapshot_timeout.map_or(0, clamp_ms),
+            teardown: std::ptr::null(),
+            unassigned_channel_data: std::ptr::null(),
+            unknown_rtcp_ssrc: std::ptr::null(),
         });
         Ok(())
     })
@@ -224,13 +269,32 @@ pub(crate) unsafe fn read_config(
         decode,
         rtsp_timeout: millis_or(raw.rtsp_timeout_ms, d.rtsp_timeout),
         frame_timeout: millis_or(raw.frame_timeout_ms, d.frame_timeout),
+        backoff_initial: millis_or(raw.backoff_initial_ms, d.backoff_initial),
+        backoff_max: millis_or(raw.backoff_max_ms, d.backoff_max),
+        decode_grace: millis_or(raw.decode_grace_ms, d.decode_grace),
+        connect_timeout: (raw.connect_timeout_ms != 0)
+            .then(|| Duration::from_millis(raw.connect_timeout_ms.into())),
+        snapshot_timeout: (raw.snapshot_timeout_ms != 0)
+            .then(|| Duration::from_millis(raw.snapshot_timeout_ms.into())),
         jpeg_quality,
         persistent: raw.persistent != 0,
         decoder: match text(raw.decoder, "decoder")? {
             Some(name) => name.parse()?,
             None => d.decoder,
         },
-        ..d
+        teardown: match text(raw.teardown, "teardown")? {
+            Some(v) => v.parse()?,
+            None => d.teardown,
+        },
+        unassigned_channel_data: match text(raw.unassigned_channel_data, "unassigned_channel_data")?
+        {
+            Some(v) => v.parse()?,
+            None => d.unassigned_channel_data,
+        },
+        unknown_rtcp_ssrc: match text(raw.unknown_rtcp_ssrc, "unknown_rtcp_ssrc")? {
+            Some(v) => v.parse()?,
+            None => d.unknown_rtcp_ssrc,
+        },
     })
 }
 
@@ -282,10 +346,133 @@ mod tests {
         // SAFETY: a valid config.
         let core = unsafe { read_config(&c) }.unwrap();
         assert_eq!(core.decoder, camkit::DecoderChoice::OpenH264);
+        assert!(core.validate().is_ok());
         assert_eq!(
-            core.validate().unwrap().decoder(),
+            camkit::DecoderBackend::resolve(core.decoder).unwrap(),
             camkit::DecoderBackend::OpenH264
         );
+    }
+
+    /// Fields of core's `CameraConfig` that C deliberately lacks, with the reason. Empty:
+    /// C sets every one.
+    const NOT_IN_C: &[(&str, &str)] = &[];
+
+    /// The struct fields of `camkit_camera_config` as the committed header declares them.
+    fn header_fields() -> Vec<String> {
+        let header = include_str!("../include/camkit.h");
+        let start = header
+            .find("typedef struct camkit_camera_config {")
+            .expect("camkit_camera_config in the header");
+        let body = &header[start..];
+        let body = &body[..body.find("} camkit_camera_config;").expect("its end")];
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('*') && !l.starts_with("/*") && l.ends_with(';'))
+            .filter_map(|l| l.trim_end_matches(';').rsplit([' ', '*']).next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One list of config fields: every field of core's config (`CameraConfig::FIELDS`) is a
+    /// field of the header's `camkit_camera_config` and reaches core from it (a value other
+    /// than the default set in C arrives in core's config), unless it is in [`NOT_IN_C`].
+    #[test]
+    fn every_core_field_is_settable_from_c() {
+        type Set = fn(&mut camkit_camera_config);
+        let set: &[(&str, Set, serde_json::Value)] = &[
+            ("id", |c| c.id = c"door".as_ptr(), "door".into()),
+            (
+                "url",
+                |c| c.url = c"rtsp://h/x".as_ptr(),
+                "rtsp://h/x".into(),
+            ),
+            ("host", |c| c.host = c"h".as_ptr(), "h".into()),
+            ("port", |c| c.port = 8554, 8554.into()),
+            ("path", |c| c.path = c"/s".as_ptr(), "/s".into()),
+            ("username", |c| c.username = c"u".as_ptr(), "u".into()),
+            ("password", |c| c.password = c"p".as_ptr(), "p".into()),
+            (
+                "transport",
+                |c| c.transport = camkit_transport::CAMKIT_TRANSPORT_UDP,
+                "udp".into(),
+            ),
+            (
+                "decode",
+                |c| c.decode = camkit_decode_policy::CAMKIT_DECODE_KEYFRAMES,
+                "keyframes".into(),
+            ),
+            (
+                "decoder",
+                |c| c.decoder = c"openh264".as_ptr(),
+                "openh264".into(),
+            ),
+            ("rtspTimeoutMs", |c| c.rtsp_timeout_ms = 1234, 1234.into()),
+            ("frameTimeoutMs", |c| c.frame_timeout_ms = 1234, 1234.into()),
+            (
+                "backoffInitialMs",
+                |c| c.backoff_initial_ms = 1234,
+                1234.into(),
+            ),
+            ("backoffMaxMs", |c| c.backoff_max_ms = 1234, 1234.into()),
+            ("jpegQuality", |c| c.jpeg_quality = 42, 42.into()),
+            ("persistent", |c| c.persistent = true, true.into()),
+            ("decodeGraceMs", |c| c.decode_grace_ms = 1234, 1234.into()),
+            (
+                "connectTimeoutMs",
+                |c| c.connect_timeout_ms = 1234,
+                1234.into(),
+            ),
+            (
+                "snapshotTimeoutMs",
+                |c| c.snapshot_timeout_ms = 1234,
+                1234.into(),
+            ),
+            (
+                "teardown",
+                |c| c.teardown = c"never".as_ptr(),
+                "never".into(),
+            ),
+            (
+                "unassignedChannelData",
+                |c| c.unassigned_channel_data = c"ignore".as_ptr(),
+                "ignore".into(),
+            ),
+            (
+                "unknownRtcpSsrc",
+                |c| c.unknown_rtcp_ssrc = c"processPackets".as_ptr(),
+                "processPackets".into(),
+            ),
+        ];
+        let in_header = header_fields();
+        let defaults = serde_json::to_value(CameraConfig::default()).unwrap();
+        for field in CameraConfig::FIELDS {
+            if let Some((_, why)) = NOT_IN_C.iter().find(|(f, _)| f == field) {
+                assert!(!why.is_empty(), "{field}: say why C lacks it");
+                continue;
+            }
+            let c_name = crate::error::c_field_name(field);
+            assert!(
+                in_header.contains(&c_name),
+                "core's {field} is not in camkit_camera_config as {c_name} (header fields: \
+                 {in_header:?}); add it, or list it in NOT_IN_C with the reason"
+            );
+            let (_, setter, want) = set
+                .iter()
+                .find(|(f, _, _)| f == field)
+                .unwrap_or_else(|| panic!("{field}: add how C sets it to this test"));
+            let mut c = init();
+            setter(&mut c);
+            // SAFETY: a valid config.
+            let core = serde_json::to_value(unsafe { read_config(&c) }.unwrap()).unwrap();
+            assert_ne!(
+                &defaults[field], want,
+                "{field}: test with a value other than the default"
+            );
+            assert_eq!(
+                &core[field], want,
+                "{field} set in C as {c_name} does not reach core"
+            );
+        }
     }
 
     #[test]

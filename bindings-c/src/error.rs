@@ -33,7 +33,8 @@ pub enum camkit_result {
     CAMKIT_TIMEOUT = 6,
     /// The camera spoke RTSP/RTP in a way camkit could not follow.
     CAMKIT_PROTOCOL = 7,
-    /// The stream uses a codec camkit does not decode (H.265, MPEG-4 ...).
+    /// The stream uses a codec camkit does not decode (MPEG-4 ...), or H.265 where only
+    /// OpenH264 is there (the message says to install libavcodec).
     CAMKIT_UNSUPPORTED_CODEC = 8,
     /// The video could not be decoded or encoded.
     CAMKIT_DECODE = 9,
@@ -244,7 +245,7 @@ impl From<camkit::Error> for FfiError {
 
 /// Core names fields as in its JSON (`rtspTimeoutMs`); the C structs spell them in snake
 /// case (`rtsp_timeout_ms`).
-fn c_field_name(field: &str) -> String {
+pub(crate) fn c_field_name(field: &str) -> String {
     let mut snake = String::with_capacity(field.len() + 4);
     for c in field.chars() {
         if c.is_ascii_uppercase() {

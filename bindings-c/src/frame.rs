@@ -26,7 +26,8 @@ pub struct camkit_snapshot_options {
     pub max_width: u32,
     /// JPEG quality 1-100; 0 = the camera's `jpeg_quality`.
     pub quality: u32,
-    /// Longest wait in ms; 0 = the camera's `rtsp_timeout_ms`.
+    /// Longest wait in ms, when it should be shorter than the camera's
+    /// `snapshot_timeout_ms`, which bounds every snapshot; 0 = that bound alone.
     pub timeout_ms: u32,
 }
 
@@ -55,10 +56,11 @@ pub(crate) fn encoding(max_width: u32, quality: u32) -> Result<SnapshotOptions, 
 ///
 /// Served from the frame cache when that picture was encoded at this size already; with
 /// the ON_DEMAND policy it first decodes the frames buffered since the last keyframe.
-/// `options` may be NULL for full size at the camera's quality. The wait is bounded by
-/// `options->timeout_ms` (default: the camera's `rtsp_timeout_ms`), then
-/// `CAMKIT_TIMEOUT`. `CAMKIT_NO_FRAME` while the camera is not streaming (connecting or
-/// reconnecting: the message gives its last error); `CAMKIT_NOT_FOUND` for an unknown id.
+/// `options` may be NULL for full size at the camera's quality. The wait is bounded by the
+/// camera's `snapshot_timeout_ms` (default its `rtsp_timeout_ms`) and by
+/// `options->timeout_ms` when given, then `CAMKIT_TIMEOUT`. `CAMKIT_NO_FRAME` while the
+/// camera is not streaming (connecting or reconnecting: the message gives its last error);
+/// `CAMKIT_NOT_FOUND` for an unknown id.
 /// Two snapshots in a row may return the same picture (compare `camkit_frame_seq`).
 #[no_mangle]
 pub unsafe extern "C" fn camkit_snapshot(
@@ -80,27 +82,31 @@ pub unsafe extern "C" fn camkit_snapshot(
         let (opts, timeout) = match options {
             Some(o) => (
                 encoding(o.max_width, o.quality)?,
-                if o.timeout_ms == 0 {
-                    m.snapshot_timeout(id)
-                } else {
-                    Duration::from_millis(u64::from(o.timeout_ms))
-                },
+                (o.timeout_ms != 0).then(|| Duration::from_millis(u64::from(o.timeout_ms))),
             ),
-            None => (SnapshotOptions::full(), m.snapshot_timeout(id)),
+            None => (SnapshotOptions::full(), None),
         };
         let cameras = &m.cameras;
-        let frame = block_on(cameras.runtime(), async {
-            tokio::time::timeout(timeout, cameras.snapshot(id, opts)).await
-        })
-        .map_err(|_| {
-            FfiError::new(
-                camkit_result::CAMKIT_TIMEOUT,
-                format!(
-                    "camera {id:?}: no snapshot within {} ms; retry, or give a longer timeout_ms",
-                    timeout.as_millis()
-                ),
-            )
-        })??;
+        let snapshot = cameras.snapshot(id, opts);
+        let frame = match timeout {
+            // camkit bounds the snapshot by the camera's snapshot_timeout_ms.
+            None => block_on(cameras.runtime(), snapshot)?,
+            // The timer is made inside the runtime: tokio::time::timeout built on the
+            // caller's thread panics ("no reactor running").
+            Some(timeout) => block_on(cameras.runtime(), async move {
+                tokio::time::timeout(timeout, snapshot).await
+            })
+            .map_err(|_| {
+                FfiError::new(
+                    camkit_result::CAMKIT_TIMEOUT,
+                    format!(
+                        "camera {id:?}: no snapshot within {} ms; retry, or give a longer \
+                             timeout_ms",
+                        timeout.as_millis()
+                    ),
+                )
+            })??,
+        };
         out.write(into_handle(camkit_frame { frame }));
         Ok(())
     })

@@ -35,6 +35,8 @@ mod frame;
 
 mod subscription;
 
+mod video;
+
 mod demo_camera;
 
 mod moondream;

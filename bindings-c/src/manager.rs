@@ -1,6 +1,5 @@
 //! `camkit_manager`: the cameras of one application, and the blocking calls on them.
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::os::raw::c_char;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -15,18 +14,12 @@ use crate::status::camkit_status;
 
 /// How long `camkit_manager_free` waits for the cameras to tear their sessions down.
 const FREE_TEARDOWN: Duration = Duration::from_secs(3);
-/// Added to a config's own timeouts for the outer bound on `camkit_connect`.
-const CONNECT_SLACK: Duration = Duration::from_secs(10);
-/// Snapshot wait when neither the options nor the camera's config say.
-const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The cameras of one application: connect, disconnect, status, snapshots and
 /// subscriptions. Thread-safe: any function may be called on it from any thread at the
 /// same time. Created by `camkit_manager_new`, freed by `camkit_manager_free`.
 pub struct camkit_manager {
     pub(crate) cameras: CameraManager,
-    /// Each connected camera's RTSP timeout: the default bound of its snapshots.
-    rtsp_timeouts: Mutex<HashMap<String, Duration>>,
     /// The calls running on this manager, which `camkit_manager_free` waits for.
     calls: Mutex<Calls>,
     /// Signalled when the last running call ends while the manager is being freed.
@@ -117,33 +110,6 @@ impl camkit_manager {
             });
         }
         cameras.close();
-        self.forget(None);
-    }
-
-    /// The bound on a snapshot of `id` when the caller gave none.
-    pub(crate) fn snapshot_timeout(&self, id: &str) -> Duration {
-        self.rtsp_timeouts
-            .lock()
-            .ok()
-            .and_then(|m| m.get(id).copied())
-            .unwrap_or(DEFAULT_SNAPSHOT_TIMEOUT)
-    }
-
-    fn remember(&self, id: &str, rtsp_timeout: Duration) {
-        if let Ok(mut m) = self.rtsp_timeouts.lock() {
-            m.insert(id.to_owned(), rtsp_timeout);
-        }
-    }
-
-    fn forget(&self, id: Option<&str>) {
-        if let Ok(mut m) = self.rtsp_timeouts.lock() {
-            match id {
-                Some(id) => {
-                    m.remove(id);
-                }
-                None => m.clear(),
-            }
-        }
     }
 }
 
@@ -185,7 +151,6 @@ pub unsafe extern "C" fn camkit_manager_new(
         let cameras = outside_runtime(|| CameraManager::with_options(opts));
         out.write(into_handle(camkit_manager {
             cameras,
-            rtsp_timeouts: Mutex::new(HashMap::new()),
             calls: Mutex::default(),
             calls_ended: Condvar::new(),
         }));
@@ -254,7 +219,7 @@ pub unsafe extern "C" fn camkit_manager_free(mgr: *mut camkit_manager) {
 /// Connects a camera and waits for its first picture, blocking the calling thread.
 ///
 /// The wait is bounded by the config's timeouts (each RTSP step by `rtsp_timeout_ms`, the
-/// first video by `frame_timeout_ms`). On success, when `out` is not NULL, stores the
+/// first video by `frame_timeout_ms`, the whole call by `connect_timeout_ms`). On success, when `out` is not NULL, stores the
 /// camera's status in `*out` (free it with `camkit_status_free`). On failure the camera is
 /// forgotten, unless `config->persistent`: then it stays, retrying in the background, the
 /// call succeeds and the status says `CAMKIT_CAMERA_STATE_RECONNECTING` with the error.
@@ -276,34 +241,10 @@ pub unsafe extern "C" fn camkit_connect(
         let out = unsafe { Out::optional(out) };
         // SAFETY: as above.
         let config = unsafe { read_config(config) }?;
-        let id = config.id.clone();
-        let rtsp_timeout = config.rtsp_timeout;
-        let persistent = config.persistent;
-        // core bounds every step; this outer bound only guards against a step that
-        // was missed, so a C caller's thread can never hang here.
-        let bound = rtsp_timeout * 4 + config.frame_timeout + CONNECT_SLACK;
+        // camkit bounds the whole call (the config's connect_timeout_ms), so a C caller's
+        // thread never hangs here.
         let cameras = &m.cameras;
-        let outcome = block_on(cameras.runtime(), async {
-            tokio::time::timeout(bound, cameras.connect(config)).await
-        });
-        let status = match outcome {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => {
-                if !persistent {
-                    let _ = block_on(cameras.runtime(), cameras.disconnect(&id));
-                }
-                return Err(FfiError::new(
-                    camkit_result::CAMKIT_TIMEOUT,
-                    format!(
-                        "camera {id:?}: connecting took longer than {} s; check the camera \
-                         and the timeouts in the config",
-                        bound.as_secs()
-                    ),
-                ));
-            }
-        };
-        m.remember(&id, rtsp_timeout);
+        let status = block_on(cameras.runtime(), cameras.connect(config))?;
         if let Some(out) = out {
             out.write(into_handle(camkit_status::new(status)));
         }
@@ -326,7 +267,6 @@ pub unsafe extern "C" fn camkit_disconnect(
         let id = unsafe { arg_str(id, "id") }?;
         let cameras = &m.cameras;
         block_on(cameras.runtime(), cameras.disconnect(id))?;
-        m.forget(Some(id));
         Ok(())
     })
 }
@@ -339,7 +279,6 @@ pub unsafe extern "C" fn camkit_disconnect_all(mgr: *const camkit_manager) -> ca
         let m = unsafe { manager_arg(mgr) }?;
         let cameras = &m.cameras;
         block_on(cameras.runtime(), cameras.disconnect_all())?;
-        m.forget(None);
         Ok(())
     })
 }

@@ -113,7 +113,7 @@ macro_rules! zero_default {
         })*
     };
 }
-zero_default!((), bool, u16, u32, u64, usize, f64);
+zero_default!((), bool, u16, u32, u64, i64, usize, f64);
 
 #[cfg(test)]
 mod tests {

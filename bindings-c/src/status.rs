@@ -44,6 +44,7 @@ pub struct camkit_status {
     url: CString,
     decoder: CString,
     codec: Option<CString>,
+    profile: Option<CString>,
     last_error: Option<CString>,
 }
 
@@ -54,6 +55,7 @@ impl camkit_status {
             url: cstring(&status.url),
             decoder: cstring(&status.decoder),
             codec: status.codec.as_deref().map(cstring),
+            profile: status.profile.as_deref().map(cstring),
             last_error: status.last_error.as_ref().map(|e| cstring(&e.message)),
             status,
         }
@@ -141,7 +143,8 @@ pub unsafe extern "C" fn camkit_status_decoder(status: *const camkit_status) -> 
     })
 }
 
-/// The video codec (`"h264"`), valid until the status is freed; NULL while unknown.
+/// The video codec (`"h264"`, `"h265"`, `"jpeg"`), valid until the status is freed; NULL
+/// while unknown.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_status_codec(status: *const camkit_status) -> *const c_char {
     ffi_boundary!(value, {
@@ -149,6 +152,20 @@ pub unsafe extern "C" fn camkit_status_codec(status: *const camkit_status) -> *c
         unsafe {
             field(status, std::ptr::null(), |s| {
                 s.codec.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
+            })
+        }
+    })
+}
+
+/// The codec's profile (H.264 `"Baseline"`, `"Main"`, `"High"` ...; H.265 `"Main"`,
+/// `"Main 10"` ...), valid until the status is freed; NULL while unknown (and for MJPEG).
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_profile(status: *const camkit_status) -> *const c_char {
+    ffi_boundary!(value, {
+        // SAFETY: the caller's handle (the conventions).
+        unsafe {
+            field(status, std::ptr::null(), |s| {
+                s.profile.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
             })
         }
     })
@@ -212,6 +229,59 @@ pub unsafe extern "C" fn camkit_status_reconnects(status: *const camkit_status) 
     // SAFETY: the caller's handle (the conventions).
     ffi_boundary!(value, {
         unsafe { field(status, 0, |s| s.status.reconnects) }
+    })
+}
+
+/// Frames skipped because part of them never arrived (stream joined mid-frame, lost
+/// packets, data that could not be depacketized); the session goes on.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_partial_frames_skipped(status: *const camkit_status) -> u64 {
+    // SAFETY: the caller's handle (the conventions).
+    ffi_boundary!(value, {
+        unsafe { field(status, 0, |s| s.status.partial_frames_skipped) }
+    })
+}
+
+/// Total time without video in ms since the camera first streamed (broken streams,
+/// reconnects, frames skipped after damage), including the current stretch.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_video_lost_ms(status: *const camkit_status) -> u64 {
+    // SAFETY: the caller's handle (the conventions).
+    ffi_boundary!(value, {
+        unsafe { field(status, 0, |s| s.status.video_lost_ms) }
+    })
+}
+
+/// Since when the camera has had no video, in ms since the Unix epoch; 0 while video
+/// flows.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_video_lost_since_ms(status: *const camkit_status) -> u64 {
+    // SAFETY: the caller's handle (the conventions).
+    ffi_boundary!(value, {
+        unsafe { field(status, 0, |s| s.status.video_lost_since_ms.unwrap_or(0)) }
+    })
+}
+
+/// Whether the latest picture is stale (served while the camera has no video, e.g. while
+/// it reconnects).
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_picture_stale(status: *const camkit_status) -> bool {
+    // SAFETY: the caller's handle (the conventions).
+    ffi_boundary!(value, {
+        unsafe { field(status, false, |s| s.status.picture_stale) }
+    })
+}
+
+/// Age of the latest picture in ms; `UINT64_MAX` while there is none.
+#[no_mangle]
+pub unsafe extern "C" fn camkit_status_picture_age_ms(status: *const camkit_status) -> u64 {
+    // SAFETY: the caller's handle (the conventions).
+    ffi_boundary!(value, {
+        unsafe {
+            field(status, u64::MAX, |s| {
+                s.status.picture_age_ms.unwrap_or(u64::MAX)
+            })
+        }
     })
 }
 

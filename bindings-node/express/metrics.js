@@ -6,8 +6,8 @@ const STATES = ['connecting', 'streaming', 'reconnecting', 'stopped']
 
 function createMetrics () {
   return {
-    gauges: { wsClients: 0, mjpegClients: 0 },
-    counters: { wsFramesSent: 0, wsFramesSkipped: 0, mjpegFramesSent: 0, mjpegFramesSkipped: 0, snapshots: 0 }
+    gauges: { wsClients: 0, mjpegClients: 0, videoClients: 0 },
+    counters: { wsFramesSent: 0, wsFramesSkipped: 0, mjpegFramesSent: 0, mjpegFramesSkipped: 0, snapshots: 0, videoSegmentsSent: 0, videoBytesSent: 0 }
   }
 }
 
@@ -39,6 +39,10 @@ function renderMetrics (cameras, metrics) {
   family('camkit_camera_frames_decoded_total', 'counter', 'Frames decoded to pictures.', perCamera((s) => s.framesDecoded))
   family('camkit_camera_frames_dropped_total', 'counter', 'Frames dropped (decoder behind, corrupt data, lost packets).', perCamera((s) => s.framesDropped))
   family('camkit_camera_jpeg_encodes_total', 'counter', 'JPEG encodes made from the camera\'s pictures.', perCamera((s) => s.jpegEncodes))
+  family('camkit_camera_partial_frames_skipped_total', 'counter', 'Frames skipped because part of them never arrived (joined mid-frame, lost packets, undepacketizable data).', perCamera((s) => s.partialFramesSkipped))
+  family('camkit_camera_video_lost_seconds_total', 'counter', 'Time without video since the camera first streamed (broken streams, reconnects, frames skipped after damage).', perCamera((s) => (s.videoLostMs ?? 0) / 1000))
+  family('camkit_camera_picture_stale', 'gauge', '1 while the latest picture is served stale (the camera has no video), else 0.', perCamera((s) => s.pictureStale ? 1 : 0))
+  family('camkit_camera_picture_age_seconds', 'gauge', 'Age of the latest picture (0 before the first).', perCamera((s) => (s.pictureAgeMs ?? 0) / 1000))
   family('camkit_camera_reconnects_total', 'counter', 'Times the stream was reopened after a failure.', perCamera((s) => s.reconnects))
   family('camkit_camera_last_frame_timestamp_seconds', 'gauge', 'When the last frame arrived (Unix time; 0 before the first).',
     perCamera((s) => (s.lastFrameMs ?? 0) / 1000))
@@ -50,6 +54,9 @@ function renderMetrics (cameras, metrics) {
   family('camkit_mjpeg_clients', 'gauge', 'Open MJPEG streams.', [[{}, g.mjpegClients]])
   family('camkit_mjpeg_frames_sent_total', 'counter', 'Frames sent on MJPEG streams.', [[{}, c.mjpegFramesSent]])
   family('camkit_mjpeg_frames_skipped_total', 'counter', 'Frames skipped for MJPEG clients that read slowly.', [[{}, c.mjpegFramesSkipped]])
+  family('camkit_video_clients', 'gauge', 'Open video.mp4 streams.', [[{}, g.videoClients]])
+  family('camkit_video_segments_sent_total', 'counter', 'fMP4 segments sent (video.mp4 and the WebSocket video action).', [[{}, c.videoSegmentsSent]])
+  family('camkit_video_bytes_sent_total', 'counter', 'fMP4 bytes sent (video.mp4 and the WebSocket video action).', [[{}, c.videoBytesSent]])
   family('camkit_snapshots_total', 'counter', 'Frames served by GET /api/cameras/:id/frame.', [[{}, c.snapshots]])
   family('process_resident_memory_bytes', 'gauge', 'Resident memory of this process.', [[{}, process.memoryUsage.rss()]])
   const cpu = process.cpuUsage()

@@ -145,13 +145,33 @@ function defaultDecoder (env = process.env) {
 }
 
 /**
+ * The connect body's name of each camkit config field that the seed named otherwise; every
+ * other field has camkit's name (camkit's CameraConfig FIELDS, checked by the tests).
+ */
+const SEED_FIELD = Object.freeze({ id: 'cameraId', host: 'ip', path: 'streamPath' })
+
+/**
+ * Durations in ms beyond rtspTimeoutMs: integers passed on as they are, which camkit checks
+ * (more than 0, at most one day) naming the field.
+ */
+const DURATION_FIELDS = ['frameTimeoutMs', 'backoffInitialMs', 'backoffMaxMs', 'decodeGraceMs', 'connectTimeoutMs', 'snapshotTimeoutMs']
+const ONE_DAY_MS = 24 * 3600 * 1000
+/** The RTSP quirk options of camkit's config, and their values. */
+const QUIRKS = {
+  teardown: ['auto', 'always', 'never'],
+  unassignedChannelData: ['auto', 'assumeStaleSession', 'error', 'ignore'],
+  unknownRtcpSsrc: ['dropPackets', 'abortSession', 'processPackets']
+}
+
+/**
  * The seed's connect body → a camkit CameraConfig.
  *
  * Fields (the seed's): cameraId, ip, username, password, streamPath (default "/1"), and
- * port (default 554). Beyond the seed: url (a full rtsp:// URL instead of ip/port/
- * streamPath), transport, decode, decoder (default CAMKIT_DECODER, else camkit's auto),
- * persistent, rtspTimeoutMs. No credentials are invented: without username and password
- * camkit connects without authentication.
+ * port (default 554). Beyond the seed, every other camkit config field by camkit's name:
+ * url (a full rtsp:// URL instead of ip/port/streamPath), transport, decode, decoder
+ * (default CAMKIT_DECODER, else camkit's auto), persistent, jpegQuality, rtspTimeoutMs,
+ * the durations of DURATION_FIELDS and the RTSP quirk options of QUIRKS. No credentials are invented: without username and
+ * password camkit connects without authentication.
  */
 function connectConfig (body, env = process.env) {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
@@ -199,17 +219,28 @@ function connectConfig (body, env = process.env) {
   }
   const rtspTimeoutMs = optionalInt(body.rtspTimeoutMs, 'rtspTimeoutMs', 100, 120000)
   if (rtspTimeoutMs !== undefined) config.rtspTimeoutMs = rtspTimeoutMs
+  for (const field of DURATION_FIELDS) {
+    const ms = optionalInt(body[field], field, 0, ONE_DAY_MS)
+    if (ms !== undefined) config[field] = ms
+  }
+  const jpegQuality = optionalInt(body.jpegQuality, 'jpegQuality', 1, 100)
+  if (jpegQuality !== undefined) config.jpegQuality = jpegQuality
+  for (const [field, allowed] of Object.entries(QUIRKS)) {
+    const v = oneOf(body[field], field, allowed)
+    if (v) config[field] = v
+  }
   return config
 }
 
-/** camkit names fields as its config does (id, host, path); the seed's clients know these. */
-const SEED_FIELD = { id: 'cameraId', host: 'ip', path: 'streamPath' }
-
-/** A camkit INVALID_INPUT error from connect, with the field renamed to the seed's name. */
+/**
+ * A camkit INVALID_INPUT error from connect, with the field (camkit's `err.field`, as
+ * spelled in its config) renamed to the seed's name, in `err.field` and the message.
+ */
 function seedFieldNames (err) {
-  if (err && err.code === 'INVALID_INPUT') {
-    const m = /^(\w+): /.exec(err.message)
-    if (m && SEED_FIELD[m[1]]) err.message = SEED_FIELD[m[1]] + err.message.slice(m[1].length)
+  const seed = err && err.code === 'INVALID_INPUT' && SEED_FIELD[err.field]
+  if (seed) {
+    if (err.message.startsWith(`${err.field}: `)) err.message = seed + err.message.slice(err.field.length)
+    err.field = seed
   }
   return err
 }
@@ -235,6 +266,7 @@ function frameOptions (query, { fps: defaultFps } = {}) {
 
 module.exports = {
   connectConfig,
+  SEED_FIELD,
   seedFieldNames,
   cameraIdOf,
   cameraIdValue,

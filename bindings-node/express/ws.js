@@ -21,6 +21,14 @@
 //   - Errors are reported instead of ignored:
 //       {"type":"error","cameraId":"cam1","code":"NOT_FOUND","error":"…"}
 //     (unknown camera, bad fps, camera disconnected — code CLOSED — or a bad message).
+//   - {"action":"video","cameraId":"cam1"} (maxQueueBytes optional): the camera's live
+//       video as the camera sent it, fragmented MP4 for Media Source Extensions: a text
+//       message {"type":"video","cameraId","mimeType":"video/mp4; codecs=\"avc1.…\"","codec"}
+//       (for MediaSource.isTypeSupported() / addSourceBuffer()), then the init segment and
+//       one media segment per frame, each as one binary message. The text message and an
+//       init segment come again when the stream's parameters change. It replaces the
+//       socket's subscription like subscribe does; unsubscribe ends it. A client that
+//       reads slowly is paused, and camkit's queue skips to the next keyframe (video.js).
 //   - Backpressure: a frame is skipped for a client whose socket already holds more than
 //     CAMKIT_WS_MAX_BUFFERED bytes (default 512 KiB) not yet sent.
 //   - Access (src/security.js): with CAMKIT_API_TOKEN set the upgrade needs the token
@@ -30,6 +38,7 @@
 const { WebSocketServer, WebSocket } = require('ws')
 const { optionalInt, optionalNumber, cameraIdValue } = require('./validate')
 const { checkUpgrade, refuseUpgrade } = require('./security')
+const { sendVideo, videoOptions } = require('./video')
 
 const MAX_BUFFERED = Number(process.env.CAMKIT_WS_MAX_BUFFERED) || 512 * 1024
 
@@ -189,6 +198,39 @@ function attachWebSocket (server, { cameras, metrics, apiToken = null, corsOrigi
       }
     }
 
+    const video = (m) => {
+      stop()
+      const cameraId = m.cameraId
+      try {
+        cameraIdValue(cameraId)
+      } catch (e) {
+        return sendError(undefined, e.code, e.message)
+      }
+      let opts
+      try {
+        opts = videoOptions(m)
+      } catch (e) {
+        return sendError(cameraId, e.code, e.message)
+      }
+      try {
+        const mine = sendVideo({
+          cameras,
+          metrics,
+          ws,
+          cameraId,
+          opts,
+          maxBuffered: MAX_BUFFERED,
+          onEnd: (err) => {
+            if (sub === mine) sub = null
+            sendError(cameraId, err.code, err.message)
+          }
+        })
+        sub = mine
+      } catch (e) {
+        sendError(cameraId, e.code || 'INTERNAL', e.message)
+      }
+    }
+
     ws.on('message', (data, isBinary) => {
       let m
       try {
@@ -198,9 +240,10 @@ function attachWebSocket (server, { cameras, metrics, apiToken = null, corsOrigi
       }
       const action = m && typeof m === 'object' ? m.action : undefined
       if (action === 'subscribe') subscribe(m)
+      else if (action === 'video') video(m)
       else if (action === 'unsubscribe') stop()
       else if (action === 'ping') ws.send('{"type":"pong"}')
-      else sendError(undefined, 'INVALID_INPUT', 'action: must be one of subscribe, unsubscribe, ping')
+      else sendError(undefined, 'INVALID_INPUT', 'action: must be one of subscribe, video, unsubscribe, ping')
     })
     ws.on('close', () => {
       stop()

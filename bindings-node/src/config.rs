@@ -56,6 +56,29 @@ pub struct CameraConfig {
     /// Keep the camera, retrying in the background, even when the first attempt fails;
     /// the failure is in its status' `lastError`.
     pub persistent: Option<bool>,
+    /// With `decode: 'onDemand'`: how long the camera keeps decoding after a snapshot (so
+    /// snapshots in a row come from the cache) and, at most 2000 of it, after its last
+    /// subscriber left; then it releases its decoder. Default 5000.
+    pub decode_grace_ms: Option<u32>,
+    /// Longest wait of `connect`, all steps together; then it rejects with `TIMEOUT` (a
+    /// persistent camera stays and `connect` resolves). Default 4 × `rtspTimeoutMs` +
+    /// `frameTimeoutMs` + 10000.
+    pub connect_timeout_ms: Option<u32>,
+    /// Longest wait of a snapshot of this camera; then it rejects with `TIMEOUT`. Default
+    /// `rtspTimeoutMs`.
+    pub snapshot_timeout_ms: Option<u32>,
+    /// When to send `TEARDOWN` (default `'auto'`: over UDP and to servers known to need
+    /// it; `'always'`; `'never'` for cameras that answer it badly).
+    #[napi(ts_type = "'auto' | 'always' | 'never'")]
+    pub teardown: Option<String>,
+    /// Data on RTSP-interleaved channels nobody set up (default `'auto'`; `'ignore'` for
+    /// cameras that send audio or metadata there anyway).
+    #[napi(ts_type = "'auto' | 'assumeStaleSession' | 'error' | 'ignore'")]
+    pub unassigned_channel_data: Option<String>,
+    /// RTCP sender reports from an unknown SSRC (default `'dropPackets'`;
+    /// `'processPackets'` for cameras whose RTCP carries another SSRC than their RTP).
+    #[napi(ts_type = "'dropPackets' | 'abortSession' | 'processPackets'")]
+    pub unknown_rtcp_ssrc: Option<String>,
 }
 
 impl CameraConfig {
@@ -93,9 +116,37 @@ impl CameraConfig {
                 .jpeg_quality
                 .map_or(defaults.jpeg_quality, |q| u8::try_from(q).unwrap_or(0)),
             persistent: self.persistent.unwrap_or(defaults.persistent),
-            decode_grace: defaults.decode_grace,
+            decode_grace: ms(self.decode_grace_ms, defaults.decode_grace),
+            connect_timeout: self
+                .connect_timeout_ms
+                .map(|v| Duration::from_millis(v.into())),
+            snapshot_timeout: self
+                .snapshot_timeout_ms
+                .map(|v| Duration::from_millis(v.into())),
+            teardown: match self.teardown {
+                Some(t) => t.parse()?,
+                None => defaults.teardown,
+            },
+            unassigned_channel_data: match self.unassigned_channel_data {
+                Some(t) => t.parse()?,
+                None => defaults.unassigned_channel_data,
+            },
+            unknown_rtcp_ssrc: match self.unknown_rtcp_ssrc {
+                Some(t) => t.parse()?,
+                None => defaults.unknown_rtcp_ssrc,
+            },
         })
     }
+}
+
+/// The name of every field of camkit's camera config, as `CameraConfig` spells it here.
+/// Each one is settable from this binding (its tests check this list against it).
+#[napi]
+pub fn camera_config_fields() -> Vec<String> {
+    camkit::CameraConfig::FIELDS
+        .iter()
+        .map(|f| (*f).to_owned())
+        .collect()
 }
 
 /// Options of a `CameraManager`.
@@ -172,6 +223,34 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn quirk_options_are_parsed_naming_the_field() {
+        let c = CameraConfig {
+            id: "a".into(),
+            host: Some("h".into()),
+            teardown: Some("never".into()),
+            unassigned_channel_data: Some("ignore".into()),
+            unknown_rtcp_ssrc: Some("processPackets".into()),
+            ..Default::default()
+        }
+        .into_core()
+        .unwrap();
+        assert_eq!(c.teardown, camkit::Teardown::Never);
+        assert_eq!(
+            c.unassigned_channel_data,
+            camkit::UnassignedChannelData::Ignore
+        );
+        assert_eq!(c.unknown_rtcp_ssrc, camkit::UnknownRtcpSsrc::ProcessPackets);
+        let e = CameraConfig {
+            id: "a".into(),
+            unassigned_channel_data: Some("drop".into()),
+            ..Default::default()
+        }
+        .into_core()
+        .unwrap_err();
+        assert_eq!(e.field(), Some("unassignedChannelData"), "{e}");
     }
 
     #[test]

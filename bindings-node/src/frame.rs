@@ -31,7 +31,7 @@ impl ToNapiValue for JsFrame {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let f = val.0;
         let captured_at = f.captured_at_ms() as f64;
-        let jpeg = jpeg_buffer(env, f.jpeg)?;
+        let jpeg = bytes_buffer(env, f.jpeg)?;
         let frame = Frame {
             // SAFETY: a Buffer just created in this call's scope, on the JS thread.
             jpeg: unsafe { Buffer::from_napi_value(env, jpeg)? },
@@ -47,17 +47,20 @@ impl ToNapiValue for JsFrame {
 
 /// The finalizer of a buffer over a [`Bytes`]: drops the reference the buffer held.
 unsafe extern "C" fn drop_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Box<Bytes>` leaked by `jpeg_buffer` for this buffer, and napi
+    // SAFETY: `hint` is the `Box<Bytes>` leaked by `bytes_buffer` for this buffer, and napi
     // calls a buffer's finalizer once.
     drop(unsafe { Box::from_raw(hint.cast::<Bytes>()) });
 }
 
-/// A Node `Buffer` over `jpeg`'s memory, or over a copy of it where the runtime refuses
-/// external buffers (or fails to make one).
+/// A Node `Buffer` over `jpeg`'s memory (a JPEG, or any other `Bytes`: video chunks too),
+/// or over a copy of it where the runtime refuses external buffers (or fails to make one).
 ///
 /// # Safety
 /// `env` is the current env, on the JS thread.
-unsafe fn jpeg_buffer(env: sys::napi_env, jpeg: Bytes) -> napi::Result<sys::napi_value> {
+pub(crate) unsafe fn bytes_buffer(
+    env: sys::napi_env,
+    jpeg: Bytes,
+) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     if !jpeg.is_empty() {
         let len = jpeg.len();

@@ -1,20 +1,22 @@
 //! camkit for Node.js: IP cameras (RTSP/H.264) to JPEG frames, in-process.
 //!
 //! The npm package `camkit` (this crate, built with `napi build`) exports `CameraManager`,
-//! its `Subscription` and `EventListener`, `startDemoCamera()`, and `Moondream` (visual
-//! reasoning about a camera's picture, from `cameras.moondream()`) with its `Watch`;
-//! `index.d.ts` has the types. Conventions:
+//! its `Subscription`, `VideoSubscription` and `EventListener`, `startDemoCamera()`, and
+//! `Moondream` (visual reasoning about a camera's picture, from `cameras.moondream()`) with
+//! its `Watch`; `index.d.ts` has the types. Conventions:
 //!
 //! - Camera operations return promises; the work runs on a tokio runtime, never on the JS
 //!   thread ([`promise`]).
 //! - Every error is a JS `Error` with camkit's stable `code` ([`error`]).
 //! - Frames and events reach JS through weak, bounded thread-safe functions
 //!   ([`subscription`]): they never keep the process alive and never pile up.
-//! - A frame's JPEG is a `Buffer` over camkit's own bytes, not a copy ([`frame`]).
+//! - A frame's JPEG is a `Buffer` over camkit's own bytes, not a copy ([`frame`]); so is
+//!   each chunk of live video from `subscribeVideo()` ([`video`]).
 //! - Names are camelCase; configs and results are plain objects ([`config`], [`status`]).
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
+mod delivery;
 mod demo;
 mod error;
 mod frame;
@@ -23,11 +25,14 @@ mod moondream;
 mod promise;
 mod status;
 mod subscription;
+mod video;
 
+pub use config::camera_config_fields;
 pub use demo::{start_demo_camera, DemoCamera};
 pub use manager::CameraManager;
 pub use moondream::{Moondream, Watch};
 pub use subscription::{EventListener, Subscription};
+pub use video::VideoSubscription;
 
 /// One tokio runtime for the module, shared by napi-rs (promises) and, by default, every
 /// `CameraManager` (camera sessions). Two workers: camera I/O is light, and decoding and

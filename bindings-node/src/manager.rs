@@ -40,7 +40,7 @@ fn closed() -> Error {
     )
 }
 
-fn is_nullish(v: &Unknown<'_>) -> bool {
+pub(crate) fn is_nullish(v: &Unknown<'_>) -> bool {
     matches!(v.get_type(), Ok(ValueType::Undefined | ValueType::Null))
 }
 
@@ -265,7 +265,7 @@ impl Drop for CameraManager {
     }
 }
 
-fn function_arg(v: Unknown<'_>) -> camkit::Result<Unknown<'_>> {
+pub(crate) fn function_arg(v: Unknown<'_>) -> camkit::Result<Unknown<'_>> {
     match v.get_type() {
         Ok(ValueType::Function) => Ok(v),
         _ => Err(Error::invalid("callback", "must be a function")),

@@ -119,12 +119,13 @@ pub struct CameraStatus {
     pub transport: Transport,
     /// The decode policy.
     pub decode: DecodePolicy,
-    /// The H.264 decoder in use: `'openh264'`, or `'libavcodec'` with its version
+    /// The decoder in use: `'openh264'`, or `'libavcodec'` with its version
     /// (`'libavcodec 59.37.100'`).
     pub decoder: String,
-    /// Video codec (`'h264'` …), once known.
+    /// Video codec (`'h264'`, `'h265'`, `'jpeg'`), once known.
     pub codec: Option<String>,
-    /// H.264 profile (`'Baseline'`, `'Main'`, `'High'` …), once known.
+    /// H.264 profile (`'Baseline'`, `'Main'`, `'High'` …) or H.265 profile (`'Main'`,
+    /// `'Main 10'` …), once known.
     pub profile: Option<String>,
     /// Picture width in pixels, once known.
     pub width: Option<u32>,
@@ -140,6 +141,9 @@ pub struct CameraStatus {
     pub frames_decoded: f64,
     /// Frames dropped (decoder behind, corrupt data, lost packets).
     pub frames_dropped: f64,
+    /// Frames skipped because part of them never arrived (stream joined mid-frame, lost
+    /// packets, data that could not be depacketized); the session goes on.
+    pub partial_frames_skipped: f64,
     /// Times the stream was reopened after a failure.
     pub reconnects: f64,
     /// When the current stream started, in ms since the Unix epoch.
@@ -148,6 +152,16 @@ pub struct CameraStatus {
     pub last_frame_ms: Option<f64>,
     /// JPEG encodes made from this camera's pictures (each picture and size at most once).
     pub jpeg_encodes: f64,
+    /// Total time without video in ms since the camera first streamed (broken streams,
+    /// reconnects, frames skipped after damage), including the current stretch.
+    pub video_lost_ms: f64,
+    /// Since when the camera has had no video (ms since the Unix epoch); absent while
+    /// video flows.
+    pub video_lost_since_ms: Option<f64>,
+    /// The latest picture is stale: served while the camera has no video (reconnecting).
+    pub picture_stale: bool,
+    /// Age of the latest picture in ms, once there is one.
+    pub picture_age_ms: Option<f64>,
     /// The most recent error, kept after recovery for diagnosis.
     pub last_error: Option<LastError>,
 }
@@ -170,10 +184,15 @@ impl From<camkit::CameraStatus> for CameraStatus {
             frames_received: s.frames_received as f64,
             frames_decoded: s.frames_decoded as f64,
             frames_dropped: s.frames_dropped as f64,
+            partial_frames_skipped: s.partial_frames_skipped as f64,
             reconnects: s.reconnects as f64,
             connected_since_ms: s.connected_since_ms.map(|v| v as f64),
             last_frame_ms: s.last_frame_ms.map(|v| v as f64),
             jpeg_encodes: s.jpeg_encodes as f64,
+            video_lost_ms: s.video_lost_ms as f64,
+            video_lost_since_ms: s.video_lost_since_ms.map(|v| v as f64),
+            picture_stale: s.picture_stale,
+            picture_age_ms: s.picture_age_ms.map(|v| v as f64),
             last_error: s.last_error.map(Into::into),
         }
     }

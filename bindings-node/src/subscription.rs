@@ -3,8 +3,8 @@
 //!
 //! Both callbacks are weak thread-safe functions: they never keep the event loop alive.
 //!
-//! A subscription has at most one frame in flight: the task asks camkit for the next frame
-//! only once the JS callback has returned from the previous one. camkit's subscription is
+//! A subscription has at most one frame in flight ([`crate::delivery`]): the task asks
+//! camkit for the next frame only once the JS callback has returned from the previous one. camkit's subscription is
 //! latest-wins, so a callback slower than the frame rate gets the newest picture each time
 //! and never a backlog, and frames never pile up in the JS queue. It also keeps a slow
 //! callback from starving the event loop: Node dispatches up to 1000 queued thread-safe
@@ -19,7 +19,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use camkit::{Error, ErrorKind, EventStream};
 use napi::bindgen_prelude::{
@@ -31,10 +30,10 @@ use napi::threadsafe_function::{
 use napi::{sys, Env, JsValue, Status};
 use napi_derive::napi;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::error::{to_napi, Code};
+use crate::delivery::{call_and_wait, call_err, Call};
+use crate::error::Code;
 use crate::frame::JsFrame;
 use crate::status::CameraEvent;
 
@@ -148,32 +147,22 @@ impl Subscription {
         let id = camera_id.clone();
         let task = runtime.spawn(async move {
             while let Some(item) = sub.next().await {
-                let value = item.map(JsFrame).map_err(|e| to_napi(&e));
-                let (returned, js_returned) = oneshot::channel::<()>();
-                let status = callback.call_with_return_value(
-                    value,
-                    ThreadsafeFunctionCallMode::NonBlocking,
-                    move |result, _env| {
-                        let _ = returned.send(());
-                        // An exception thrown by the callback goes on to `uncaughtException`,
-                        // as it would from any other callback.
-                        result.map(drop)
-                    },
-                );
-                match status {
-                    Status::Ok => {}
-                    Status::QueueFull => {
+                let call = match item {
+                    Ok(frame) => call_and_wait(&callback, JsFrame(frame)).await,
+                    // A picture that could not be encoded: the subscription goes on.
+                    Err(e) if call_err(&callback, &e).await => continue,
+                    Err(_) => Call::Gone,
+                };
+                match call {
+                    Call::Returned(()) | Call::Threw(_) => {
+                        c.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Call::Full => {
                         c.dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
                     }
                     // The JS environment is going away.
-                    _ => return c.active.store(false, Ordering::Release),
+                    Call::Gone => return c.active.store(false, Ordering::Release),
                 }
-                // An error here means the call was dropped unrun: the environment is gone.
-                if js_returned.await.is_err() {
-                    return c.active.store(false, Ordering::Release);
-                }
-                c.delivered.fetch_add(1, Ordering::Relaxed);
             }
             c.active.store(false, Ordering::Release);
             drop(sub);
@@ -183,13 +172,8 @@ impl Subscription {
                     "camera {id:?} was disconnected or its manager closed; the subscription has ended"
                 ),
             );
-            // The last word must not be lost to a full queue: retry for a while.
-            for _ in 0..100 {
-                match callback.call(Err(to_napi(&end)), ThreadsafeFunctionCallMode::NonBlocking) {
-                    Status::QueueFull => tokio::time::sleep(Duration::from_millis(20)).await,
-                    _ => break,
-                }
-            }
+            // The last word must not be lost to a full queue.
+            call_err(&callback, &end).await;
         });
         Subscription {
             camera_id,

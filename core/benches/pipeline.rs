@@ -1,13 +1,17 @@
-//! Per-frame costs of the pipeline: H.264 decode, I420 → JPEG, and a cached snapshot.
+//! Per-frame costs of the pipeline: H.264 and H.265 decode, I420 → JPEG, and a cached
+//! snapshot.
 //!
 //! `cargo bench -p camkit --bench pipeline`. The H.264 input is made here with OpenH264's
 //! encoder from a camera-like picture (gradient, moving box, temporal noise), 2 s GOP, and,
 //! when ffmpeg is on the PATH, with x264 (High profile, CABAC, like camera streams). Each is
-//! decoded with both backends, OpenH264 and the system's libavcodec.
+//! decoded with both backends, OpenH264 and the system's libavcodec. The H.265 input (720p
+//! and 1080p, Main, no B-frames, x264's clip source) comes from ffmpeg's libx265 and is
+//! decoded with libavcodec, the only backend that decodes it; beside it the same clip in
+//! x264 High at each size, for the comparison.
 
 use std::time::Duration;
 
-use camkit::{DecoderBackend, H264Decoder, Picture};
+use camkit::{Codec, DecoderBackend, Picture, VideoDecoder};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod};
 use openh264::formats::YUVBuffer;
@@ -93,19 +97,23 @@ fn bench(c: &mut Criterion) {
         Some(gop) => streams.push(("x264_high_1080p".to_owned(), gop)),
         None => eprintln!("ffmpeg with libx264 not found: no x264 High 1080p decode case"),
     }
+    match x264_gop(1280, 720) {
+        Some(gop) => streams.push(("x264_high_720p".to_owned(), gop)),
+        None => eprintln!("ffmpeg with libx264 not found: no x264 High 720p decode case"),
+    }
     for (name, gop) in &streams {
         dec.throughput(Throughput::Elements(gop.len() as u64));
         for (backend, label) in [
             (DecoderBackend::OpenH264, "openh264"),
             (DecoderBackend::Libavcodec, "libavcodec"),
         ] {
-            if H264Decoder::with_backend(backend).is_err() {
+            if VideoDecoder::with_backend(Codec::H264, backend).is_err() {
                 eprintln!("{label} cannot be loaded: skipped");
                 continue;
             }
             dec.bench_function(BenchmarkId::new(label, name), |b| {
                 b.iter(|| {
-                    let mut d = H264Decoder::with_backend(backend).expect("decoder");
+                    let mut d = VideoDecoder::with_backend(Codec::H264, backend).expect("decoder");
                     let mut n = 0;
                     for au in gop {
                         if d.decode(au).expect("decode").is_some() {
@@ -118,6 +126,39 @@ fn bench(c: &mut Criterion) {
         }
     }
     dec.finish();
+
+    // H.265, libavcodec only.
+    let mut hevc = c.benchmark_group("h265_decode_per_frame");
+    hevc.sample_size(10)
+        .measurement_time(Duration::from_secs(6));
+    for (name, w, h) in [("720p", 1280, 720), ("1080p", 1920, 1080)] {
+        let Some(gop) = x265_gop(w, h) else {
+            eprintln!("ffmpeg with libx265 not found: no H.265 {name} decode case");
+            continue;
+        };
+        if VideoDecoder::with_backend(Codec::H265, DecoderBackend::Libavcodec).is_err() {
+            eprintln!("libavcodec cannot be loaded: no H.265 decode case");
+            break;
+        }
+        hevc.throughput(Throughput::Elements(gop.len() as u64));
+        hevc.bench_function(
+            BenchmarkId::new("libavcodec", format!("x265_main_{name}")),
+            |b| {
+                b.iter(|| {
+                    let mut d = VideoDecoder::with_backend(Codec::H265, DecoderBackend::Libavcodec)
+                        .expect("decoder");
+                    let mut n = 0;
+                    for au in &gop {
+                        if d.decode(au).expect("decode").is_some() {
+                            n += 1;
+                        }
+                    }
+                    assert_eq!(n, gop.len());
+                })
+            },
+        );
+    }
+    hevc.finish();
 
     let mut jpeg = c.benchmark_group("jpeg_encode");
     jpeg.sample_size(20)
@@ -217,6 +258,68 @@ fn x264_gop(w: u32, h: u32) -> Option<Vec<Vec<u8>>> {
     }
     let aus = camkit_demo_camera::access_units(&out.stdout);
     (aus.len() == 30).then_some(aus)
+}
+
+/// The same clip as [`x264_gop`] from libx265 (Main, no B-frames, veryfast, same bit
+/// rate), split into access units. `None` without ffmpeg/libx265.
+fn x265_gop(w: u32, h: u32) -> Option<Vec<Vec<u8>>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={w}x{h}:rate=15,noise=alls=10:allf=t+u"
+        ))
+        .args(["-frames:v", "30", "-c:v", "libx265", "-preset", "veryfast"])
+        .args(["-profile:v", "main", "-pix_fmt", "yuv420p"])
+        .args(["-x265-params", "bframes=0:keyint=30:log-level=error"])
+        .args(["-b:v", "4000k", "-maxrate", "4000k", "-bufsize", "4000k"])
+        .args(["-f", "hevc", "-"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let aus = hevc_access_units(&out.stdout);
+    (aus.len() == 30).then_some(aus)
+}
+
+/// Splits an H.265 Annex B stream into access units: a new one starts at the parameter
+/// sets, delimiter or prefix SEI before a picture, or at a picture's first slice segment
+/// (`first_slice_segment_in_pic_flag`), once the current one holds a picture.
+fn hevc_access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = vec![];
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut aus: Vec<Vec<u8>> = vec![];
+    let mut current: Vec<u8> = vec![];
+    let mut has_picture = false;
+    for (k, &s) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(stream.len(), |&n| n - 3);
+        let nal = &stream[s..end];
+        if nal.len() < 3 {
+            continue;
+        }
+        let t = (nal[0] >> 1) & 0x3f;
+        let first_slice = t < 32 && nal[2] & 0x80 != 0;
+        let opens = matches!(t, 32..=35 | 39 | 41..=44) || first_slice;
+        if opens && has_picture {
+            aus.push(std::mem::take(&mut current));
+            has_picture = false;
+        }
+        current.extend_from_slice(&[0, 0, 0, 1]);
+        current.extend_from_slice(nal);
+        has_picture |= t < 32;
+    }
+    if has_picture {
+        aus.push(current);
+    }
+    aus
 }
 
 fn i420_to_rgb(p: &Picture) -> Vec<u8> {

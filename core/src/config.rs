@@ -1,22 +1,19 @@
-//! Camera configuration: what the caller gives, and its validation into a camera source.
+//! Camera configuration: what the caller gives, as plain data, and its validation.
 //!
-//! Credentials never live in the URL camkit keeps: a `rtsp://user:pass@host/...` URL is
-//! split into a bare URL and [`retina::client::Credentials`], and only the bare URL is ever
-//! shown (status, logs, errors). The `username` / `password` fields are taken literally, so
-//! passwords with `@ : / # %` or spaces need no escaping there.
+//! [`CameraConfig::validate`] checks every field and has no side effect: the address and
+//! credentials are checked and split by [`crate::address`], and the decoder choice is only
+//! resolved (libavcodec loaded) when the camera starts.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
-use crate::decode::DecoderBackend;
+use crate::address::{AddressParts, Source};
 use crate::error::{Error, Result};
 
 /// Longest camera id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 64;
-/// Default RTSP port.
-pub const DEFAULT_PORT: u16 = 554;
+pub use crate::address::DEFAULT_PORT;
 /// Default JPEG quality (1–100).
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
 
@@ -180,6 +177,25 @@ pub struct CameraConfig {
     /// picture (tens of MB at 1080p) until the next snapshot or subscriber.
     #[serde(rename = "decodeGraceMs", with = "millis")]
     pub decode_grace: Duration,
+    /// Longest wait of `connect` for the camera's first picture, all steps together; past
+    /// it `connect` fails with `Timeout` (a persistent camera stays and keeps trying).
+    /// `None` (the default): 4 × `rtsp_timeout` + `frame_timeout` + 10 s, 40 s with the
+    /// defaults; see [`connect_bound`](Self::connect_bound).
+    #[serde(rename = "connectTimeoutMs", with = "opt_millis")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait of a snapshot or a latest picture (the decode of the buffered frames
+    /// and the JPEG encode); past it the call fails with `Timeout`. `None` (the default):
+    /// `rtsp_timeout`; see [`snapshot_bound`](Self::snapshot_bound).
+    #[serde(rename = "snapshotTimeoutMs", with = "opt_millis")]
+    pub snapshot_timeout: Option<Duration>,
+    /// When to send `TEARDOWN` (see [`Teardown`](crate::Teardown)); default `auto`.
+    pub teardown: crate::Teardown,
+    /// Data on interleaved channels nobody set up (see
+    /// [`UnassignedChannelData`](crate::UnassignedChannelData)); default `auto`.
+    pub unassigned_channel_data: crate::UnassignedChannelData,
+    /// RTCP from an unknown SSRC (see [`UnknownRtcpSsrc`](crate::UnknownRtcpSsrc));
+    /// default `dropPackets`.
+    pub unknown_rtcp_ssrc: crate::UnknownRtcpSsrc,
 }
 
 impl Default for CameraConfig {
@@ -202,6 +218,11 @@ impl Default for CameraConfig {
             jpeg_quality: DEFAULT_JPEG_QUALITY,
             persistent: false,
             decode_grace: Duration::from_secs(5),
+            connect_timeout: None,
+            snapshot_timeout: None,
+            teardown: Default::default(),
+            unassigned_channel_data: Default::default(),
+            unknown_rtcp_ssrc: Default::default(),
         }
     }
 }
@@ -210,7 +231,10 @@ impl std::fmt::Debug for CameraConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CameraConfig")
             .field("id", &self.id)
-            .field("url", &self.url.as_deref().map(redact_url_str))
+            .field(
+                "url",
+                &self.url.as_deref().map(crate::address::redact_url_str),
+            )
             .field("host", &self.host)
             .field("port", &self.port)
             .field("path", &self.path)
@@ -221,14 +245,50 @@ impl std::fmt::Debug for CameraConfig {
             .field("decoder", &self.decoder)
             .field("rtsp_timeout", &self.rtsp_timeout)
             .field("frame_timeout", &self.frame_timeout)
+            .field("backoff_initial", &self.backoff_initial)
+            .field("backoff_max", &self.backoff_max)
             .field("jpeg_quality", &self.jpeg_quality)
             .field("persistent", &self.persistent)
             .field("decode_grace", &self.decode_grace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("snapshot_timeout", &self.snapshot_timeout)
+            .field("teardown", &self.teardown)
+            .field("unassigned_channel_data", &self.unassigned_channel_data)
+            .field("unknown_rtcp_ssrc", &self.unknown_rtcp_ssrc)
             .finish()
     }
 }
 
 impl CameraConfig {
+    /// Every field, by its JSON (camelCase) name: the one list the bindings are checked
+    /// against, so that each field is settable from Node, C and the Express connect body
+    /// (a test fails when a field is added here and not there, and a core test fails when
+    /// this list and the struct differ).
+    pub const FIELDS: &'static [&'static str] = &[
+        "id",
+        "url",
+        "host",
+        "port",
+        "path",
+        "username",
+        "password",
+        "transport",
+        "decode",
+        "decoder",
+        "rtspTimeoutMs",
+        "frameTimeoutMs",
+        "backoffInitialMs",
+        "backoffMaxMs",
+        "jpegQuality",
+        "persistent",
+        "decodeGraceMs",
+        "connectTimeoutMs",
+        "snapshotTimeoutMs",
+        "teardown",
+        "unassignedChannelData",
+        "unknownRtcpSsrc",
+    ];
+
     /// A camera named by a full `rtsp://` URL.
     pub fn from_url(id: impl Into<String>, url: impl Into<String>) -> Self {
         CameraConfig {
@@ -272,10 +332,12 @@ impl CameraConfig {
         self
     }
 
-    /// Checks every field and builds the source camkit connects to.
+    /// Checks every field and builds the source camkit connects to (the URL without
+    /// credentials, and the credentials apart). Errors name the field and never hold the
+    /// password.
     ///
-    /// This is also where the decoder choice is resolved: `libavcodec` where it cannot be
-    /// loaded is an error naming `decoder`.
+    /// Nothing is loaded or opened: whether the `decoder` asked for is available is known
+    /// when the camera starts (`connect` then fails naming `decoder`).
     pub fn validate(&self) -> Result<Source> {
         validate_id(&self.id)?;
         if !(1..=100).contains(&self.jpeg_quality) {
@@ -286,104 +348,42 @@ impl CameraConfig {
         check_duration("backoffInitialMs", self.backoff_initial)?;
         check_duration("backoffMaxMs", self.backoff_max)?;
         check_duration("decodeGraceMs", self.decode_grace)?;
+        if let Some(d) = self.connect_timeout {
+            check_duration("connectTimeoutMs", d)?;
+        }
+        if let Some(d) = self.snapshot_timeout {
+            check_duration("snapshotTimeoutMs", d)?;
+        }
         if self.backoff_max < self.backoff_initial {
             return Err(Error::invalid(
                 "backoffMaxMs",
                 "must not be smaller than backoffInitialMs",
             ));
         }
-        if let Some(u) = &self.username {
-            check_text("username", u, 256)?;
+        AddressParts {
+            url: self.url.as_deref(),
+            host: self.host.as_deref(),
+            port: self.port,
+            path: self.path.as_deref(),
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
         }
-        if let Some(p) = &self.password {
-            if p.len() > 256 || p.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-                return Err(Error::invalid(
-                    "password",
-                    "must be at most 256 bytes without line breaks or NUL",
-                ));
-            }
-        }
-        let (url, url_creds) = match (&self.url, &self.host) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid("url", "give either url or host, not both"));
-            }
-            (None, None) => return Err(Error::invalid("host", "missing: give host or url")),
-            (Some(u), None) => parse_rtsp_url(u)?,
-            (None, Some(h)) => {
-                if self.port.is_some_and(|p| p == 0 || p > 65535) {
-                    return Err(Error::invalid("port", "must be between 1 and 65535"));
-                }
-                let port = self.port.unwrap_or(DEFAULT_PORT as u32) as u16;
-                let path = self.path.as_deref().unwrap_or("/");
-                (build_url(h, port, path)?, None)
-            }
-        };
-        if self.url.is_some() && (self.port.is_some() || self.path.is_some()) {
-            return Err(Error::invalid(
-                "url",
-                "port and path belong in the url when url is given",
-            ));
-        }
-        let username = self
-            .username
-            .clone()
-            .or_else(|| url_creds.as_ref().map(|c| c.0.clone()));
-        let password = self
-            .password
-            .clone()
-            .or_else(|| url_creds.as_ref().map(|c| c.1.clone()));
-        let credentials = match (username, password) {
-            (None, None) => None,
-            (u, p) => Some(retina::client::Credentials {
-                username: u.unwrap_or_default(),
-                password: p.unwrap_or_default(),
-            }),
-        };
-        let decoder = DecoderBackend::resolve(self.decoder)?;
-        Ok(Source {
-            url,
-            credentials,
-            decoder,
+        .resolve()
+    }
+
+    /// How long `connect` waits for the first picture: `connect_timeout`, or by default
+    /// 4 × `rtsp_timeout` + `frame_timeout` + 10 s (the steps each have their own bound;
+    /// this one holds for them together).
+    pub fn connect_bound(&self) -> Duration {
+        self.connect_timeout.unwrap_or_else(|| {
+            self.rtsp_timeout.saturating_mul(4) + self.frame_timeout + Duration::from_secs(10)
         })
     }
-}
 
-/// A validated camera address: a URL without credentials, and the credentials apart.
-#[derive(Clone)]
-pub struct Source {
-    url: Url,
-    credentials: Option<retina::client::Credentials>,
-    decoder: DecoderBackend,
-}
-
-impl Source {
-    /// The URL camkit connects to; it never carries credentials, so it may be shown.
-    pub fn url(&self) -> &Url {
-        &self.url
-    }
-
-    pub(crate) fn credentials(&self) -> Option<&retina::client::Credentials> {
-        self.credentials.as_ref()
-    }
-
-    /// The H.264 decoder the camera will use.
-    pub fn decoder(&self) -> DecoderBackend {
-        self.decoder
-    }
-
-    /// The username, if any (never the password).
-    pub fn username(&self) -> Option<&str> {
-        self.credentials.as_ref().map(|c| c.username.as_str())
-    }
-}
-
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("url", &self.url.as_str())
-            .field("username", &self.username())
-            .field("decoder", &self.decoder)
-            .finish_non_exhaustive()
+    /// How long a snapshot or latest picture may take: `snapshot_timeout`, or by default
+    /// `rtsp_timeout`.
+    pub fn snapshot_bound(&self) -> Duration {
+        self.snapshot_timeout.unwrap_or(self.rtsp_timeout)
     }
 }
 
@@ -414,19 +414,6 @@ pub fn check_id(id: &str) -> Result<()> {
     validate_id(id)
 }
 
-fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
-    if v.len() > max {
-        return Err(Error::invalid(
-            field,
-            format!("at most {max} bytes allowed"),
-        ));
-    }
-    if v.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(())
-}
-
 fn check_duration(field: &str, d: Duration) -> Result<()> {
     if d.is_zero() {
         return Err(Error::invalid(field, "must be greater than 0"));
@@ -437,173 +424,20 @@ fn check_duration(field: &str, d: Duration) -> Result<()> {
     Ok(())
 }
 
-fn check_host(host: &str) -> Result<()> {
-    if host.is_empty() {
-        return Err(Error::invalid("host", "must not be empty"));
-    }
-    if host.len() > 253 {
-        return Err(Error::invalid("host", "longer than 253 bytes"));
-    }
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner
-            .parse::<std::net::Ipv6Addr>()
-            .map(|_| ())
-            .map_err(|_| Error::invalid("host", "is not a valid bracketed IPv6 address"));
-    }
-    if host.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Ok(());
-    }
-    if let Some(c) = host
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-' || *c == '_'))
-    {
-        let what = match c {
-            ' ' => "a space".to_owned(),
-            c if c.is_control() => "a control character".to_owned(),
-            c => format!("{c:?}"),
-        };
-        return Err(Error::invalid(
-            "host",
-            format!(
-                "contains {what}; give only a host name or IP address (port and path are separate fields)"
-            ),
-        ));
-    }
-    Ok(())
-}
+/// `Option<Duration>` as milliseconds, `null` or absent for `None`.
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
 
-fn build_url(host: &str, port: u16, path: &str) -> Result<Url> {
-    check_host(host)?;
-    if !path.starts_with('/') {
-        return Err(Error::invalid("path", "must start with '/'"));
-    }
-    check_text("path", path, 1024)?;
-    if path.contains(' ') {
-        return Err(Error::invalid("path", "must not contain spaces"));
-    }
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
-    Url::parse(&format!("rtsp://{host}:{port}{path}"))
-        .map_err(|e| Error::invalid("path", format!("does not make a valid URL: {e}")))
-}
-
-/// Parses a user-supplied `rtsp://` URL, moving any `user:pass@` out of it.
-///
-/// The userinfo ends at the last `@` before the host, so unencoded `@ : /` in a
-/// password still parse; valid `%XX` escapes in it are decoded.
-fn parse_rtsp_url(raw: &str) -> Result<(Url, Option<(String, String)>)> {
-    let raw = raw.trim();
-    if raw.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid("url", "must not contain control characters"));
-    }
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        return Err(Error::invalid(
-            "url",
-            "must start with rtsp:// (e.g. rtsp://192.168.1.20:554/stream1)",
-        ));
-    };
-    if !scheme.eq_ignore_ascii_case("rtsp") {
-        return Err(Error::invalid(
-            "url",
-            format!(
-                "scheme {:?} is not supported; use rtsp://",
-                scheme.to_ascii_lowercase()
-            ),
-        ));
-    }
-    // The host part is everything after the last '@' up to the next '/'.
-    let (userinfo, hostpath) = match rest.rfind('@') {
-        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-        None => (None, rest),
-    };
-    let (hostport, path) = match hostpath.find(['/', '?']) {
-        Some(i) => (&hostpath[..i], &hostpath[i..]),
-        None => (hostpath, "/"),
-    };
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_owned()
-    };
-    let (host, port) = split_host_port(hostport)?;
-    let url = build_url(host, port, &path).map_err(|e| {
-        // Errors from the pieces name "host"/"path"; here the caller gave a URL.
-        Error::invalid("url", e.message())
-    })?;
-    let creds = userinfo.map(|ui| {
-        let (u, p) = ui.split_once(':').unwrap_or((ui, ""));
-        (percent_decode_lenient(u), percent_decode_lenient(p))
-    });
-    Ok((url, creds))
-}
-
-fn split_host_port(hostport: &str) -> Result<(&str, u16)> {
-    if hostport.is_empty() {
-        return Err(Error::invalid("url", "has no host"));
-    }
-    let (host, port) = if hostport.starts_with('[') {
-        match hostport.find(']') {
-            Some(end) => {
-                let host = &hostport[..=end];
-                let rest = &hostport[end + 1..];
-                (host, rest.strip_prefix(':'))
-            }
-            None => return Err(Error::invalid("url", "unclosed '[' in IPv6 host")),
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
         }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    let port = match port {
-        None | Some("") => DEFAULT_PORT,
-        Some(p) => match p.parse::<u32>() {
-            Ok(n) if (1..=65535).contains(&n) => n as u16,
-            _ => return Err(Error::invalid("url", "port must be between 1 and 65535")),
-        },
-    };
-    Ok((host, port))
-}
-
-/// Decodes `%XX` escapes that are valid; leaves a lone `%` as it is.
-fn percent_decode_lenient(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
-}
 
-/// Removes any `user:pass@` from a URL-like string, for display. Works on strings that do
-/// not parse, so nothing a caller typed can leak through an error message.
-pub fn redact_url_str(s: &str) -> String {
-    match s.split_once("://") {
-        Some((scheme, rest)) => {
-            // The last '@' anywhere ends any userinfo (it may itself contain '/').
-            match rest.rfind('@') {
-                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-                None => s.to_owned(),
-            }
-        }
-        None => match s.rfind('@') {
-            Some(at) => s[at + 1..].to_owned(),
-            None => s.to_owned(),
-        },
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
 
@@ -628,73 +462,6 @@ mod tests {
     fn field_of(e: Error) -> String {
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
         e.message().split(':').next().unwrap().to_owned()
-    }
-
-    #[test]
-    fn host_port_path_build_a_bare_url() {
-        let mut c = CameraConfig::from_host("cam1", "192.168.1.20").credentials("admin", "p@ss");
-        c.path = Some("/Streaming/Channels/101".into());
-        let s = c.validate().unwrap();
-        assert_eq!(
-            s.url().as_str(),
-            "rtsp://192.168.1.20:554/Streaming/Channels/101"
-        );
-        assert_eq!(s.username(), Some("admin"));
-        assert_eq!(s.credentials().unwrap().password, "p@ss");
-    }
-
-    #[test]
-    fn special_character_passwords_in_fields_are_literal() {
-        for pw in [
-            "p@ss",
-            "a:b",
-            "x/y",
-            "hash#tag",
-            "50%off",
-            "two words",
-            "%41",
-            "@:/#% ",
-        ] {
-            let s = CameraConfig::from_host("c", "cam.local")
-                .credentials("u", pw)
-                .validate()
-                .unwrap();
-            assert_eq!(s.credentials().unwrap().password, pw);
-            assert!(!s.url().as_str().contains(pw.trim()));
-        }
-    }
-
-    #[test]
-    fn credentials_in_url_are_moved_out() {
-        let s = CameraConfig::from_url("c", "rtsp://admin:s%40cret%3A1@10.0.0.5:8554/live?ch=1")
-            .validate()
-            .unwrap();
-        assert_eq!(s.url().as_str(), "rtsp://10.0.0.5:8554/live?ch=1");
-        let c = s.credentials().unwrap();
-        assert_eq!(
-            (c.username.as_str(), c.password.as_str()),
-            ("admin", "s@cret:1")
-        );
-    }
-
-    #[test]
-    fn unencoded_specials_in_url_password_parse_by_last_at() {
-        let s = CameraConfig::from_url("c", "rtsp://admin:p@ss/w#rd 1@cam.local/stream1")
-            .validate()
-            .unwrap();
-        assert_eq!(s.url().as_str(), "rtsp://cam.local:554/stream1");
-        assert_eq!(s.credentials().unwrap().password, "p@ss/w#rd 1");
-        assert!(!format!("{s:?}").contains("w#rd"));
-    }
-
-    #[test]
-    fn fields_override_url_credentials() {
-        let s = CameraConfig::from_url("c", "rtsp://a:b@h/p")
-            .credentials("x", "y")
-            .validate()
-            .unwrap();
-        assert_eq!(s.credentials().unwrap().username, "x");
-        assert_eq!(s.credentials().unwrap().password, "y");
     }
 
     #[test]
@@ -779,23 +546,6 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_hosts() {
-        let s = CameraConfig::from_host("c", "::1").validate().unwrap();
-        assert_eq!(s.url().as_str(), "rtsp://[::1]:554/");
-        let s = CameraConfig::from_url("c", "rtsp://[::1]:8554/x")
-            .validate()
-            .unwrap();
-        assert_eq!(s.url().port(), Some(8554));
-    }
-
-    #[test]
-    fn redact_strips_userinfo() {
-        assert_eq!(redact_url_str("rtsp://u:p@h/x"), "rtsp://h/x");
-        assert_eq!(redact_url_str("rtsp://u:p/q@h/x"), "rtsp://h/x");
-        assert_eq!(redact_url_str("rtsp://h/x"), "rtsp://h/x");
-    }
-
-    #[test]
     fn json_config_round_trips_with_millis() {
         let c: CameraConfig = serde_json::from_str(
             r#"{"id":"door","host":"10.0.0.7","path":"/s1","transport":"tcp","rtspTimeoutMs":1500,"decode":"continuous"}"#,
@@ -817,6 +567,72 @@ mod tests {
         .unwrap_err();
         assert_eq!(field_of(e), "decodeGraceMs");
         assert_eq!(c.decoder, DecoderChoice::Auto);
+    }
+
+    /// `FIELDS` is the struct's own list of keys: what serde writes for a config, in
+    /// declaration order, and what serde accepts.
+    #[test]
+    fn fields_are_the_structs_keys() {
+        let json = serde_json::to_value(CameraConfig::default()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = CameraConfig::FIELDS.to_vec();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(sorted, fields, "CameraConfig::FIELDS must list every field");
+        for field in CameraConfig::FIELDS {
+            let mut obj = json.as_object().unwrap().clone();
+            obj.retain(|k, _| k == field);
+            serde_json::from_value::<CameraConfig>(obj.into())
+                .unwrap_or_else(|e| panic!("{field}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bounds_default_from_the_rtsp_timeout() {
+        let c = CameraConfig::from_host("c", "h");
+        assert_eq!(c.connect_bound(), Duration::from_secs(40));
+        assert_eq!(c.snapshot_bound(), Duration::from_secs(5));
+        let c = CameraConfig {
+            rtsp_timeout: Duration::from_secs(1),
+            ..c
+        };
+        assert_eq!(c.connect_bound(), Duration::from_secs(24));
+        assert_eq!(c.snapshot_bound(), Duration::from_secs(1));
+        let c: CameraConfig = serde_json::from_str(
+            r#"{"id":"c","host":"h","connectTimeoutMs":1500,"snapshotTimeoutMs":250}"#,
+        )
+        .unwrap();
+        assert_eq!(c.connect_bound(), Duration::from_millis(1500));
+        assert_eq!(c.snapshot_bound(), Duration::from_millis(250));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["snapshotTimeoutMs"], 250);
+        assert!(
+            serde_json::to_value(CameraConfig::default()).unwrap()["connectTimeoutMs"].is_null()
+        );
+        for (field, cfg) in [
+            (
+                "connectTimeoutMs",
+                CameraConfig {
+                    connect_timeout: Some(Duration::ZERO),
+                    ..c.clone()
+                },
+            ),
+            (
+                "snapshotTimeoutMs",
+                CameraConfig {
+                    snapshot_timeout: Some(Duration::from_secs(100_000)),
+                    ..c.clone()
+                },
+            ),
+        ] {
+            assert_eq!(field_of(cfg.validate().unwrap_err()), field);
+        }
     }
 
     #[test]
@@ -845,8 +661,9 @@ mod tests {
         let c: CameraConfig =
             serde_json::from_str(r#"{"id":"a","host":"h","decoder":"openh264"}"#).unwrap();
         assert_eq!(c.decoder, DecoderChoice::OpenH264);
+        assert!(c.validate().is_ok());
         assert_eq!(
-            c.validate().unwrap().decoder(),
+            crate::decode::DecoderBackend::resolve(c.decoder).unwrap(),
             crate::decode::DecoderBackend::OpenH264
         );
         let c: CameraConfig =

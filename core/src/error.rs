@@ -30,7 +30,8 @@ pub enum ErrorKind {
     Timeout,
     /// The camera spoke RTSP/RTP in a way camkit could not follow (bad response, missing stream, 4xx/5xx).
     Protocol,
-    /// The stream uses a codec camkit does not decode (H.265, MPEG-4 …).
+    /// The stream uses a codec camkit does not decode (MPEG-4 …), or H.265 where only
+    /// OpenH264 is there (the message says to install libavcodec).
     UnsupportedCodec,
     /// The video could not be decoded or encoded.
     Decode,

@@ -1,9 +1,9 @@
 //! camkit: IP cameras to frames an application can use.
 //!
-//! A [`CameraManager`] opens RTSP cameras with `retina`, decodes H.264 with the system's
-//! libavcodec when it has one, else OpenH264 (off the async worker threads), and keeps the
-//! latest picture of each camera in a frame cache that encodes a JPEG at most once per
-//! picture and size, shared by every reader.
+//! A [`CameraManager`] opens RTSP cameras with `retina`, decodes H.264 and H.265 with the
+//! system's libavcodec when it has one, else H.264 with OpenH264 (off the async worker
+//! threads), passes MJPEG through, and keeps the latest picture of each camera in a frame
+//! cache that encodes a JPEG at most once per picture and size, shared by every reader.
 //!
 //! ```no_run
 //! # async fn demo() -> camkit::Result<()> {
@@ -19,6 +19,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+pub mod address;
 mod backoff;
 mod camera;
 pub mod config;
@@ -32,20 +33,23 @@ mod manager;
 pub mod moondream;
 pub mod picture;
 mod pictures;
+pub mod quirks;
 pub mod status;
 mod subscription;
 mod util;
 pub mod video;
 
+pub use address::Source;
 pub use backoff::Backoff;
-pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Source, Transport};
-pub use decode::{DecoderBackend, H264Decoder};
+pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Transport};
+pub use decode::{Codec, DecoderBackend, VideoDecoder};
 pub use error::{Error, ErrorKind, Result, RtspStep};
 pub use events::{CameraEvent, EventStream};
 pub use frame::{Frame, SnapshotOptions, SubscribeOptions};
 pub use manager::{CameraManager, ManagerOptions};
 pub use picture::{LumaSummary, Picture};
 pub use pictures::{CameraPictures, LatestPicture};
+pub use quirks::{Teardown, UnassignedChannelData, UnknownRtcpSsrc};
 pub use status::{CameraState, CameraStatus, LastError};
 pub use subscription::Subscription;
 pub use video::{VideoChunk, VideoChunkKind, VideoFormat, VideoOptions, VideoSubscription};

@@ -16,6 +16,7 @@ use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
 use crate::pictures::{CameraPictures, LatestPicture};
 use crate::status::CameraStatus;
 use crate::subscription::Subscription;
+use crate::util::fmt_duration;
 use crate::video::{VideoOptions, VideoSubscription};
 
 /// Options for a [`CameraManager`].
@@ -147,13 +148,15 @@ impl CameraManager {
     /// On failure the camera is forgotten and the error says why (refused credentials,
     /// unreachable, timeout, unsupported codec …), unless `config.persistent` is set: then
     /// the camera stays, retrying with backoff, and its status is returned (state
-    /// `reconnecting`, `last_error` saying why). Connecting
-    /// several cameras at once runs concurrently.
+    /// `reconnecting`, `last_error` saying why). The whole wait is bounded by
+    /// [`CameraConfig::connect_bound`] (`Timeout`; a persistent camera's status, still
+    /// `connecting`). Connecting several cameras at once runs concurrently.
     pub async fn connect(&self, config: CameraConfig) -> Result<CameraStatus> {
         self.check_open()?;
         let source = config.validate()?;
         let id = config.id.clone();
         let persistent = config.persistent;
+        let bound = config.connect_bound();
         let first = {
             let mut cams = self.inner.cameras.write();
             // Again under the lock: `close()` sets the flag, then drains the map under this
@@ -177,7 +180,20 @@ impl CameraManager {
             cams.insert(id.clone(), camera);
             first
         };
-        let outcome = first.await.unwrap_or_else(|_| Err(Error::closed()));
+        let outcome = match tokio::time::timeout(bound, first).await {
+            Ok(first) => first.unwrap_or_else(|_| Err(Error::closed())),
+            // A persistent camera stays, and keeps trying, as after a failed attempt.
+            Err(_) if persistent => return self.status(&id),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no picture from camera {id:?} within {} of connecting; check the camera, \
+                     or raise connectTimeoutMs",
+                    fmt_duration(bound)
+                ),
+            )
+            .for_camera(&id)),
+        };
         match outcome {
             Ok(()) => self.status(&id),
             Err(e) if !persistent => {
@@ -246,7 +262,8 @@ impl CameraManager {
     ///
     /// Served from the frame cache when that picture was encoded at this size already;
     /// with the `onDemand` policy and nobody watching, it first decodes the frames
-    /// buffered since the last keyframe.
+    /// buffered since the last keyframe. Bounded by the camera's
+    /// [`CameraConfig::snapshot_bound`] (`Timeout`).
     pub async fn snapshot(&self, id: &str, opts: SnapshotOptions) -> Result<Frame> {
         opts.validate()?;
         let cam = self.camera(id)?;

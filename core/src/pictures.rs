@@ -35,7 +35,9 @@ impl CameraPictures {
     }
 
     /// The latest picture, decoding what the decode policy left undecoded (as a snapshot
-    /// does). `NoFrame` while the camera is not streaming or has no picture yet.
+    /// does). While the camera reconnects, its last picture (stale: see
+    /// [`CameraStatus::picture_stale`](crate::CameraStatus::picture_stale)). `NoFrame` when
+    /// there is none to serve: not streaming and no picture yet, or stopped.
     pub async fn latest(&self) -> Result<LatestPicture> {
         let pic = self.camera.latest_picture().await?;
         Ok(LatestPicture {

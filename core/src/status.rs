@@ -69,12 +69,13 @@ pub struct CameraStatus {
     pub transport: Transport,
     /// The decode policy.
     pub decode: DecodePolicy,
-    /// The H.264 decoder in use: `openh264`, or `libavcodec` with its version
+    /// The decoder in use: `openh264`, or `libavcodec` with its version
     /// (`libavcodec 59.37.100`).
     pub decoder: String,
-    /// Video codec (`h264`, `jpeg`), once known.
+    /// Video codec (`h264`, `h265`, `jpeg`), once known.
     pub codec: Option<String>,
-    /// H.264 profile (`Baseline`, `Main`, `High` …), once known.
+    /// H.264 profile (`Baseline`, `Main`, `High` …) or H.265 profile (`Main`, `Main 10` …),
+    /// once known.
     pub profile: Option<String>,
     /// Picture width, once known.
     pub width: Option<u32>,
@@ -88,8 +89,13 @@ pub struct CameraStatus {
     pub frames_received: u64,
     /// Frames decoded to pictures.
     pub frames_decoded: u64,
-    /// Frames dropped (decoder behind, corrupt data, lost packets).
+    /// Frames dropped (decoder behind, corrupt data, lost packets), including the whole
+    /// frames withheld after a partial one until the next keyframe.
     pub frames_dropped: u64,
+    /// Frames skipped because part of them never arrived: the stream was joined in the
+    /// middle of a frame, packets were lost, or the camera sent data retina could not
+    /// depacketize. The session goes on; decoding resumes at the next keyframe.
+    pub partial_frames_skipped: u64,
     /// Times the stream was reopened after a failure.
     pub reconnects: u64,
     /// When the current stream started, in ms since the Unix epoch.
@@ -100,6 +106,18 @@ pub struct CameraStatus {
     /// including the one full-size encode an idle camera makes when it releases its raw
     /// picture and no full-size JPEG of it was made yet.
     pub jpeg_encodes: u64,
+    /// Total time without video, in ms, since the camera first streamed: every stretch
+    /// from the stream breaking (or frames being skipped after damage) until pictures
+    /// flow again, including the current one.
+    pub video_lost_ms: u64,
+    /// Since when the camera has had no video, in ms since the Unix epoch; `None` while
+    /// video flows (and before the camera first streamed).
+    pub video_lost_since_ms: Option<u64>,
+    /// The latest picture is stale: it is served (snapshots, `latestPicture`) while the
+    /// camera has no video, e.g. while it reconnects.
+    pub picture_stale: bool,
+    /// Age of the latest picture in ms (from when it was captured), once there is one.
+    pub picture_age_ms: Option<u64>,
     /// The most recent error, kept after recovery for diagnosis.
     pub last_error: Option<LastError>,
 }
@@ -123,6 +141,17 @@ struct Mutable {
     connected_since: Option<SystemTime>,
     last_error: Option<LastError>,
     rate: RateWindow,
+    gap: VideoGap,
+}
+
+/// Time without video, after the camera first streamed.
+#[derive(Default)]
+struct VideoGap {
+    had_video: bool,
+    /// The current stretch without video.
+    since: Option<(Instant, SystemTime)>,
+    /// The stretches that ended.
+    closed: Duration,
 }
 
 /// The shared, written-by-the-camera status of one camera.
@@ -136,6 +165,7 @@ pub(crate) struct StatusCell {
     pub frames_received: AtomicU64,
     pub frames_decoded: AtomicU64,
     pub frames_dropped: AtomicU64,
+    pub partial_frames_skipped: AtomicU64,
     pub reconnects: AtomicU64,
     /// Written by the frame cache as it encodes.
     pub jpeg_encodes: Arc<AtomicU64>,
@@ -162,10 +192,12 @@ impl StatusCell {
                 connected_since: None,
                 last_error: None,
                 rate: RateWindow::default(),
+                gap: VideoGap::default(),
             }),
             frames_received: AtomicU64::new(0),
             frames_decoded: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
+            partial_frames_skipped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             jpeg_encodes: Arc::default(),
             last_frame_ms: AtomicU64::new(0),
@@ -226,6 +258,24 @@ impl StatusCell {
         self.inner.lock().last_error.clone()
     }
 
+    /// Video stopped flowing (the stream broke, or frames are skipped after damage).
+    /// Nothing before the camera first streamed counts.
+    pub fn video_lost(&self) {
+        let mut g = self.inner.lock();
+        if g.gap.had_video && g.gap.since.is_none() {
+            g.gap.since = Some((Instant::now(), SystemTime::now()));
+        }
+    }
+
+    /// A frame went on to the decoder: video flows.
+    pub fn video_flows(&self) {
+        let mut g = self.inner.lock();
+        g.gap.had_video = true;
+        if let Some((t, _)) = g.gap.since.take() {
+            g.gap.closed += t.elapsed();
+        }
+    }
+
     /// Records one received compressed frame of `bytes` bytes.
     pub fn on_frame(&self, bytes: usize) {
         self.frames_received.fetch_add(1, Ordering::Relaxed);
@@ -254,10 +304,17 @@ impl StatusCell {
             frames_received: self.frames_received.load(Ordering::Relaxed),
             frames_decoded: self.frames_decoded.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            partial_frames_skipped: self.partial_frames_skipped.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             connected_since_ms: g.connected_since.map(epoch_ms),
             last_frame_ms: (last_frame != 0).then_some(last_frame),
             jpeg_encodes: self.jpeg_encodes.load(Ordering::Relaxed),
+            video_lost_ms: (g.gap.closed + g.gap.since.map_or(Duration::ZERO, |(t, _)| t.elapsed()))
+                .as_millis() as u64,
+            video_lost_since_ms: g.gap.since.map(|(_, at)| epoch_ms(at)),
+            // The camera fills these in from its frame cache.
+            picture_stale: false,
+            picture_age_ms: None,
             last_error: g.last_error.clone(),
         }
     }

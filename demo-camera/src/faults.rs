@@ -50,6 +50,9 @@ pub enum AnnouncedCodec {
     /// H.265 (`a=rtpmap:96 H265/90000`), while the payload stays H.264: a client that does
     /// not decode H.265 must refuse at `DESCRIBE`, before any payload matters.
     H265,
+    /// MPEG-4 Part 2 (`a=rtpmap:96 MP4V-ES/90000`, what older cameras send), while the
+    /// payload stays H.264: a codec no client of this camera decodes, refused at `DESCRIBE`.
+    Mpeg4,
 }
 
 /// An audio track next to the video.
@@ -91,6 +94,11 @@ pub struct Faults {
     pub announce_codec: AnnouncedCodec,
     /// An audio track next to the video.
     pub audio: Audio,
+    /// Start each client's stream in the middle of a frame, as a busy camera joined at an
+    /// arbitrary packet does: the packets of the first access unit after `PLAY` up to and
+    /// including its first FU-A start fragment are never sent (their sequence numbers
+    /// unused), so the first RTP packet a client gets continues a fragmented NAL unit.
+    pub start_mid_frame: bool,
     /// Accept at most this many RTSP sessions at once; a `SETUP` for another one gets
     /// `453 Not Enough Bandwidth` (what single-client cameras answer).
     pub max_sessions: Option<usize>,

@@ -110,10 +110,11 @@ int main(int argc, char **argv) {
     camkit_manager_free(mgr);
     return exit_code;
   }
-  printf("connected: %s %s %s %ux%u codec=%s\n", camkit_status_id(status),
+  printf("connected: %s %s %s %ux%u codec=%s profile=%s\n", camkit_status_id(status),
          camkit_status_url(status), camkit_camera_state_name(camkit_status_state(status)),
          camkit_status_width(status), camkit_status_height(status),
-         camkit_status_codec(status) ? camkit_status_codec(status) : "?");
+         camkit_status_codec(status) ? camkit_status_codec(status) : "?",
+         camkit_status_profile(status) ? camkit_status_profile(status) : "?");
   camkit_status_free(status);
 
   camkit_snapshot_options opts = {0};

@@ -134,6 +134,8 @@ int main(int argc, char **argv) {
     camkit_manager_free(mgr);
     return code;
   }
+  /* On stderr (unbuffered): a script can wait for it while the program streams on. */
+  fprintf(stderr, "connected\n");
 
   static struct counter c; /* zero-initialised atomics */
   camkit_subscribe_options opts = {0};

@@ -15,7 +15,7 @@
 //! | [`rtsp_request`] | bytes a client sends the demo camera | never panics; every answer is one well-formed RTSP response |
 //! | [`mjpeg_frame`] | a JPEG from an MJPEG camera | never panics; errors are `Decode`; re-encoding keeps the size |
 
-use camkit::{CameraConfig, ErrorKind, H264Decoder};
+use camkit::{CameraConfig, Codec, ErrorKind, VideoDecoder};
 
 /// A marker every fuzzed password starts with. The other fields are built without the
 /// letter `Z`, and URL serialization never produces it (hex escapes are `0-9A-F`), so
@@ -88,7 +88,7 @@ pub fn config_url(data: &[u8]) {
         }
     }
     // Redaction for display works on anything, parseable or not.
-    let shown = camkit::config::redact_url_str(&text);
+    let shown = camkit::address::redact_url_str(&text);
     if let Some((_, rest)) = shown.split_once("://") {
         assert!(
             !rest.contains('@'),
@@ -166,14 +166,14 @@ pub fn access_units(stream: &[u8]) -> Vec<&[u8]> {
 }
 
 /// H.264 decoding: the input (after one options byte) is an Annex B stream, split into
-/// access units and fed to one [`H264Decoder`] as camkit's decode thread does, alternating
+/// access units and fed to one [`VideoDecoder`] as camkit's decode thread does, alternating
 /// `decode` and `decode_discard` as a snapshot's catch-up does. Every picture is checked
 /// and JPEG-encoded at full size and scaled, with and without range expansion.
 pub fn h264_decode(data: &[u8]) {
     let Some((&opts, stream)) = data.split_first() else {
         return;
     };
-    let Ok(mut decoder) = H264Decoder::new() else {
+    let Ok(mut decoder) = VideoDecoder::new(Codec::H264) else {
         return;
     };
     let quality = 1 + opts % 100;

@@ -20,7 +20,7 @@
 //! | `truncated` | sends half of DESCRIBE's answer, then closes |
 //! | `close-describe` | closes the connection on DESCRIBE without an answer |
 //! | `silent-describe` | never answers DESCRIBE, keeps the connection open |
-//! | `h265` | its SDP announces H.265 |
+//! | `mpeg4` | its SDP announces MPEG-4 Part 2 (a codec camkit does not decode) |
 //! | `hangup` | closes each playing connection after 5 frames |
 //! | `stall` | stops sending video 1 s after the first client starts playing (RTSP goes on) |
 //! | `loss` | skips 1 RTP packet in 15 |
@@ -50,8 +50,8 @@ fn fault(name: &str) -> Option<(Faults, bool)> {
         "truncated" => describe(Reply::Truncated),
         "close-describe" => describe(Reply::Close),
         "silent-describe" => describe(Reply::Silence),
-        "h265" => Faults {
-            announce_codec: AnnouncedCodec::H265,
+        "mpeg4" => Faults {
+            announce_codec: AnnouncedCodec::Mpeg4,
             ..Faults::default()
         },
         "hangup" => Faults {

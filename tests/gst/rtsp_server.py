@@ -30,6 +30,13 @@ Mount points (all 15 fps, 2 s GOP, SMPTE colour bars):
     /main            640x360   H.264 Main      (avc1.4D....)
     /high            640x360   H.264 High      (avc1.64....)
     /h265            640x360   H.265 Main
+    /h265-720        1280x720  H.265 Main, no B-frames, open GOP (CRA keyframes)
+    /h265-1080       1920x1080 H.265 Main, no B-frames, open GOP
+    /h265-720-bframes  1280x720  H.265 Main, 2 B-frames, open GOP (RASL pictures
+                               after each CRA), parameter sets in the stream too
+    /h265-1080-bframes 1920x1080 H.265 Main, 2 B-frames, open GOP, parameter sets
+                               in the SDP only
+    /h265-main10     640x360   H.265 Main 10 (10-bit samples)
     /auth/h264-1080  as /h264-1080, DIGEST authentication required
     /av              640x360   H.264 + AAC audio (a camera with a microphone)
     /mjpeg           640x360   RTP/JPEG (MJPEG camera)
@@ -106,7 +113,7 @@ FPS = 15
 GOP = 2 * FPS
 
 
-def video_source(width, height):
+def video_source(width, height, fmt="I420"):
     """Live SMPTE bars; is-live so the source is paced at real time (no CPU
     spinning) and timestamps look like a camera's.
 
@@ -116,8 +123,8 @@ def video_source(width, height):
     colorimetry = "bt709" if height > 576 else "bt601"
     return (
         "videotestsrc pattern=smpte is-live=true "
-        "! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1,"
-        "colorimetry=%s" % (width, height, FPS, colorimetry)
+        "! video/x-raw,format=%s,width=%d,height=%d,framerate=%d/1,"
+        "colorimetry=%s" % (fmt, width, height, FPS, colorimetry)
     )
 
 
@@ -168,6 +175,25 @@ def h265(width, height, kbps):
     )
 
 
+def h265_hd(width, height, kbps, bframes=False, sdp_only=False, main10=False):
+    # x265 as cameras use it: ultrafast (the CI machine has 2 cores), open GOPs
+    # (x265's default: every keyframe after the first is a CRA, not an IDR;
+    # with B-frames RASL pictures follow each CRA).  Without B-frames
+    # zerolatency (no lookahead); with them no zerolatency, which would turn
+    # them off.  config-interval -1 repeats VPS/SPS/PPS before every keyframe;
+    # 0 leaves them in the SDP (and x265's first keyframe) only.
+    tune = "" if bframes else "tune=zerolatency"
+    options = "bframes=2" if bframes else ""
+    fmt, profile = ("I420_10LE", "main-10") if main10 else ("I420", "main")
+    return (
+        "%s ! x265enc %s speed-preset=ultrafast key-int-max=%d bitrate=%d "
+        'option-string="%s" ! video/x-h265,profile=%s '
+        "! rtph265pay name=pay0 pt=96 config-interval=%d"
+        % (video_source(width, height, fmt), tune, GOP, kbps, options, profile,
+           0 if sdp_only else -1)
+    )
+
+
 def aac_audio():
     # AAC is what most IP cameras with a microphone send; retina parses its
     # fmtp config, so the audio stream is exercised, not just listed.
@@ -189,6 +215,12 @@ MOUNTS.update(
         "/main": h264(640, 360, "main", 600),
         "/high": h264(640, 360, "high", 600),
         "/h265": h265(640, 360, 600),
+        "/h265-720": h265_hd(1280, 720, 1200),
+        "/h265-1080": h265_hd(1920, 1080, 2000),
+        "/h265-720-bframes": h265_hd(1280, 720, 1200, bframes=True),
+        "/h265-1080-bframes": h265_hd(1920, 1080, 2000, bframes=True,
+                                      sdp_only=True),
+        "/h265-main10": h265_hd(640, 360, 600, main10=True),
         "/bframes": h264_bframes(640, 360, 600),
         "/av": "%s %s" % (h264(640, 360, "high", 600), aac_audio()),
         # High profile with B-frames (decode order differs from presentation order),

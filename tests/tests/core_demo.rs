@@ -213,12 +213,16 @@ async fn reconnects_after_the_camera_comes_back() {
         matches!(err.kind, ErrorKind::Unreachable | ErrorKind::Timeout),
         "{err:?}"
     );
-    assert_eq!(
-        cams.snapshot("r", SnapshotOptions::full())
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::NoFrame
+    // The last picture stays served, marked stale in the status.
+    let f = cams
+        .snapshot("r", SnapshotOptions::full())
+        .await
+        .expect("the last picture while reconnecting");
+    assert_eq!((f.width, f.height), (320, 240));
+    let st = cams.status("r").unwrap();
+    assert!(
+        st.picture_stale && st.video_lost_since_ms.is_some(),
+        "{st:#?}"
     );
 
     // It comes back on the same port.
@@ -420,4 +424,45 @@ async fn latest_picture_reads_the_cached_picture() {
     tokio::time::timeout(Duration::from_secs(5), pictures.stopped())
         .await
         .expect("stopped resolves after disconnect");
+}
+
+/// A camera whose stream is joined mid-frame (the demo camera's `start_mid_frame`: the
+/// first RTP packet after PLAY continues a fragmented NAL unit of a keyframe). retina
+/// refuses that packet; the session goes on: the partial frame is skipped and counted,
+/// decoding starts at the next keyframe, and every connect in a row gets a correct
+/// picture without a reconnect. (gst-rtsp-server cannot show this: it holds a new client
+/// until a keyframe's first packet.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_joined_mid_frame_skips_to_the_next_keyframe() {
+    let cam = DemoCamera::start(DemoCameraOptions {
+        port: 0,
+        width: 320,
+        height: 240,
+        ..Default::default()
+    })
+    .await
+    .expect("demo camera starts");
+    cam.set_faults(camkit_demo_camera::faults::Faults {
+        start_mid_frame: true,
+        ..Default::default()
+    });
+    let cams = CameraManager::new();
+    for i in 0..4 {
+        let id = format!("j{i}");
+        let st = cams
+            .connect(CameraConfig::from_url(&id, cam.url()))
+            .await
+            .unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+        assert_eq!(st.state, CameraState::Streaming, "connect #{i}");
+        let f = cams
+            .snapshot(&id, SnapshotOptions::full())
+            .await
+            .unwrap_or_else(|e| panic!("snapshot #{i}: {e}"));
+        check_color_band(&f.jpeg, 320, 240);
+        let st = cams.status(&id).unwrap();
+        assert_eq!(st.reconnects, 0, "connect #{i}: {st:#?}");
+        assert!(st.partial_frames_skipped >= 1, "connect #{i}: {st:#?}");
+        cams.disconnect(&id).await.unwrap();
+    }
+    cams.close();
 }

@@ -39,6 +39,35 @@ async fn silent_server_times_out_at_the_limit() {
     assert!(took < Duration::from_millis(2500), "{took:?}");
 }
 
+/// The connect bound holds for all the steps together: a server that never answers, with
+/// a long limit per RTSP step, fails at `connect_timeout` with `Timeout` and leaves no
+/// camera; a persistent camera stays, still connecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_bound_fires_before_the_step_limit() {
+    let silent = SilentServer::start();
+    let cams = CameraManager::new();
+    let mut cfg = CameraConfig::from_url("silent", silent.url());
+    cfg.rtsp_timeout = Duration::from_secs(30);
+    cfg.connect_timeout = Some(Duration::from_millis(400));
+    let start = Instant::now();
+    let e = cams.connect(cfg.clone()).await.unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("connectTimeoutMs"), "{e}");
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        cams.list().is_empty(),
+        "a timed-out connect leaves no camera"
+    );
+
+    cfg.persistent = true;
+    let st = cams.connect(cfg).await.unwrap();
+    assert_eq!(st.state, CameraState::Connecting);
+    assert_eq!(cams.list().len(), 1);
+    cams.close();
+}
+
 /// Eight cameras connect concurrently: against servers that never answer, eight
 /// connects with a 1 s limit end together, not one after another (which takes 8 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

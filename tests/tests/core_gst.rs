@@ -1,6 +1,7 @@
 //! The core crate against a real RTSP server it did not write: GStreamer's
 //! gst-rtsp-server (tests/gst/rtsp_server.py), serving SMPTE colour bars in H.264 at
-//! 720p and 1080p, each profile, with digest authentication, with audio, and in H.265.
+//! 720p and 1080p, each profile, with digest authentication, with audio (H.265:
+//! core_h265.rs).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -128,19 +129,6 @@ async fn wrong_password_is_unauthorized_fast() {
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
     assert!(e.to_string().contains("requires a username"), "{e}");
     assert!(cams.list().is_empty(), "failed cameras are forgotten");
-}
-
-/// An H.265 stream: `UnsupportedCodec`, naming the codec and the fix.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h265_is_unsupported_with_the_fix() {
-    let cams = CameraManager::new();
-    let e = cams
-        .connect(CameraConfig::from_url("h", server().url("/h265")))
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::UnsupportedCodec, "{e}");
-    assert!(e.to_string().contains("H.265"), "{e}");
-    assert!(e.to_string().contains("H.264"), "{e}");
 }
 
 /// A path the server does not have: a protocol error that says to check the path.

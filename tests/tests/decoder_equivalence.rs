@@ -9,13 +9,13 @@
 
 use std::process::Command;
 
-use camkit::{DecoderBackend, ErrorKind, H264Decoder, Picture};
+use camkit::{Codec, DecoderBackend, ErrorKind, Picture, VideoDecoder};
 
 /// Decodes every access unit with both backends and checks they agree picture by picture.
 /// Returns how many pictures were compared and the size of the last.
 fn assert_identical(what: &str, aus: &[Vec<u8>]) -> (usize, (u32, u32)) {
-    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
-    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut oh = VideoDecoder::with_backend(Codec::H264, DecoderBackend::OpenH264).unwrap();
+    let mut av = VideoDecoder::with_backend(Codec::H264, DecoderBackend::Libavcodec).unwrap();
     let mut compared = 0;
     let mut size = (0, 0);
     for (i, au) in aus.iter().enumerate() {
@@ -106,7 +106,7 @@ fn x264_main_profile_across_keyframes_decodes_identically() {
 fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
     let clip = x264_clip("320x240", 15, 35, 10, "main");
     let aus = camkit_demo_camera::access_units(&clip);
-    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut av = VideoDecoder::with_backend(Codec::H264, DecoderBackend::Libavcodec).unwrap();
     // P-frames with no keyframe before them: nothing, or an error — never a panic.
     for au in &aus[1..5] {
         match av.decode(au) {
@@ -115,19 +115,19 @@ fn libavcodec_starts_from_any_keyframe_and_rejects_junk() {
         }
     }
     // From the second keyframe on, libavcodec matches a fresh OpenH264 exactly.
-    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
+    let mut oh = VideoDecoder::with_backend(Codec::H264, DecoderBackend::OpenH264).unwrap();
     for (i, au) in aus[10..20].iter().enumerate() {
         let b = av.decode(au).unwrap().expect("a picture per access unit");
         let a = oh.decode(au).unwrap().expect("a picture per access unit");
         assert_same_picture(&format!("from keyframe, #{i}"), &a, &b);
     }
     // `decode_discard` advances the same state without copying the picture out.
-    let mut discard = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut discard = VideoDecoder::with_backend(Codec::H264, DecoderBackend::Libavcodec).unwrap();
     for au in &aus[..9] {
         assert!(discard.decode_discard(au).unwrap());
     }
     let last = discard.decode(&aus[9]).unwrap().expect("picture");
-    let mut full = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut full = VideoDecoder::with_backend(Codec::H264, DecoderBackend::Libavcodec).unwrap();
     let mut want = None;
     for au in &aus[..10] {
         want = full.decode(au).unwrap();
@@ -148,7 +148,7 @@ fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
     for (i, b) in au[n / 2..].iter_mut().enumerate() {
         *b = if i % 3 == 0 { 0xff } else { 0x5a };
     }
-    let mut av = H264Decoder::with_backend(DecoderBackend::Libavcodec).unwrap();
+    let mut av = VideoDecoder::with_backend(Codec::H264, DecoderBackend::Libavcodec).unwrap();
     for (i, au) in aus[..3].iter().enumerate() {
         assert!(av.decode(au).unwrap().is_some(), "clean frame {i}");
     }
@@ -159,7 +159,7 @@ fn libavcodec_reports_damaged_frames_and_recovers_at_the_keyframe() {
     for au in &aus[4..10] {
         let _ = av.decode(au);
     }
-    let mut oh = H264Decoder::with_backend(DecoderBackend::OpenH264).unwrap();
+    let mut oh = VideoDecoder::with_backend(Codec::H264, DecoderBackend::OpenH264).unwrap();
     for (i, au) in aus[10..].iter().enumerate() {
         let b = av.decode(au).unwrap().expect("picture");
         let a = oh.decode(au).unwrap().expect("picture");
@@ -180,7 +180,7 @@ fn bframes_decode_alike_in_display_order() {
     assert_eq!(aus.len(), 30);
     let mut outputs: Vec<Vec<Picture>> = Vec::new();
     for backend in [DecoderBackend::OpenH264, DecoderBackend::Libavcodec] {
-        let mut d = H264Decoder::with_backend(backend).unwrap();
+        let mut d = VideoDecoder::with_backend(Codec::H264, backend).unwrap();
         let mut pictures = Vec::new();
         for (i, au) in aus.iter().enumerate() {
             let p = d

@@ -271,16 +271,23 @@ async fn stream_stopping_fault(fault: Fault, kind: ErrorKind) {
     assert!(!err.message.is_empty(), "{}: empty message", fault.name);
     assert_eq!(err.code, kind.code());
     if !fault.flaps {
-        // While it reconnects there is no picture, and the error says why.
+        // While it reconnects the last good picture is served, and the status says it is
+        // stale, how old, and why (the error).
         let snap = rig
             .cams
             .snapshot("faulty", SnapshotOptions::full())
             .await
-            .unwrap_err();
-        assert_eq!(snap.kind(), ErrorKind::NoFrame, "{}: {snap}", fault.name);
+            .unwrap_or_else(|e| panic!("{}: the last picture: {e}", fault.name));
+        assert_eq!((snap.width, snap.height), (W, H), "{}", fault.name);
+        let st = rig.status("faulty");
+        assert!(st.picture_stale, "{}: {st:#?}", fault.name);
+        assert!(st.picture_age_ms.is_some(), "{}: {st:#?}", fault.name);
+        assert!(st.video_lost_since_ms.is_some(), "{}: {st:#?}", fault.name);
         assert!(
-            snap.message().contains(fault.says),
-            "{}: {snap}",
+            st.last_error
+                .as_ref()
+                .is_some_and(|e| e.message.contains(fault.says)),
+            "{}: {st:#?}",
             fault.name
         );
         assert_ne!(
@@ -496,20 +503,20 @@ async fn silent_describe_times_out() {
     .await;
 }
 
-/// A camera that announces H.265 in its SDP (its main stream switched to HEVC): refused
-/// at DESCRIBE with `UnsupportedCodec` naming the codec; retried only at the maximum
-/// backoff, and streaming again once the camera is back on H.264.
+/// A camera that announces a codec camkit does not decode in its SDP (MPEG-4 Part 2, as
+/// older cameras send): refused at DESCRIBE with `UnsupportedCodec` naming the codec;
+/// retried only at the maximum backoff, and streaming again once the camera is back on H.264.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h265_is_unsupported_codec() {
+async fn unknown_codec_is_unsupported_codec() {
     stream_stopping_fault(
         Fault::faults(
-            "H.265",
+            "MPEG-4",
             Faults {
-                announce_codec: AnnouncedCodec::H265,
+                announce_codec: AnnouncedCodec::Mpeg4,
                 ..Faults::default()
             },
             true,
-            "H.265",
+            "MP4V-ES",
         ),
         ErrorKind::UnsupportedCodec,
     )

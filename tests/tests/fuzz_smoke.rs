@@ -362,7 +362,7 @@ fn write_seed_corpus() {
     write_seed("h264_decode", "new-sps-mid-stream", &resize);
 
     // mjpeg_frame: JPEGs as cameras send them (4:2:0), and the other layouts.
-    let mut dec = camkit::H264Decoder::new().unwrap();
+    let mut dec = camkit::VideoDecoder::new(camkit::Codec::H264).unwrap();
     let pic = dec.decode(&aus[0]).unwrap().expect("a picture");
     write_seed(
         "mjpeg_frame",

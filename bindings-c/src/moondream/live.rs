@@ -13,18 +13,11 @@ use super::{
 use crate::error::{camkit_result, FfiError};
 use crate::ffi::{block_on, opt_str};
 
-/// Added to the longest time camkit's own bounds allow, for the outer bound of a call.
-const CALL_SLACK: Duration = Duration::from_secs(10);
-/// The longest `Retry-After` camkit waits for between attempts.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
-
 /// What a `camkit_moondream` holds.
 pub(crate) struct Moondream {
     cameras: MoondreamCameras,
     /// The manager: its runtime runs the calls, and its events tell when it is closed.
     manager: CameraManager,
-    /// The outer bound of one call (see [`Moondream::ask`]).
-    bound: Duration,
 }
 
 /// The defaults, as `camkit_moondream_options_init` gives them.
@@ -88,24 +81,20 @@ impl Moondream {
     ) -> Result<Self, FfiError> {
         // SAFETY: per this function's contract.
         let config = unsafe { read_options(options) }?;
-        let attempts = config.max_retries.saturating_add(1);
-        let bound = config.timeout.saturating_mul(attempts)
-            + MAX_RETRY_WAIT.saturating_mul(config.max_retries)
-            + CALL_SLACK;
         // Built on the runtime it will run on (the client's connector belongs there).
         let cameras = block_on(manager.runtime(), async { manager.moondream(config) })?;
         Ok(Moondream {
             cameras,
             manager: manager.clone(),
-            bound,
         })
     }
 
     /// Runs one call on the manager's runtime, blocking this thread.
     ///
     /// Ends early with `CAMKIT_CLOSED` when the manager is closed meanwhile (so that
-    /// closing a manager is not held up by a slow service), and has an outer bound that
-    /// only guards against a bound camkit missed.
+    /// closing a manager is not held up by a slow service). camkit bounds the call: the
+    /// picture by the camera's `snapshot_timeout_ms`, each attempt by `timeout_ms`, the
+    /// retries by `max_retries` and at most 30 s of `Retry-After` each.
     fn ask<T, F, Fut>(&self, call: F) -> Result<T, FfiError>
     where
         T: Send,
@@ -121,22 +110,11 @@ impl Moondream {
         if self.manager.is_closed() {
             return Err(closed());
         }
-        let bound = self.bound;
         let md = self.cameras.clone();
         let mut events = self.manager.events();
         block_on(self.manager.runtime(), async {
             tokio::select! {
-                r = tokio::time::timeout(bound, call(md)) => match r {
-                    Ok(r) => r.map_err(FfiError::from),
-                    Err(_) => Err(FfiError::new(
-                        camkit_result::CAMKIT_TIMEOUT,
-                        format!(
-                            "Moondream did not answer within {} s; check the service, or \
-                             give a shorter timeout_ms",
-                            bound.as_secs()
-                        ),
-                    )),
-                },
+                r = call(md) => r.map_err(FfiError::from),
                 // `recv` ends (None) once the manager is closed.
                 _ = async { while events.recv().await.is_some() {} } => Err(closed()),
             }

@@ -1,10 +1,22 @@
 'use strict'
-// The camera grid: a tile per camera with its live picture (binary frames on the WebSocket,
-// one socket per tile), state, fps and resolution (polled from /api/cameras), a snapshot
-// link and a disconnect button; and a form to connect a camera. No build step, no library.
+// The camera grid: a tile per camera with its live picture (one WebSocket per tile), state,
+// fps and resolution (polled from /api/cameras), a snapshot link and a disconnect button;
+// and a form to connect a camera. No build step, no library.
+//
+// The live picture is the camera's own H.264, played through Media Source Extensions: the
+// WebSocket's "video" action names the MIME type, then sends fMP4 segments (see ../ws.js),
+// appended to a SourceBuffer; playback stays at the live edge and only the last few seconds
+// stay buffered. When the browser has no MSE, or MediaSource.isTypeSupported() refuses the
+// camera's codec, the tile falls back to JPEG frames (the "subscribe" action, binary). The
+// tile says which one it shows. `?video=jpeg` in the page's address forces JPEG frames.
 ;(() => {
   const POLL_MS = 1500
   const STREAM = { fps: 10, maxWidth: 960 }
+  /** Playback further than this behind the newest frame jumps to it (seconds). */
+  const LIVE_LAG = 1.0
+  /** Media older than this behind playback is removed from the buffer (seconds). */
+  const KEEP_BEHIND = 10
+  const FORCE_JPEG = new URLSearchParams(location.search).get('video') === 'jpeg'
 
   const grid = document.getElementById('grid')
   const empty = document.getElementById('empty')
@@ -60,10 +72,38 @@
     el.hidden = !text
   }
 
-  // ---- live pictures over the WebSocket (binary frames: see src/ws.js) ----
+  // ---- live pictures over the WebSocket (see ../ws.js) ----
+
+  /** Why this browser cannot play `mime` through MSE, or null when it can. */
+  function mseRefusal (mime) {
+    if (!window.MediaSource) return 'no Media Source Extensions in this browser'
+    if (mime && !MediaSource.isTypeSupported(mime)) return `this browser cannot play ${mime}`
+    return null
+  }
+
+  function setMode (tile, mode, detail) {
+    tile.mode = mode
+    const el = tile.el.querySelector('.mode')
+    el.textContent = mode === 'mse' ? 'video (MSE)' : 'JPEG frames'
+    el.dataset.mode = mode
+    el.title = detail || ''
+    tile.el.querySelector('video.live').hidden = mode !== 'mse'
+    tile.el.querySelector('img.live').hidden = mode === 'mse'
+  }
 
   function openStream (id, tile) {
     if (tile.stopped) return
+    if (tile.mode === 'mse') openVideo(id, tile)
+    else openJpeg(id, tile)
+  }
+
+  /** Reopens the stream after `ms` while the tile exists (the camera may come back). */
+  function retryLater (id, tile, ms = 2000) {
+    clearTimeout(tile.retry)
+    if (!tile.stopped) tile.retry = setTimeout(() => openStream(id, tile), ms)
+  }
+
+  function openJpeg (id, tile) {
     const ws = new WebSocket(withToken(wsUrl))
     ws.binaryType = 'arraybuffer'
     tile.ws = ws
@@ -83,11 +123,116 @@
       tile.url = URL.createObjectURL(blob)
       img.src = tile.url
       img.dataset.seq = header.seq
+      tile.el.querySelector('.picture').classList.add('playing')
       if (previous) setTimeout(() => URL.revokeObjectURL(previous), 1000)
     }
+    ws.onclose = () => { if (ws === tile.ws) retryLater(id, tile) }
+  }
+
+  /** The camera's video through MSE: a MediaSource per WebSocket, segments appended in order. */
+  function openVideo (id, tile) {
+    const video = tile.el.querySelector('video.live')
+    const ws = new WebSocket(withToken(wsUrl))
+    ws.binaryType = 'arraybuffer'
+    tile.ws = ws
+    let ms = null
+    let sb = null
+    let mime = null
+    const pending = []
+    const fallBack = (why) => {
+      if (tile.mode !== 'mse' || ws !== tile.ws) return
+      ws.onclose = null
+      ws.close()
+      video.onerror = null
+      video.removeAttribute('src')
+      if (tile.videoUrl) URL.revokeObjectURL(tile.videoUrl)
+      tile.videoUrl = null
+      setMode(tile, 'jpeg', why)
+      openJpeg(id, tile)
+    }
+    video.onerror = () => fallBack(`the browser could not play the video: ${video.error ? video.error.message : 'unknown error'}`)
+    const pump = () => {
+      if (!sb || sb.updating || ms.readyState !== 'open') return
+      const end = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0
+      const start = video.buffered.length ? video.buffered.start(0) : 0
+      // Keep the buffer short: drop what lies well behind playback.
+      if (video.currentTime - start > KEEP_BEHIND + 2) {
+        sb.remove(start, video.currentTime - KEEP_BEHIND)
+        return
+      }
+      const next = pending.shift()
+      if (!next) return
+      try {
+        sb.appendBuffer(next)
+      } catch (e) {
+        if (e.name === 'QuotaExceededError') {
+          // Full anyway: drop everything before the live edge and go on.
+          pending.unshift(next)
+          if (end - start > 1) sb.remove(start, end - 1)
+        } else {
+          fallBack(`MSE failed: ${e.message}`)
+        }
+      }
+    }
+    const jumpToLive = () => {
+      if (!video.buffered.length) return
+      const end = video.buffered.end(video.buffered.length - 1)
+      const start = video.buffered.start(video.buffered.length - 1)
+      if (end - video.currentTime > LIVE_LAG || video.currentTime < start) video.currentTime = Math.max(start, end - 0.2)
+      if (video.paused) video.play().catch(() => {})
+    }
+    const setUp = (type) => {
+      mime = type
+      ms = new MediaSource()
+      tile.videoUrl = URL.createObjectURL(ms)
+      video.src = tile.videoUrl
+      ms.addEventListener('sourceopen', () => {
+        try {
+          sb = ms.addSourceBuffer(mime)
+        } catch (e) {
+          return fallBack(`MSE refused ${mime}: ${e.message}`)
+        }
+        sb.mode = 'segments'
+        sb.addEventListener('updateend', () => {
+          jumpToLive()
+          pump()
+        })
+        sb.addEventListener('error', () => fallBack('MSE could not decode the stream'))
+        pump()
+      }, { once: true })
+    }
+    ws.onopen = () => ws.send(JSON.stringify({ action: 'video', cameraId: id }))
+    ws.onmessage = (msg) => {
+      if (typeof msg.data === 'string') {
+        const m = JSON.parse(msg.data)
+        if (m.type === 'video') {
+          const refused = mseRefusal(m.mimeType)
+          if (refused) return fallBack(refused)
+          if (!ms) {
+            setUp(m.mimeType)
+            setMode(tile, 'mse', m.mimeType)
+          } else if (m.mimeType !== mime && sb && sb.changeType) {
+            // New parameters (another profile): the init segment that follows says so.
+            mime = m.mimeType
+            sb.changeType(mime)
+          }
+          tile.el.querySelector('.mode').title = m.mimeType
+        } else if (m.type === 'error' && m.code !== 'CLOSED') {
+          show(tile.el.querySelector('.tile-error'), m.error)
+        }
+        return
+      }
+      pending.push(msg.data)
+      // A consumer this far behind (a hidden tab) starts again from the newest frames.
+      if (pending.length > 300) pending.splice(0, pending.length - 1)
+      tile.el.querySelector('.picture').classList.add('playing')
+      pump()
+    }
     ws.onclose = () => {
-      // The camera may come back (reconnect with the same id): retry while the tile exists.
-      if (!tile.stopped) tile.retry = setTimeout(() => openStream(id, tile), 2000)
+      if (ws !== tile.ws) return
+      if (tile.videoUrl) URL.revokeObjectURL(tile.videoUrl)
+      tile.videoUrl = null
+      retryLater(id, tile)
     }
   }
 
@@ -96,6 +241,7 @@
     clearTimeout(tile.retry)
     if (tile.ws) tile.ws.close()
     if (tile.url) URL.revokeObjectURL(tile.url)
+    if (tile.videoUrl) URL.revokeObjectURL(tile.videoUrl)
   }
 
   // ---- tiles ----
@@ -139,8 +285,10 @@
       }
     })
     grid.appendChild(el)
-    const tile = { el, ws: null, url: null, retry: null, stopped: false }
+    const tile = { el, ws: null, url: null, videoUrl: null, retry: null, stopped: false, mode: null }
     tiles.set(cam.cameraId, tile)
+    const refused = FORCE_JPEG ? 'JPEG frames asked for (?video=jpeg)' : mseRefusal(null)
+    setMode(tile, refused ? 'jpeg' : 'mse', refused)
     openStream(cam.cameraId, tile)
     return tile
   }
@@ -163,7 +311,7 @@
     if (cam.codec) parts.push(cam.profile ? `${cam.codec} ${cam.profile}` : cam.codec)
     parts.push(`${cam.frames} frames`)
     if (cam.reconnects) parts.push(`${cam.reconnects} reconnects`)
-    tile.el.querySelector('.info').textContent = parts.join(' · ')
+    tile.el.querySelector('.info .details').textContent = parts.join(' · ')
     const err = cam.state !== 'streaming' && cam.lastError ? `${cam.lastError.code}: ${cam.lastError.message}` : ''
     show(tile.el.querySelector('.tile-error'), err)
   }

@@ -1,6 +1,6 @@
 'use strict'
 // /api/cameras: the seed's routes and JSON shapes, served in-process by camkit, plus a list,
-// an MJPEG stream and per-camera details.
+// an MJPEG stream, live fragmented MP4 (video.mp4, see ../video.js) and per-camera details.
 //
 // Seed shapes kept (examples/express-server/README.md has the table):
 //   POST /connect          → {"success":true,"cameraId":"cam1"}
@@ -13,6 +13,7 @@ const express = require('express')
 const { connectConfig, seedFieldNames, cameraIdOf, cameraIdValue, frameOptions } = require('../validate')
 const { invalid } = require('../errors')
 const { mjpegHandler } = require('../mjpeg')
+const { videoMp4Handler } = require('../video')
 
 /** The JSON view of one camera: the seed's three fields first, then camkit's status. */
 function cameraView (s) {
@@ -146,6 +147,9 @@ function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
   }))
 
   r.get('/:cameraId/mjpeg', mjpegHandler({ cameras, metrics }))
+
+  // Live fragmented MP4 as the camera sent it (no decoding): <video src>, ffmpeg, VLC.
+  r.get('/:cameraId/video.mp4', videoMp4Handler({ cameras, metrics }))
 
   r.get('/:cameraId', (req, res) => {
     res.json(cameraView(cameras.status(req.params.cameraId)))

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use super::demand::Demand;
 use super::frame_cache::{Content, FrameCache};
-use crate::decode::{DecoderBackend, H264Decoder};
+use crate::decode::{hevc, Codec, DecoderBackend, VideoDecoder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::status::StatusCell;
 
@@ -49,14 +49,26 @@ pub(crate) struct EncodedFrame {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum VideoCodec {
     H264,
+    H265,
     Jpeg,
+}
+
+impl VideoCodec {
+    /// The codec a decoder decodes; `None` for MJPEG, which is passed through.
+    pub fn decoded(self) -> Option<Codec> {
+        match self {
+            VideoCodec::H264 => Some(Codec::H264),
+            VideoCodec::H265 => Some(Codec::H265),
+            VideoCodec::Jpeg => None,
+        }
+    }
 }
 
 /// What the decode thread needs to know of a stream, sent as it starts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StreamFacts {
     pub codec: VideoCodec,
-    /// The H.264 decoder the camera uses (resolved at connect).
+    /// The decoder backend the camera uses (resolved at connect).
     pub decoder: DecoderBackend,
 }
 
@@ -132,6 +144,7 @@ pub(crate) fn spawn(
                     decoder: DecoderBackend::OpenH264,
                 },
                 decoder: None,
+                fresh: false,
                 gop: Vec::new(),
                 gop_bytes: 0,
                 decoded_upto: 0,
@@ -165,7 +178,10 @@ struct Worker {
     demand: Arc<Demand>,
     /// The stream being decoded (until the first `NewStream`, no frame arrives).
     stream: StreamFacts,
-    decoder: Option<H264Decoder>,
+    decoder: Option<VideoDecoder>,
+    /// `decoder` was made at this GOP's keyframe, or missed pictures before it: the RASL
+    /// pictures after an H.265 CRA keyframe refer to those and are left out (see [`hevc`]).
+    fresh: bool,
     /// Frames since (and including) the last keyframe.
     gop: Vec<EncodedFrame>,
     gop_bytes: usize,
@@ -226,6 +242,9 @@ impl Worker {
             return;
         }
         if f.keyframe {
+            // A decoder that missed pictures of the GOP that ends here (decode policy
+            // `keyframes`) lacks what this keyframe's RASL pictures (H.265 CRA) refer to.
+            self.fresh = self.decoder.is_none() || self.decoded_upto < self.gop.len();
             self.gop.clear();
             self.gop_bytes = 0;
             self.decoded_upto = 0;
@@ -273,7 +292,8 @@ impl Worker {
             return Ok(());
         }
         if self.decoder.is_none() {
-            self.decoder = Some(H264Decoder::with_backend(self.stream.decoder)?);
+            self.decoder = Some(self.new_decoder()?);
+            self.fresh = true;
             self.fed = 0;
             self.output = 0;
             self.hold_back = 0;
@@ -282,6 +302,10 @@ impl Worker {
         let mut published = false;
         let mut last_err = None;
         for i in self.decoded_upto..=last {
+            if self.fresh && self.undecodable_leading(i) {
+                self.decoded_upto = i + 1;
+                continue;
+            }
             let dec = self.decoder.as_mut().expect("created above");
             let data = &self.gop[i].data;
             self.fed += 1;
@@ -356,14 +380,31 @@ impl Worker {
     /// this costs one more decode of the GOP so far, which is short (this is needed only
     /// while the reorder delay has given no picture yet: a few frames after the keyframe).
     fn drain_copy(&self) -> Result<Option<crate::picture::Picture>> {
-        let mut dec = H264Decoder::with_backend(self.stream.decoder)?;
+        let mut dec = self.new_decoder()?;
         let mut picture = None;
-        for f in &self.gop[..self.decoded_upto] {
+        for (i, f) in self.gop[..self.decoded_upto].iter().enumerate() {
+            if self.undecodable_leading(i) {
+                continue;
+            }
             if let Some(p) = dec.decode(&f.data)? {
                 picture = Some(p);
             }
         }
         Ok(dec.drain()?.or(picture))
+    }
+
+    fn new_decoder(&self) -> Result<VideoDecoder> {
+        let codec = self.stream.codec.decoded().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "MJPEG is passed through, not decoded")
+        })?;
+        VideoDecoder::with_backend(codec, self.stream.decoder)
+    }
+
+    /// `gop[i]` is a picture a decoder that starts at `gop[0]` cannot decode: an H.265
+    /// RASL picture (libavcodec would skip it without output). Left out, so every access
+    /// unit fed gives a picture and the reorder count (`fed`, `output`) stays right.
+    fn undecodable_leading(&self, i: usize) -> bool {
+        i > 0 && self.stream.codec == VideoCodec::H265 && hevc::is_rasl(&self.gop[i].data)
     }
 
     /// Publishes a decoded picture as `gop[i]`'s.

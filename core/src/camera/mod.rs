@@ -2,6 +2,7 @@
 //! decode thread, its frame cache and status.
 
 mod classify;
+mod damage;
 mod decode_worker;
 mod demand;
 mod frame_cache;
@@ -9,24 +10,32 @@ mod session;
 
 pub(crate) use self::frame_cache::CachedPicture;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use retina::client::SessionGroup;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use self::damage::{DamageGate, Verdict};
 use self::decode_worker::{EncodedFrame, Msg, StreamFacts, VideoCodec, WorkerHandle};
 use self::demand::Demand;
 use self::frame_cache::FrameCache;
 use self::session::{Opener, RtspOpener, StreamItem};
+use crate::address::Source;
 use crate::backoff::Backoff;
-use crate::config::{CameraConfig, DecodePolicy, Source};
+use crate::config::{CameraConfig, DecodePolicy};
 use crate::decode::DecoderBackend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::CameraEvent;
 use crate::frame::{Frame, SnapshotOptions};
 use crate::status::{CameraState, CameraStatus, StatusCell};
 use crate::util::{epoch_ms, fmt_duration};
+
+/// Stream errors in a row, with no video between them, after which the session ends
+/// whatever `frame_timeout` says: more than a frame joined in its middle yields (one per
+/// remaining packet: a 4K keyframe is under a thousand packets).
+const MAX_ERRORS_IN_ROW: u32 = 2000;
 
 /// The shared parts of a camera, held by the manager, subscriptions and the tasks. The
 /// layers above reach the pipeline only through its methods.
@@ -46,6 +55,9 @@ pub(crate) struct Camera {
 impl Camera {
     /// Creates the camera and its decode thread, and starts its lifecycle task on the
     /// camera's RTSP stream. `first` receives the outcome of the first attempt.
+    ///
+    /// The decoder choice is resolved here (loading libavcodec the first time): asking for
+    /// one that cannot be loaded fails before anything starts, naming `decoder`.
     pub fn start(
         config: CameraConfig,
         source: Source,
@@ -53,14 +65,16 @@ impl Camera {
         events: broadcast::Sender<CameraEvent>,
         rt: &tokio::runtime::Handle,
     ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
+        let decoder = DecoderBackend::resolve(config.decoder)?;
         let origin = Origin {
             url: source.url().as_str().to_owned(),
             endpoint: session::endpoint(source.url()),
-            decoder: source.decoder(),
+            decoder,
             opener: Box::new(RtspOpener {
                 source,
                 config: config.clone(),
                 group,
+                decoder,
             }),
         };
         Self::start_with(config, origin, events, rt)
@@ -113,6 +127,7 @@ impl Camera {
             worker,
             first: Some(first_tx),
             backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            last_immediate: None,
         };
         rt.spawn(task.run(stop_rx));
         Ok((camera, first_rx))
@@ -148,9 +163,19 @@ impl Camera {
         self.status.state()
     }
 
-    /// The camera's status now.
+    /// The camera's status now, with the age of its latest picture.
     pub fn status(&self) -> CameraStatus {
-        self.status.snapshot()
+        let mut s = self.status.snapshot();
+        if let Some(p) = self.cache.latest() {
+            s.picture_age_ms = Some(
+                SystemTime::now()
+                    .duration_since(p.captured_at)
+                    .unwrap_or_default()
+                    .as_millis() as u64,
+            );
+            s.picture_stale = s.video_lost_since_ms.is_some();
+        }
+        s
     }
 
     /// A subscriber arrives: the camera decodes every frame until it leaves
@@ -176,15 +201,50 @@ impl Camera {
         self.status.set_decode(p);
     }
 
-    /// The latest picture as JPEG, decoding what the policy left undecoded.
+    /// The latest picture as JPEG, decoding what the policy left undecoded; within the
+    /// config's snapshot bound.
     pub async fn snapshot(&self, opts: SnapshotOptions) -> Result<Frame> {
-        let pic = self.latest_picture().await?;
-        self.encode(pic, opts).await
+        let bound = self.config.snapshot_bound();
+        let snapshot = async {
+            let pic = self.picture_now().await?;
+            self.encode(pic, opts).await
+        };
+        self.within(bound, snapshot, no_picture_within).await
     }
 
-    /// The latest picture, decoded up to now (what a snapshot encodes), without encoding.
+    /// The latest picture, decoded up to now (what a snapshot encodes), without encoding;
+    /// within the config's snapshot bound.
     pub async fn latest_picture(&self) -> Result<Arc<CachedPicture>> {
+        let bound = self.config.snapshot_bound();
+        self.within(bound, self.picture_now(), no_picture_within)
+            .await
+    }
+
+    /// `fut` within `bound`, else a `Timeout` for this camera that `says` what did not
+    /// happen within the (formatted) bound.
+    async fn within<T>(
+        &self,
+        bound: Duration,
+        fut: impl std::future::Future<Output = Result<T>>,
+        says: fn(&str) -> String,
+    ) -> Result<T> {
+        match tokio::time::timeout(bound, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(Error::new(ErrorKind::Timeout, says(&fmt_duration(bound))).for_camera(&self.id))
+            }
+        }
+    }
+
+    async fn picture_now(&self) -> Result<Arc<CachedPicture>> {
         let state = self.status.state();
+        if state == CameraState::Reconnecting {
+            // The last good picture beats none while the camera comes back; the status
+            // says it is stale and how old.
+            if let Some(p) = self.cache.latest() {
+                return Ok(p);
+            }
+        }
         if state != CameraState::Streaming {
             let why = self
                 .status
@@ -231,18 +291,15 @@ impl Camera {
         self.worker.try_send(Msg::CatchUp(tx)).map_err(|_| {
             Error::new(ErrorKind::Decode, "decoder is overloaded; retry").for_camera(&self.id)
         })?;
-        match tokio::time::timeout(self.config.rtsp_timeout, rx).await {
-            Ok(Ok(r)) => r.map_err(|e| e.for_camera(&self.id)),
-            Ok(Err(_)) => Err(Error::closed().for_camera(&self.id)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "decoding the buffered pictures took longer than {}",
-                    fmt_duration(self.config.rtsp_timeout)
-                ),
-            )
-            .for_camera(&self.id)),
-        }
+        // Three quarters of the snapshot's bound: when decoding is that late, the rest is
+        // left to serve (encode) the last good picture instead.
+        let bound = self.config.snapshot_bound().mul_f64(0.75);
+        let decoded = async { rx.await.unwrap_or_else(|_| Err(Error::closed())) };
+        self.within(bound, decoded, |d| {
+            format!("decoding the buffered pictures took longer than {d}")
+        })
+        .await
+        .map_err(|e| e.for_camera(&self.id))
     }
 
     /// JPEG of a cached picture: from the cache when made already, else encoded on a
@@ -253,6 +310,10 @@ impl Camera {
             .await
             .map_err(|e| e.for_camera(&self.id))
     }
+}
+
+fn no_picture_within(bound: &str) -> String {
+    format!("no picture within {bound}; retry, or raise snapshotTimeoutMs")
 }
 
 /// Where a camera's video comes from, and what is known of it before opening.
@@ -275,6 +336,8 @@ struct Lifecycle {
     worker: WorkerHandle,
     first: Option<oneshot::Sender<Result<()>>>,
     backoff: Backoff,
+    /// When a broken stream was last reopened without waiting.
+    last_immediate: Option<Instant>,
 }
 
 impl Lifecycle {
@@ -295,7 +358,24 @@ impl Lifecycle {
                     break;
                 }
             }
-            let delay = self.backoff.next_delay(e.kind());
+            let was_streaming = self.camera.status.state() == CameraState::Streaming;
+            if was_streaming {
+                self.camera.status.video_lost();
+            }
+            // A stream that broke after it played (a dropped session, a depacketization
+            // error it did not survive) is reopened at once: every moment without video
+            // counts. Only once per `backoff_max`, so a camera that keeps dropping its
+            // clients right after PLAY is retried with the backoff, as any failure.
+            let immediate = was_streaming
+                && self
+                    .last_immediate
+                    .is_none_or(|t| t.elapsed() >= self.camera.config.backoff_max);
+            let delay = if immediate {
+                self.last_immediate = Some(Instant::now());
+                Duration::ZERO
+            } else {
+                self.backoff.next_delay(e.kind())
+            };
             tracing::warn!(camera = %id, error = %e, retry_in_ms = delay.as_millis() as u64, "camera stream failed");
             self.set_state(CameraState::Reconnecting);
             if let Some(first) = self.first.take() {
@@ -310,7 +390,7 @@ impl Lifecycle {
             self.camera
                 .status
                 .reconnects
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.set_state(CameraState::Stopped);
         self.camera.video.close();
@@ -356,9 +436,17 @@ impl Lifecycle {
         let endpoint = &self.endpoint;
         let frame_timeout = self.camera.config.frame_timeout;
         let mut got_first = false;
+        let mut gate = DamageGate::new(open.codec);
+        // The first error since video last flowed, and when: the session's error if no
+        // video follows it within `frame_timeout`.
+        let mut damage: Option<(Error, Instant)> = None;
+        let mut errors_in_row = 0u32;
         loop {
             let item = match tokio::time::timeout(frame_timeout, stream.next_item()).await {
                 Err(_) => {
+                    if let Some((e, _)) = damage {
+                        return e;
+                    }
                     return Error::new(
                         ErrorKind::Timeout,
                         format!(
@@ -366,21 +454,46 @@ impl Lifecycle {
                             fmt_duration(frame_timeout)
                         ),
                     )
-                    .at_step(crate::error::RtspStep::Stream)
+                    .at_step(crate::error::RtspStep::Stream);
                 }
                 Ok(None) => {
+                    if let Some((e, _)) = damage {
+                        return e;
+                    }
                     return Error::new(
                         ErrorKind::Unreachable,
                         format!("{endpoint} ended the stream"),
                     )
-                    .at_step(crate::error::RtspStep::Stream)
+                    .at_step(crate::error::RtspStep::Stream);
                 }
                 Ok(Some(Err(e))) => return e,
                 Ok(Some(Ok(item))) => item,
             };
-            let StreamItem::Video(f) = item else {
-                continue;
+            let f = match item {
+                StreamItem::Video(f) => f,
+                StreamItem::Other => continue,
+                StreamItem::Damaged(e) => {
+                    self.camera.status.video_lost();
+                    if gate.on_error() {
+                        self.camera
+                            .status
+                            .partial_frames_skipped
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(camera = %self.camera.id, error = %e, "incomplete frame skipped");
+                    }
+                    errors_in_row += 1;
+                    let since = damage.get_or_insert((e, Instant::now())).1;
+                    // An error retina repeats without reading anything new (a framing error
+                    // on the RTSP connection) would come back at once, forever: bounded by
+                    // count as well as by time.
+                    if since.elapsed() >= frame_timeout || errors_in_row > MAX_ERRORS_IN_ROW {
+                        return damage.map(|(e, _)| e).expect("set above");
+                    }
+                    continue;
+                }
             };
+            damage = None;
+            errors_in_row = 0;
             if let Some(info) = f.new_params {
                 full_range = info.full_range;
                 self.camera.status.update_params(info);
@@ -391,6 +504,25 @@ impl Lifecycle {
             let keyframe = f.keyframe;
             let data = f.data;
             self.camera.status.on_frame(data.len());
+            match gate.on_frame(keyframe, f.loss, &data) {
+                Verdict::Deliver => self.camera.status.video_flows(),
+                Verdict::SkipPartial => {
+                    self.camera.status.video_lost();
+                    self.camera
+                        .status
+                        .partial_frames_skipped
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Verdict::SkipUntilKeyframe => {
+                    self.camera.status.video_lost();
+                    self.camera
+                        .status
+                        .frames_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             if open.codec == VideoCodec::H264 {
                 self.camera
                     .video
@@ -406,7 +538,7 @@ impl Lifecycle {
                 self.camera
                     .status
                     .frames_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed);
             }
             if !got_first && keyframe {
                 got_first = true;

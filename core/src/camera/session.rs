@@ -15,7 +15,9 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use super::classify::{classify, Step};
 use super::decode_worker::VideoCodec;
-use crate::config::{CameraConfig, Source, Transport};
+use crate::address::Source;
+use crate::config::{CameraConfig, Transport};
+use crate::decode::{hevc, DecoderBackend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::status::{h264_profile_name, StreamInfo};
 use crate::util::fmt_duration;
@@ -38,6 +40,13 @@ pub(crate) enum StreamItem {
     Video(VideoFrame),
     /// Something else arrived (another track, RTCP): the session is alive.
     Other,
+    /// retina reported an error while reading the stream. The frame being assembled is
+    /// lost, but the session may go on: a packet that retina's depacketizer refuses (the
+    /// stream was joined in the middle of a fragmented NAL unit, a camera's odd packet)
+    /// leaves retina ready for the next one, and errors that end the session make the
+    /// stream end or go silent next. retina's error does not say which it was, so the
+    /// camera task decides from what follows (see `Lifecycle::stream_once`).
+    Damaged(Error),
 }
 
 /// One compressed frame of the video track.
@@ -81,12 +90,14 @@ pub(crate) struct RtspOpener {
     pub source: Source,
     pub config: CameraConfig,
     pub group: Arc<SessionGroup>,
+    /// The camera's decoder: a track it cannot decode is refused at DESCRIBE.
+    pub decoder: DecoderBackend,
 }
 
 impl Opener for RtspOpener {
     fn open(&self) -> BoxFuture<'_, Result<Opened>> {
         Box::pin(async move {
-            let o = open(&self.source, &self.config, &self.group).await?;
+            let o = open(&self.source, &self.config, &self.group, self.decoder).await?;
             Ok(Opened {
                 stream: Box::new(RtspStream {
                     demuxed: o.demuxed,
@@ -113,7 +124,14 @@ impl VideoStream for RtspStream {
         Box::pin(async move {
             let item = match self.demuxed.next().await? {
                 Ok(item) => item,
-                Err(e) => return Some(Err(classify(&e, Step::Stream, &self.endpoint, true))),
+                Err(e) => {
+                    return Some(Ok(StreamItem::Damaged(classify(
+                        &e,
+                        Step::Stream,
+                        &self.endpoint,
+                        true,
+                    ))))
+                }
             };
             let CodecItem::VideoFrame(f) = item else {
                 return Some(Ok(StreamItem::Other));
@@ -125,14 +143,18 @@ impl VideoStream for RtspStream {
                 .has_new_parameters()
                 .then(|| stream_info(&self.demuxed.streams()[self.video], self.codec));
             let ts = f.timestamp();
-            Some(Ok(StreamItem::Video(VideoFrame {
+            let mut frame = VideoFrame {
                 rtp_timestamp: ts.timestamp(),
                 clock_rate: ts.clock_rate().get(),
                 keyframe: f.is_random_access_point(),
                 loss: f.loss() as u64,
                 new_params,
                 data: Bytes::from(f.into_data()),
-            })))
+            };
+            if self.codec == VideoCodec::H265 && !frame.keyframe {
+                h265_open_gop_keyframe(&mut frame, &self.demuxed.streams()[self.video]);
+            }
+            Some(Ok(StreamItem::Video(frame)))
         })
     }
 }
@@ -164,14 +186,15 @@ pub(crate) async fn open(
     source: &Source,
     cfg: &CameraConfig,
     group: &Arc<SessionGroup>,
+    decoder: DecoderBackend,
 ) -> Result<OpenStream> {
     match cfg.transport {
-        Transport::Tcp => open_with(source, cfg, group, Transport::Tcp).await,
-        Transport::Udp => open_with(source, cfg, group, Transport::Udp).await,
-        Transport::Auto => match open_with(source, cfg, group, Transport::Tcp).await {
+        Transport::Tcp => open_with(source, cfg, group, decoder, Transport::Tcp).await,
+        Transport::Udp => open_with(source, cfg, group, decoder, Transport::Udp).await,
+        Transport::Auto => match open_with(source, cfg, group, decoder, Transport::Tcp).await {
             Err(e) if e.status() == Some(TRANSPORT_REFUSED) => {
                 tracing::info!(url = %source.url(), "camera refused RTP over TCP (461); trying UDP");
-                open_with(source, cfg, group, Transport::Udp).await
+                open_with(source, cfg, group, decoder, Transport::Udp).await
             }
             r => r,
         },
@@ -182,6 +205,7 @@ async fn open_with(
     source: &Source,
     cfg: &CameraConfig,
     group: &Arc<SessionGroup>,
+    decoder: DecoderBackend,
     transport: Transport,
 ) -> Result<OpenStream> {
     let url = source.url();
@@ -190,7 +214,9 @@ async fn open_with(
     let options = SessionOptions::default()
         .creds(source.credentials().cloned())
         .user_agent(format!("camkit/{}", env!("CARGO_PKG_VERSION")))
-        .session_group(group.clone());
+        .session_group(group.clone())
+        .teardown(cfg.teardown.retina())
+        .unassigned_channel_data(cfg.unassigned_channel_data.retina());
     let mut session = step(
         Step::Describe,
         cfg.rtsp_timeout,
@@ -200,7 +226,7 @@ async fn open_with(
     )
     .await?;
 
-    let (video_index, codec) = pick_video(session.streams(), &endpoint)?;
+    let (video_index, codec) = pick_video(session.streams(), &endpoint, decoder)?;
     let setup = SetupOptions::default()
         .frame_format(FrameFormat::SIMPLE)
         .transport(match transport {
@@ -225,7 +251,11 @@ async fn open_with(
         // file media) send other numbers first, which retina's default takes for a huge
         // loss and, over TCP, a fatal error. Nothing is lost by ignoring it: loss is still
         // counted from the first packet on.
-        session.play(PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore)),
+        session.play(
+            PlayOptions::default()
+                .initial_seq(InitialSequenceNumberPolicy::Ignore)
+                .unknown_rtcp_ssrc(cfg.unknown_rtcp_ssrc.retina()),
+        ),
     )
     .await?;
     let demuxed = playing
@@ -241,37 +271,44 @@ async fn open_with(
     })
 }
 
-/// Picks the first video track camkit can decode, or says why none fits.
-fn pick_video(streams: &[retina::client::Stream], endpoint: &str) -> Result<(usize, VideoCodec)> {
+/// Picks the first video track camkit can decode with `decoder`, or says why none fits
+/// (H.265 needs libavcodec: on OpenH264 it is [`ErrorKind::UnsupportedCodec`] saying so).
+fn pick_video(
+    streams: &[retina::client::Stream],
+    endpoint: &str,
+    decoder: DecoderBackend,
+) -> Result<(usize, VideoCodec)> {
     let mut unsupported = None;
     for (i, s) in streams.iter().enumerate() {
         let media = s.media();
         if media != "video" && media != "image" {
             continue;
         }
-        match s.encoding_name() {
-            "h264" => return Ok((i, VideoCodec::H264)),
-            "jpeg" => return Ok((i, VideoCodec::Jpeg)),
-            other => unsupported.get_or_insert_with(|| other.to_owned()),
+        let codec = match s.encoding_name() {
+            "h264" => VideoCodec::H264,
+            "h265" => VideoCodec::H265,
+            "jpeg" => VideoCodec::Jpeg,
+            other => {
+                unsupported.get_or_insert_with(|| other.to_owned());
+                continue;
+            }
         };
+        match codec.decoded() {
+            Some(c) if !decoder.decodes(c) => {
+                return Err(decoder.refuses(c, &format!("{endpoint} sends")));
+            }
+            _ => return Ok((i, codec)),
+        }
     }
     match unsupported {
-        Some(name) => {
-            let (label, fix) = match name.as_str() {
-                "h265" => (
-                    "H.265 (HEVC)".to_owned(),
-                    "switch this camera stream to H.264 in the camera's video/encoding settings (or use its H.264 sub-stream)",
-                ),
-                other => (
-                    other.to_uppercase(),
-                    "switch this camera stream to H.264 or MJPEG in the camera's settings",
-                ),
-            };
-            Err(Error::new(
-                ErrorKind::UnsupportedCodec,
-                format!("{endpoint} sends {label} video, which camkit does not decode: {fix}"),
-            ))
-        }
+        Some(name) => Err(Error::new(
+            ErrorKind::UnsupportedCodec,
+            format!(
+                "{endpoint} sends {} video, which camkit does not decode: switch this camera \
+                 stream to H.264, H.265 or MJPEG in the camera's settings",
+                name.to_uppercase()
+            ),
+        )),
         None => Err(Error::new(
             ErrorKind::Protocol,
             format!("{endpoint} describes no video track: check the stream path"),
@@ -285,6 +322,7 @@ pub(crate) fn stream_info(s: &retina::client::Stream, codec: VideoCodec) -> Stre
         codec: Some(
             match codec {
                 VideoCodec::H264 => "h264",
+                VideoCodec::H265 => "h265",
                 VideoCodec::Jpeg => "jpeg",
             }
             .to_owned(),
@@ -295,14 +333,37 @@ pub(crate) fn stream_info(s: &retina::client::Stream, codec: VideoCodec) -> Stre
         let (w, h) = v.pixel_dimensions();
         info.width = Some(w);
         info.height = Some(h);
-        if codec == VideoCodec::H264 {
-            info.profile = h264_profile_name(v.rfc6381_codec());
-            if let retina::codec::VideoParametersCodec::H264 { sps, .. } = v.codec_params() {
-                info.full_range = sps_full_range(sps);
+        match codec {
+            VideoCodec::H264 => {
+                info.profile = h264_profile_name(v.rfc6381_codec());
+                if let retina::codec::VideoParametersCodec::H264 { sps, .. } = v.codec_params() {
+                    info.full_range = sps_full_range(sps);
+                }
             }
+            VideoCodec::H265 => info.profile = hevc::profile_name(v.rfc6381_codec()),
+            VideoCodec::Jpeg => {}
         }
     }
     info
+}
+
+/// An H.265 CRA (open-GOP) keyframe, which retina does not mark: marked, and given the
+/// stream's parameter sets as retina gives them to IDR keyframes (see [`hevc`]).
+fn h265_open_gop_keyframe(frame: &mut VideoFrame, stream: &retina::client::Stream) {
+    if !hevc::random_access(&frame.data) {
+        return;
+    }
+    let Some(ParametersRef::Video(v)) = stream.parameters() else {
+        // No parameter sets known yet: nothing could decode from here.
+        return;
+    };
+    let retina::codec::VideoParametersCodec::H265 { vps, sps, pps } = v.codec_params() else {
+        return;
+    };
+    if let Some(data) = hevc::with_parameter_sets(&frame.data, vps, sps, pps) {
+        frame.data = Bytes::from(data);
+    }
+    frame.keyframe = true;
 }
 
 /// The SPS's `video_full_range_flag`; absent (the common case) means limited range.
@@ -320,6 +381,6 @@ fn sps_full_range(sps_nal: &[u8]) -> bool {
 /// `host:port` of a URL, for messages.
 pub(crate) fn endpoint(url: &url::Url) -> String {
     let host = url.host_str().unwrap_or("?");
-    let port = url.port().unwrap_or(crate::config::DEFAULT_PORT);
+    let port = url.port().unwrap_or(crate::address::DEFAULT_PORT);
     format!("rtsp://{host}:{port}{}", url.path())
 }

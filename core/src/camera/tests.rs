@@ -25,6 +25,14 @@ enum Attempt {
 enum Item {
     /// The GOP's frame with this index.
     Frame(usize),
+    /// That frame, after this many RTP packets were lost.
+    Lossy(usize, u64),
+    /// retina reported an error reading the stream (a packet it could not depacketize).
+    Damaged,
+    /// Such errors from now on, every 20 ms, and no video.
+    DamagedForever,
+    /// The camera ends the stream.
+    End,
     /// Nothing ever arrives again, though the session stays open.
     Silence,
 }
@@ -72,16 +80,34 @@ struct ScriptedStream {
 impl VideoStream for ScriptedStream {
     fn next_item(&mut self) -> BoxFuture<'_, Option<Result<StreamItem>>> {
         Box::pin(async move {
-            match self.items.pop_front() {
-                Some(Item::Frame(i)) => Some(Ok(StreamItem::Video(VideoFrame {
+            let frame = |i: usize, loss| {
+                Some(Ok(StreamItem::Video(VideoFrame {
                     data: bytes::Bytes::from(self.gop[i].clone()),
                     keyframe: i == 0,
-                    loss: 0,
+                    loss,
                     new_params: None,
                     rtp_timestamp: i as i64 * 6000,
                     clock_rate: 90_000,
-                }))),
-                Some(Item::Silence) | None => futures::future::pending().await,
+                })))
+            };
+            let damaged = || {
+                Some(Ok(StreamItem::Damaged(Error::new(
+                    ErrorKind::Protocol,
+                    "scripted depacketization error",
+                ))))
+            };
+            if let Some(Item::DamagedForever) = self.items.front() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return damaged();
+            }
+            match self.items.pop_front() {
+                Some(Item::Frame(i)) => frame(i, 0),
+                Some(Item::Lossy(i, loss)) => frame(i, loss),
+                Some(Item::Damaged) => damaged(),
+                Some(Item::End) => None,
+                Some(Item::Silence) | Some(Item::DamagedForever) | None => {
+                    futures::future::pending().await
+                }
             }
         })
     }
@@ -256,4 +282,165 @@ async fn stop_during_backoff_ends_at_once() {
     // Well inside the 15–30 s backoff.
     until("stopped", || cam.status.state() == CameraState::Stopped).await;
     assert_eq!(s.opens.lock().len(), 1);
+}
+
+/// Depacketization errors in the middle of a stream (a frame whose start never arrived)
+/// and lost packets: the session goes on, the damaged frame is counted once per burst of
+/// errors, the frames after it wait for the next keyframe (counted as dropped), and
+/// nothing is decoded from a frame that references lost data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_frames_are_skipped_up_to_the_next_keyframe() {
+    use Item::*;
+    let s = script(
+        vec![Attempt::Play(vec![
+            Frame(0),
+            Frame(1),
+            Damaged,
+            Damaged,
+            Damaged,
+            Frame(2),
+            Frame(3),
+            Frame(0),
+            Frame(1),
+            Lossy(2, 3),
+            Frame(3),
+            Lossy(0, 1),
+            Frame(1),
+            Silence,
+        ])],
+        4,
+    );
+    let (cam, first) = start(config(|c| c.decode = DecodePolicy::Continuous), &s);
+    first.await.unwrap().unwrap();
+    let received = || cam.status.frames_received.load(Ordering::Relaxed);
+    until("every frame received", || received() == 10).await;
+    until("decoded", || cam.status.snapshot().frames_decoded == 6).await;
+    let st = cam.status();
+    assert_eq!(st.state, CameraState::Streaming);
+    assert_eq!(st.reconnects, 0);
+    assert_eq!(st.partial_frames_skipped, 1, "{st:#?}");
+    // 2 and 3 after the errors, 2 and 3 after the loss.
+    assert_eq!(st.frames_dropped, 4, "{st:#?}");
+    assert!(st.last_error.is_none(), "{st:#?}");
+    assert!(!st.picture_stale);
+    assert_eq!(st.video_lost_since_ms, None);
+    cam.stop();
+}
+
+/// Errors that video never follows: after `frame_timeout` the session ends with the first
+/// of them, and the camera reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_without_video_end_the_session() {
+    let s = script(
+        vec![
+            Attempt::Play(vec![Item::Frame(0), Item::DamagedForever]),
+            Attempt::Play(vec![Item::Frame(0), Item::Silence]),
+        ],
+        1,
+    );
+    let (cam, first) = start(config(|c| c.frame_timeout = Duration::from_millis(300)), &s);
+    first.await.unwrap().unwrap();
+    until("reopened", || s.opens.lock().len() == 2).await;
+    let opens = s.opens.lock().clone();
+    assert!(opens[1] - opens[0] >= Duration::from_millis(300));
+    let e = cam.status.last_error().expect("the stream's error");
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    assert!(
+        e.message.contains("scripted depacketization error"),
+        "{e:?}"
+    );
+    cam.stop();
+}
+
+/// A stream that played and then broke is reopened at once, without the backoff; if it
+/// breaks again soon after, the backoff applies as for any failure. Meanwhile the last
+/// picture is served, and the status says it is stale, how old, and how long the camera
+/// has been without video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_stream_is_reopened_at_once_and_its_last_picture_served() {
+    let s = script(
+        vec![
+            Attempt::Play(vec![Item::Frame(0), Item::End]),
+            Attempt::Play(vec![Item::Frame(0), Item::End]),
+            Attempt::Fail(ErrorKind::Unreachable),
+            Attempt::Fail(ErrorKind::Unreachable),
+        ],
+        1,
+    );
+    let (cam, first) = start(
+        config(|c| {
+            c.persistent = true;
+            c.backoff_initial = Duration::from_millis(400);
+            c.backoff_max = Duration::from_secs(30);
+        }),
+        &s,
+    );
+    first.await.unwrap().unwrap();
+    until("third open", || s.opens.lock().len() == 3).await;
+    let opens = s.opens.lock().clone();
+    assert!(
+        opens[1] - opens[0] < Duration::from_millis(150),
+        "first reconnect waited {:?}",
+        opens[1] - opens[0]
+    );
+    assert!(
+        opens[2] - opens[1] >= Duration::from_millis(200),
+        "second reconnect waited only {:?}",
+        opens[2] - opens[1]
+    );
+    until("reconnecting", || {
+        cam.status.state() == CameraState::Reconnecting
+    })
+    .await;
+    let f = cam
+        .snapshot(SnapshotOptions::full())
+        .await
+        .expect("the last picture while reconnecting");
+    assert_eq!((f.width, f.height), (128, 96));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let st = cam.status();
+    assert!(st.picture_stale, "{st:#?}");
+    assert!(st.picture_age_ms.unwrap() >= 100, "{st:#?}");
+    assert!(st.video_lost_since_ms.is_some(), "{st:#?}");
+    assert!(st.video_lost_ms >= 100, "{st:#?}");
+    cam.stop();
+}
+
+/// A snapshot that cannot finish in time fails at the config's snapshot bound with
+/// `Timeout`: here its JPEG encode waits for the runtime's only blocking thread, which is
+/// busy. Once that thread is free, the next snapshot succeeds.
+#[test]
+fn snapshot_bound_fires_with_timeout() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = script(vec![Attempt::Play(vec![Item::Frame(0), Item::Silence])], 1);
+        let (cam, first) = start(
+            config(|c| c.snapshot_timeout = Some(Duration::from_millis(300))),
+            &s,
+        );
+        first.await.unwrap().unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::task::spawn_blocking(move || {
+            let _ = released.recv();
+        });
+        let small = || SnapshotOptions::full().max_width(64);
+        let started = Instant::now();
+        let e = tokio::time::timeout(Duration::from_secs(5), cam.snapshot(small()))
+            .await
+            .expect("the snapshot bound did not fire")
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.message().contains("snapshotTimeoutMs"), "{e}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        release.send(()).unwrap();
+        busy.await.unwrap();
+        let f = cam.snapshot(small()).await.unwrap();
+        assert_eq!(f.width, 64);
+        cam.stop();
+    });
 }

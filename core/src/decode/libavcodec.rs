@@ -1,4 +1,5 @@
-//! The libavcodec backend: FFmpeg's H.264 decoder, loaded from the system at run time.
+//! The libavcodec backend: FFmpeg's H.264 and H.265 (HEVC) decoders, loaded from the system
+//! at run time.
 //!
 //! Nothing is linked at build time (no -dev packages, no bindgen): the first use looks for
 //! the shared libraries of FFmpeg 4–7 (`libavcodec.so.58` … `.61` with the matching
@@ -28,6 +29,7 @@ use std::sync::OnceLock;
 
 use libloading::Library;
 
+use super::Codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::picture::Picture;
 
@@ -37,7 +39,6 @@ const PATH_ENV: &str = "CAMKIT_LIBAVCODEC";
 /// (libavcodec major, libavutil major) of FFmpeg 7, 6, 5 and 4, newest first.
 const MAJORS: [(u32, u32); 4] = [(61, 59), (60, 58), (59, 57), (58, 56)];
 
-const AV_CODEC_ID_H264: c_int = 27;
 /// Messages at this level or more severe mean the picture being decoded is damaged.
 const AV_LOG_ERROR: c_int = 16;
 const AV_LOG_INFO: c_int = 32;
@@ -47,6 +48,9 @@ const AV_LOG_INFO: c_int = 32;
 const CONCEALING: &[u8] = b"concealing ";
 const AV_PIX_FMT_YUV420P: c_int = 0;
 const AV_PIX_FMT_YUVJ420P: c_int = 12;
+/// The pixel format of H.265 Main 10 pictures, looked up by name when the library loads
+/// (`AVPixelFormat` numbering is not the same in every FFmpeg).
+const YUV420P10LE: &CStr = c"yuv420p10le";
 /// `AVERROR(EAGAIN)`: no picture yet, or feed a packet first.
 const AVERROR_EAGAIN: c_int = -EAGAIN;
 #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
@@ -84,7 +88,9 @@ struct AvPacket {
 /// whole lives in a static, so the pointers stay valid for the life of the process.
 pub(super) struct Api {
     version: String,
-    find_decoder: unsafe extern "C" fn(c_int) -> *const c_void,
+    /// `AV_PIX_FMT_YUV420P10LE` of this libavutil.
+    yuv420p10le: c_int,
+    find_decoder_by_name: unsafe extern "C" fn(*const c_char) -> *const c_void,
     alloc_context3: unsafe extern "C" fn(*const c_void) -> *mut c_void,
     open2: unsafe extern "C" fn(*mut c_void, *const c_void, *mut *mut c_void) -> c_int,
     free_context: unsafe extern "C" fn(*mut *mut c_void),
@@ -100,6 +106,7 @@ pub(super) struct Api {
     dict_free: unsafe extern "C" fn(*mut *mut c_void),
     strerror: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
     pix_fmt_name: unsafe extern "C" fn(c_int) -> *const c_char,
+    pix_fmt_by_name: unsafe extern "C" fn(*const c_char) -> c_int,
     _avcodec: Library,
     /// libavutil opened by name, where symbol lookup through libavcodec does not reach it.
     _avutil: Option<Library>,
@@ -250,9 +257,10 @@ fn bind(avcodec: Library, codec_major: u32, util_major: u32) -> std::result::Res
                 .map_err(|e| format!("{}: {e}", $name))?
         };
     }
-    let api = Api {
+    let mut api = Api {
         version: format!("{}.{}.{}", full >> 16, (full >> 8) & 0xff, full & 0xff),
-        find_decoder: sym!(avcodec, "avcodec_find_decoder"),
+        yuv420p10le: -1,
+        find_decoder_by_name: sym!(avcodec, "avcodec_find_decoder_by_name"),
         alloc_context3: sym!(avcodec, "avcodec_alloc_context3"),
         open2: sym!(avcodec, "avcodec_open2"),
         free_context: sym!(avcodec, "avcodec_free_context"),
@@ -268,9 +276,13 @@ fn bind(avcodec: Library, codec_major: u32, util_major: u32) -> std::result::Res
         dict_free: sym!(util, "av_dict_free"),
         strerror: sym!(util, "av_strerror"),
         pix_fmt_name: sym!(util, "av_get_pix_fmt_name"),
+        pix_fmt_by_name: sym!(util, "av_get_pix_fmt"),
         _avcodec: avcodec,
         _avutil: avutil,
     };
+    // SAFETY: `av_get_pix_fmt` takes a NUL-terminated name and returns the format's number,
+    // or AV_PIX_FMT_NONE (-1) for a name it does not know.
+    api.yuv420p10le = unsafe { (api.pix_fmt_by_name)(YUV420P10LE.as_ptr()) };
     let util = api._avutil.as_ref().unwrap_or(&api._avcodec);
     let set_callback: unsafe extern "C" fn(LogCallback) = sym!(util, "av_log_set_callback");
     // SAFETY: installs a function that stays valid for the life of the process and accepts
@@ -317,10 +329,12 @@ unsafe extern "C" fn log_callback(
     }
 }
 
-/// One libavcodec H.264 decoder context, single-threaded (camkit already runs one decode
-/// thread per camera).
+/// One libavcodec decoder context (H.264 or H.265), single-threaded (camkit already runs
+/// one decode thread per camera).
 pub(super) struct AvDecoder {
     api: &'static Api,
+    /// `H.264`, `H.265`, for messages.
+    label: &'static str,
     ctx: *mut c_void,
     packet: *mut AvPacket,
     frame: *mut AvFrame,
@@ -332,7 +346,7 @@ pub(super) struct AvDecoder {
 unsafe impl Send for AvDecoder {}
 
 impl AvDecoder {
-    pub fn new() -> Result<Self> {
+    pub fn new(codec: Codec) -> Result<Self> {
         let api = api().map_err(|why| {
             Error::new(
                 ErrorKind::Internal,
@@ -340,8 +354,10 @@ impl AvDecoder {
             )
         })?;
         // Build the value first, so `Drop` frees whatever was allocated on any failure below.
+        let label = codec.label();
         let mut d = AvDecoder {
             api,
+            label,
             ctx: std::ptr::null_mut(),
             packet: std::ptr::null_mut(),
             frame: std::ptr::null_mut(),
@@ -349,9 +365,13 @@ impl AvDecoder {
         let fail = |what: &str| Error::new(ErrorKind::Internal, format!("libavcodec: {what}"));
         // SAFETY: plain FFmpeg constructors; each result is checked for NULL before use.
         unsafe {
-            let codec = (api.find_decoder)(AV_CODEC_ID_H264);
+            let name = match codec {
+                Codec::H264 => c"h264",
+                Codec::H265 => c"hevc",
+            };
+            let codec = (api.find_decoder_by_name)(name.as_ptr());
             if codec.is_null() {
-                return Err(fail("this build has no H.264 decoder"));
+                return Err(fail(&format!("this build has no {label} decoder")));
             }
             d.ctx = (api.alloc_context3)(codec);
             d.packet = (api.packet_alloc)();
@@ -370,7 +390,7 @@ impl AvDecoder {
             (api.dict_free)(&mut opts);
             if r < 0 {
                 return Err(fail(&format!(
-                    "cannot open the H.264 decoder: {}",
+                    "cannot open the {label} decoder: {}",
                     api.error_text(r)
                 )));
             }
@@ -507,7 +527,8 @@ impl AvDecoder {
             return Err(Error::new(
                 ErrorKind::Decode,
                 format!(
-                    "H.264 decode failed: damaged data (libavcodec: {})",
+                    "{} decode failed: damaged data (libavcodec: {})",
+                    self.label,
                     what.trim_end()
                 ),
             ));
@@ -518,7 +539,11 @@ impl AvDecoder {
     fn decode_error(&self, code: c_int) -> Error {
         Error::new(
             ErrorKind::Decode,
-            format!("H.264 decode failed: {}", self.api.error_text(code)),
+            format!(
+                "{} decode failed: {}",
+                self.label,
+                self.api.error_text(code)
+            ),
         )
     }
 }
@@ -535,13 +560,15 @@ impl Drop for AvDecoder {
     }
 }
 
-/// Copies a decoded frame out, like the OpenH264 path does.
+/// Copies a decoded frame out, like the OpenH264 path does. 10-bit 4:2:0 (H.265 Main 10)
+/// is rounded to 8 bits on the way.
 fn to_picture(api: &Api, f: &AvFrame) -> Result<Picture> {
-    if f.format != AV_PIX_FMT_YUV420P && f.format != AV_PIX_FMT_YUVJ420P {
+    let ten_bit = f.format == api.yuv420p10le && api.yuv420p10le >= 0;
+    if f.format != AV_PIX_FMT_YUV420P && f.format != AV_PIX_FMT_YUVJ420P && !ten_bit {
         return Err(Error::new(
             ErrorKind::Decode,
             format!(
-                "the stream decodes to {}; camkit handles 8-bit 4:2:0 (yuv420p) only",
+                "the stream decodes to {}; camkit handles 4:2:0 (yuv420p, yuv420p10le) only",
                 api.pix_fmt_text(f.format)
             ),
         ));
@@ -558,19 +585,45 @@ fn to_picture(api: &Api, f: &AvFrame) -> Result<Picture> {
     }
     let (w, h) = (w as u32, h as u32);
     let (cw, ch) = Picture::chroma_dims(w, h);
+    // Bytes per sample.
+    let bytes = if ten_bit { 2 } else { 1 };
     let mut planes: [(&[u8], usize); 3] = [(&[], 0); 3];
     for (i, (pw, ph)) in [(w, h), (cw, ch), (cw, ch)].into_iter().enumerate() {
         let (data, stride) = (f.data[i], f.linesize[i]);
-        if data.is_null() || stride < pw as c_int {
+        let row = pw as usize * bytes;
+        if data.is_null() || stride < 0 || (stride as usize) < row {
             return Err(bad());
         }
         let stride = stride as usize;
-        let len = stride * (ph as usize - 1) + pw as usize;
-        // SAFETY: a yuv420p frame from libavcodec has planes of `linesize * rows` bytes
-        // (plus padding) for `height` / `ceil(height/2)` rows, each at least the plane
-        // width wide (checked above); we read no further than the last row's pixels, while
-        // the caller holds the frame.
+        let len = stride * (ph as usize - 1) + row;
+        // SAFETY: a yuv420p / yuv420p10le frame from libavcodec has planes of `linesize *
+        // rows` bytes (plus padding) for `height` / `ceil(height/2)` rows, each row at least
+        // the plane width's samples wide (checked above); we read no further than the last
+        // row's samples, while the caller holds the frame.
         planes[i] = (unsafe { std::slice::from_raw_parts(data, len) }, stride);
     }
-    Picture::from_strided(w, h, planes).ok_or_else(bad)
+    if !ten_bit {
+        return Picture::from_strided(w, h, planes).ok_or_else(bad);
+    }
+    let narrow = |(src, stride): (&[u8], usize), pw: u32, ph: u32| -> Vec<u8> {
+        let mut out = Vec::with_capacity(pw as usize * ph as usize);
+        for r in 0..ph as usize {
+            let row = &src[r * stride..r * stride + pw as usize * 2];
+            out.extend(row.chunks_exact(2).map(|s| {
+                // Little-endian 10-bit sample to 8 bits, rounded.
+                let v = u16::from_le_bytes([s[0], s[1]]);
+                ((u32::from(v) + 2) >> 2).min(255) as u8
+            }));
+        }
+        out
+    };
+    let y = narrow(planes[0], w, h);
+    let u = narrow(planes[1], cw, ch);
+    let v = narrow(planes[2], cw, ch);
+    Picture::from_strided(
+        w,
+        h,
+        [(&y, w as usize), (&u, cw as usize), (&v, cw as usize)],
+    )
+    .ok_or_else(bad)
 }

@@ -4,10 +4,11 @@
 //! RTP carries only presentation times, in decode order. MP4 wants a decode time per
 //! sample that increases strictly, and a composition offset (`trun` version 1, signed) from
 //! it to the presentation time. Without B-frames decode time equals presentation time. With
-//! them, the decode time advances by one frame interval per frame, held at or below the
-//! presentation time when that is possible and kept strictly increasing, so it never runs
-//! away from the presentation times however the encoder reorders; the signed offset covers
-//! the frames shown before their decode slot. A new session (reconnect) or a jump of more
+//! them, the decode time advances by exactly one frame interval per frame (so each sample's
+//! duration is the step to the next decode time, as players check), never behind the newest
+//! presentation time by more than the reorder depth seen so far (a lost frame is caught up
+//! in one step) and never ahead of it; the signed offset covers the frames shown before
+//! their decode slot. A new session (reconnect) or a jump of more
 //! than [`MAX_JUMP`] continues the timeline one frame after the last, so a player's
 //! buffer never goes backwards.
 
@@ -40,6 +41,9 @@ pub(crate) struct Timeline {
     max_pts: i64,
     last_dts: Option<i64>,
     steps: std::collections::VecDeque<i64>,
+    /// The deepest reorder seen: how far a frame's presentation time fell behind the newest
+    /// one before it (0 without B-frames).
+    depth: i64,
 }
 
 impl Timeline {
@@ -80,13 +84,21 @@ impl Timeline {
             (_, None) => 0,
         };
         let interval = self.interval();
+        let max_pts = match self.last_dts {
+            None => pts,
+            Some(_) => self.max_pts.max(pts),
+        };
+        self.depth = self.depth.max(max_pts - pts);
         let dts = match self.last_dts {
             None => pts,
-            Some(prev) => (prev + 2 * interval).min(pts).max(prev + 1),
+            Some(prev) => (prev + interval)
+                .max(max_pts - self.depth)
+                .min(max_pts)
+                .max(prev + 1),
         };
         self.last_rtp = Some((rtp, clock_rate));
         self.last_pts = pts;
-        self.max_pts = self.max_pts.max(pts);
+        self.max_pts = max_pts;
         self.last_dts = Some(dts);
         SampleTimes {
             pts,
@@ -138,6 +150,46 @@ mod tests {
                 "offset stays within the reorder depth"
             );
             last_dts = s.dts;
+        }
+    }
+
+    /// Once the reorder depth and the interval are known (after the first frames of a
+    /// session, which may bunch) the decode times step by one frame interval, which
+    /// is what the sample durations say: a player reading `tfdt` then `trun` sees the same
+    /// timeline either way (bunched decode times made ffmpeg report non-monotonic DTS).
+    #[test]
+    fn b_frames_decode_times_step_by_the_frame_interval() {
+        let mut t = Timeline::default();
+        let order = [0i64, 3, 1, 2, 6, 4, 5, 9, 7, 8, 12, 10, 11];
+        let times: Vec<SampleTimes> = order
+            .iter()
+            .map(|&k| t.next(90_000 + k * 3000, 90_000))
+            .collect();
+        for w in times[6..].windows(2) {
+            assert_eq!(w[1].dts - w[0].dts, 3000, "{times:?}");
+            assert_eq!(w[0].duration, 3000);
+        }
+        assert!(
+            times[6..].iter().all(|s| s.dts <= s.pts + 2 * 3000),
+            "{times:?}"
+        );
+    }
+
+    /// A frame lost in a B-frame stream: the decode time catches up in one step instead of
+    /// falling further behind with every loss.
+    #[test]
+    fn a_lost_frame_is_caught_up() {
+        let mut t = Timeline::default();
+        // I P B B P B B, then the P at 12 is lost: B B P follow.
+        let order = [0i64, 3, 1, 2, 6, 4, 5, 9, 7, 8, 15, 13, 14, 18, 16, 17];
+        let mut last = None;
+        for &k in &order {
+            let s = t.next(90_000 + k * 3000, 90_000);
+            if let Some(prev) = last {
+                assert!(s.dts > prev);
+            }
+            assert!(s.pts - s.dts <= 2 * 3000 + 3000, "k={k}: {s:?}");
+            last = Some(s.dts);
         }
     }
 

@@ -25,7 +25,8 @@ OPTIONS:
   --password PASS      password (or CAMKIT_PASSWORD; or in the URL)
   --transport T        tcp | udp | auto (default auto)
   --decoder D          auto | openh264 | libavcodec (default auto: libavcodec when
-                       FFmpeg's library is installed, else openh264)
+                       FFmpeg's library is installed, else openh264; H.265 needs
+                       libavcodec)
   --timeout-ms N       limit for each RTSP step (default 5000)
   -h, --help           this text
 ";

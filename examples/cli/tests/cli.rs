@@ -61,6 +61,51 @@ fn snapshot_of_a_bframes_stream() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An H.265 camera (x265 Main 1080p, open GOPs): `camkit snapshot` writes a correct JPEG at
+/// the stream's size, `camkit probe` names codec and profile, and with `--decoder openh264`
+/// both fail with the unsupported-codec exit code and say what to do.
+#[test]
+fn snapshot_and_probe_of_an_h265_stream() {
+    let dir = std::env::temp_dir().join(format!("camkit-cli-h265-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("h265.jpg");
+    let url = server().url("/h265-1080");
+    let o = camkit(&["snapshot", &url, "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    camkit_tests::check_smpte(
+        "camkit snapshot /h265-1080",
+        &std::fs::read(&out).unwrap(),
+        1920,
+        1080,
+    );
+
+    let o = camkit(&["probe", &url, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["codec"], "h265", "{j}");
+    assert_eq!(j["profile"], "Main", "{j}");
+    assert_eq!(
+        (j["width"].as_u64(), j["height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+
+    let refused = dir.join("refused.jpg");
+    let o = camkit(&[
+        "snapshot",
+        &url,
+        "-o",
+        refused.to_str().unwrap(),
+        "--decoder",
+        "openh264",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("camkit: UNSUPPORTED_CODEC: "), "{err}");
+    assert!(err.contains("libavcodec"), "{err}");
+    assert!(!refused.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `camkit snapshot` against 1080p behind digest auth writes a correct JPEG.
 #[test]
 fn snapshot_1080p_with_digest_auth() {

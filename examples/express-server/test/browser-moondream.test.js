@@ -41,7 +41,7 @@ describe('viewer page with Moondream', () => {
   it('shows the streamed answer to a question asked in a tile', async () => {
     const errors = []
     page.on('pageerror', (e) => errors.push(e.message))
-    await page.goto(srv.base + '/')
+    await page.goto(srv.base + '/?video=jpeg')
     const tile = page.locator('.tile[data-camera="demo"]')
     await tile.locator('img.live[src]').waitFor({ timeout: 15000 })
     await tile.locator('.md-ask').waitFor({ state: 'visible', timeout: 5000 })
@@ -117,7 +117,7 @@ describe('viewer page with Moondream', () => {
         contentType: 'application/json',
         body: JSON.stringify({ configured: false, flavour: null, baseUrl: null, message: 'Moondream is not configured: set MOONDREAM_API_KEY to a Moondream cloud API key, or MOONDREAM_URL to a Moondream Station, and restart the server' })
       }))
-      await other.goto(srv.base + '/')
+      await other.goto(srv.base + '/?video=jpeg')
       const note = other.locator('#moondream-note')
       await note.waitFor({ state: 'visible', timeout: 10000 })
       assert.match(await note.textContent(), /MOONDREAM_API_KEY/)

@@ -66,7 +66,7 @@ describe('viewer page', () => {
   it('shows the demo camera live, with its state, fps and resolution', async () => {
     const errors = []
     page.on('pageerror', (e) => errors.push(e.message))
-    await page.goto(srv.base + '/')
+    await page.goto(srv.base + '/?video=jpeg')
     const tile = page.locator('.tile[data-camera="demo"]')
     await tile.locator('img.live[src]').waitFor({ timeout: 15000 })
     await page.waitForFunction(() => {

@@ -290,6 +290,9 @@ describe('express server', () => {
     assert.match(r.text, /^camkit_camera_fps\{camera="demo"\} \d+(\.\d+)?$/m)
     assert.match(r.text, /^camkit_camera_frames_received_total\{camera="demo"\} [1-9]\d*$/m)
     assert.match(r.text, /^camkit_camera_reconnects_total\{camera="demo"\} 0$/m)
+    assert.match(r.text, /^camkit_camera_partial_frames_skipped_total\{camera="demo"\} \d+$/m)
+    assert.match(r.text, /^camkit_camera_video_lost_seconds_total\{camera="demo"\} 0$/m)
+    assert.match(r.text, /^camkit_camera_picture_stale\{camera="demo"\} 0$/m)
     assert.match(r.text, /^camkit_ws_frames_sent_total [1-9]\d*$/m)
     assert.match(r.text, /^camkit_mjpeg_frames_sent_total [1-9]\d*$/m)
     for (const line of r.text.trim().split('\n')) {

@@ -1,0 +1,131 @@
+'use strict'
+// Live video as the camera sent it, without decoding: fragmented MP4 from
+// cameras.subscribeVideo(), over HTTP (GET /api/cameras/:cameraId/video.mp4) and over the
+// WebSocket (the "video" action of ws.js).
+//
+// Backpressure, the same on both: when the client's socket is backed up (res.write()
+// returns false; the WebSocket holds more than its limit unsent) the subscription is
+// paused, so nothing more is taken from camkit's queue; that queue is bounded
+// (maxQueueBytes) and skips to the next keyframe when full. A client that stops reading
+// therefore costs at most that bound plus what the socket holds, and never slows the
+// camera or the other viewers. Resumed on 'drain' (HTTP) or once the WebSocket's sends
+// have gone out.
+//
+// A camera reconnected with the same parameters sends the same init segment again; the
+// HTTP stream leaves it out (one MP4 file has one `moov`). New parameters (another size or
+// profile) end the HTTP response, whose client reconnects to get the new init segment; a
+// WebSocket client gets a new "video" message and init segment in-band.
+
+const { optionalInt } = require('./validate')
+
+/** Options of a video subscription from a request's query or a WebSocket message. */
+function videoOptions (src) {
+  const maxQueueBytes = optionalInt(src.maxQueueBytes, 'maxQueueBytes', 65536, 256 * 1024 * 1024)
+  return maxQueueBytes === undefined ? {} : { maxQueueBytes }
+}
+
+/** GET /:cameraId/video.mp4: the live stream as one endless fragmented MP4. */
+function videoMp4Handler ({ cameras, metrics }) {
+  return (req, res, next) => {
+    let sub
+    let init = null
+    let counted = false
+    let opts
+    try {
+      opts = videoOptions(req.query)
+    } catch (e) {
+      return next(e)
+    }
+    if (req.method === 'HEAD') {
+      // The headers only; the camera's codec string needs its first chunk, so it is left out.
+      try {
+        cameras.status(req.params.cameraId)
+      } catch (e) {
+        return next(e)
+      }
+      res.writeHead(200, { 'Content-Type': 'video/mp4', 'Cache-Control': 'no-store' })
+      return res.end()
+    }
+    const end = () => {
+      if (!res.headersSent) return
+      if (!res.writableEnded) res.end()
+    }
+    try {
+      sub = cameras.subscribeVideo(req.params.cameraId, (err, chunk) => {
+        if (err) {
+          // CLOSED: the camera was disconnected (or the manager closed).
+          if (!res.headersSent) return next(err)
+          return end()
+        }
+        if (res.destroyed || res.writableEnded) return
+        if (chunk.kind === 'init') {
+          if (init !== null) {
+            if (init.equals(chunk.data)) return // the same parameters after a reconnect
+            sub.unsubscribe() // new parameters: the client reconnects for them
+            return end()
+          }
+          init = Buffer.from(chunk.data) // kept for the comparison: a copy of a few hundred bytes
+          res.writeHead(200, {
+            'Content-Type': 'video/mp4',
+            'X-Video-Codecs': chunk.codec,
+            'X-Video-Mime-Type': chunk.mimeType,
+            'Cache-Control': 'no-store, no-cache, must-revalidate',
+            Pragma: 'no-cache',
+            'X-Accel-Buffering': 'no'
+          })
+          metrics.gauges.videoClients++
+          counted = true
+        } else if (init === null) {
+          return // no media before its init segment (never happens: camkit sends it first)
+        }
+        const ok = res.write(chunk.data)
+        metrics.counters.videoSegmentsSent++
+        metrics.counters.videoBytesSent += chunk.data.length
+        if (!ok) {
+          sub.pause()
+          res.once('drain', () => sub.resume())
+        }
+      }, opts)
+    } catch (e) {
+      return next(e)
+    }
+    res.on('close', () => {
+      sub.unsubscribe()
+      if (counted) metrics.gauges.videoClients--
+    })
+  }
+}
+
+/**
+ * Sends a camera's video on WebSocket `ws`: a text message
+ *   {"type":"video","cameraId","mimeType":"video/mp4; codecs=\"avc1.…\"","codec"}
+ * before each init segment, then each segment as one binary message. Returns the
+ * subscription. `onEnd(err)` is called once the camera is gone (err has code CLOSED).
+ */
+function sendVideo ({ cameras, metrics, ws, cameraId, opts, maxBuffered, onEnd }) {
+  let sub = null
+  let waiting = false
+  const sent = () => {
+    if (waiting && sub && ws.bufferedAmount <= maxBuffered / 2) {
+      waiting = false
+      sub.resume()
+    }
+  }
+  sub = cameras.subscribeVideo(cameraId, (err, chunk) => {
+    if (err) return onEnd(err)
+    if (ws.readyState !== 1 /* OPEN */) return
+    if (chunk.kind === 'init') {
+      ws.send(JSON.stringify({ type: 'video', cameraId, mimeType: chunk.mimeType, codec: chunk.codec }))
+    }
+    ws.send(chunk.data, { binary: true }, sent)
+    metrics.counters.videoSegmentsSent++
+    metrics.counters.videoBytesSent += chunk.data.length
+    if (ws.bufferedAmount > maxBuffered) {
+      waiting = true
+      sub.pause()
+    }
+  }, opts)
+  return sub
+}
+
+module.exports = { videoMp4Handler, sendVideo, videoOptions }
