@@ -96,6 +96,16 @@ impl DemoCamera {
             .map_or(0, |c| u32::try_from(c.sessions()).unwrap_or(u32::MAX))
     }
 
+    /// Fault injection (for tests): closes every client connection now, mid-stream or not,
+    /// as a camera that reboots or drops its clients does. It keeps listening, so cameras
+    /// connected to it reconnect.
+    #[napi]
+    pub fn drop_connections(&self) {
+        if let Some(cam) = self.inner.lock().as_ref() {
+            cam.drop_connections();
+        }
+    }
+
     /// Stops serving: closes the listener and every client connection. Idempotent.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {

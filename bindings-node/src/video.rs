@@ -54,7 +54,7 @@ pub type VideoCallback = napi::threadsafe_function::ThreadsafeFunction<
 #[derive(Default)]
 pub struct VideoOptions {
     /// `'fmp4'` (default): an init segment, then one media segment per frame, for Media
-    /// Source Extensions, `video/mp4` HTTP responses and players. `'annexb'`: H.264
+    /// Source Extensions, `video/mp4` HTTP responses and players. `'annexb'`: H.264 or H.265
     /// access units with start codes (parameter sets before each keyframe), for decoders
     /// such as WebCodecs or ffmpeg.
     #[napi(ts_type = "VideoFormat")]
@@ -106,7 +106,7 @@ pub struct VideoChunkObject {
     pub data: Buffer,
     /// A decoder can start here (always false for init segments).
     pub keyframe: bool,
-    /// The RFC 6381 codec string, e.g. `'avc1.640028'`.
+    /// The RFC 6381 codec string, e.g. `'avc1.640028'` or `'hvc1.1.6.L93.B0'`.
     pub codec: String,
     /// `video/mp4; codecs="…"`, as `MediaSource.isTypeSupported()` and `addSourceBuffer()`
     /// take it.
@@ -199,13 +199,16 @@ impl VideoSubscription {
                 c.delivered.fetch_add(1, Ordering::Relaxed);
             }
             c.active.store(false, Ordering::Release);
+            // A camera that came back with video the stream cannot carry says so.
+            let end = sub.end_error().unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::Closed,
+                    format!(
+                        "camera {id:?} was disconnected or its manager closed; the video subscription has ended"
+                    ),
+                )
+            });
             drop(sub);
-            let end = Error::new(
-                ErrorKind::Closed,
-                format!(
-                    "camera {id:?} was disconnected or its manager closed; the video subscription has ended"
-                ),
-            );
             call_err(&callback, &end).await;
         });
         VideoSubscription {
@@ -287,8 +290,10 @@ impl CameraManager {
     /// more than `maxQueueBytes` loses frames up to the next keyframe (`skipped` counts
     /// them); `pause()` / `resume()` hold delivery for a backed-up consumer. When the
     /// camera is disconnected or the manager closed, the callback gets one last call with
-    /// an error whose code is `'CLOSED'`. Throws `NOT_FOUND`, `INVALID_INPUT` (naming the
-    /// field). Dropping the returned object does not unsubscribe.
+    /// an error whose code is `'CLOSED'` (`'UNSUPPORTED_CODEC'` when the camera came back
+    /// sending MJPEG). H.264 and H.265 cameras are carried. Throws `NOT_FOUND`,
+    /// `INVALID_INPUT` (naming the field), `UNSUPPORTED_CODEC` for an MJPEG camera.
+    /// Dropping the returned object does not unsubscribe.
     #[napi(
         ts_args_type = "id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | undefined | null"
     )]

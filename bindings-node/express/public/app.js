@@ -3,12 +3,14 @@
 // fps and resolution (polled from /api/cameras), a snapshot link and a disconnect button;
 // and a form to connect a camera. No build step, no library.
 //
-// The live picture is the camera's own H.264, played through Media Source Extensions: the
-// WebSocket's "video" action names the MIME type, then sends fMP4 segments (see ../ws.js),
-// appended to a SourceBuffer; playback stays at the live edge and only the last few seconds
-// stay buffered. When the browser has no MSE, or MediaSource.isTypeSupported() refuses the
-// camera's codec, the tile falls back to JPEG frames (the "subscribe" action, binary). The
-// tile says which one it shows. `?video=jpeg` in the page's address forces JPEG frames.
+// The live picture is the camera's own H.264 or H.265, played through Media Source
+// Extensions: the WebSocket's "video" action names the MIME type, then sends fMP4 segments
+// (see ../ws.js), appended to a SourceBuffer; playback stays at the live edge and only the
+// last few seconds stay buffered. When the browser has no MSE, MediaSource.isTypeSupported()
+// refuses the camera's codec (an H.265 camera's `hvc1.…` in a browser without HEVC), or the
+// camera's video cannot be carried (MJPEG), the tile falls back to JPEG frames (the
+// "subscribe" action, binary). The tile says which one it shows, and why in its title.
+// `?video=jpeg` in the page's address forces JPEG frames.
 ;(() => {
   const POLL_MS = 1500
   const STREAM = { fps: 10, maxWidth: 960 }
@@ -217,6 +219,9 @@
             sb.changeType(mime)
           }
           tile.el.querySelector('.mode').title = m.mimeType
+        } else if (m.type === 'error' && m.code === 'UNSUPPORTED_CODEC') {
+          // A camera whose video the stream cannot carry (MJPEG): its pictures instead.
+          fallBack(m.error)
         } else if (m.type === 'error' && m.code !== 'CLOSED') {
           show(tile.el.querySelector('.tile-error'), m.error)
         }

@@ -1,10 +1,13 @@
 'use strict'
 // An H.265 camera (GStreamer's RTSP server, x265 Main 720p with B-frames and open GOPs)
 // through the server: decoded with libavcodec, its status JSON names codec and profile,
-// /frame, MJPEG and the WebSocket serve its pictures; with decoder openh264 the connect is
-// a 502 UNSUPPORTED_CODEC that says to install libavcodec.
+// /frame, MJPEG and the WebSocket serve its pictures; its video.mp4 and the WebSocket's
+// video action carry its own H.265 (an hvc1 track that ffprobe reads and ffmpeg decodes);
+// with decoder openh264 the connect is a 502 UNSUPPORTED_CODEC that says to install
+// libavcodec.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
 const WebSocket = require('ws')
 
 const { startServer, startGstServer, isJpeg } = require('./helpers')
@@ -19,6 +22,20 @@ function jpegSize (buf) {
     pos += 2 + len
   }
   throw new Error('no SOF segment')
+}
+
+/** Runs a command; resolves with its exit code, stdout and stderr. */
+function run (cmd, args, timeoutMs = 30000) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { err += d })
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} did not finish in ${timeoutMs} ms:\n${err}`)) }, timeoutMs)
+    child.on('error', reject)
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out, err }) })
+  })
 }
 
 describe('H.265 camera', () => {
@@ -94,6 +111,44 @@ describe('H.265 camera', () => {
     const jpeg = Buffer.from(m.data, 'base64')
     assert.ok(isJpeg(jpeg))
     assert.deepEqual(jpegSize(jpeg), [1280, 720])
+  })
+
+  it('video.mp4 is an hvc1 track: ffprobe sees HEVC Main 1280x720, ffmpeg decodes it without an error', async () => {
+    const video = `${srv.base}/api/cameras/h/video.mp4`
+    const ac = new AbortController()
+    const r = await fetch(video, { signal: ac.signal })
+    assert.equal(r.status, 200)
+    assert.equal(r.headers.get('content-type'), 'video/mp4')
+    // x265 Main at 720p: profile 1, compatibility flags 6, main tier, level 3.1.
+    assert.match(r.headers.get('x-video-codecs'), /^hvc1\.1\.6\.L93(\.[0-9A-F]{1,2})*$/)
+    ac.abort()
+    const p = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,codec_tag_string,profile,width,height', '-of', 'json', video])
+    assert.equal(p.code, 0, p.err)
+    const [s] = JSON.parse(p.out).streams
+    assert.deepEqual([s.codec_name, s.codec_tag_string, s.profile, s.width, s.height], ['hevc', 'hvc1', 'Main', 1280, 720])
+    // B-frames and the RASL pictures after each CRA keyframe: any message fails the test.
+    const d = await run('ffmpeg', ['-nostdin', '-v', 'error', '-i', video, '-t', '3', '-f', 'null', '-', '-progress', 'pipe:1'])
+    assert.equal(d.code, 0, d.err)
+    assert.equal(d.err.trim(), '', `ffmpeg reported: ${d.err}`)
+    const frames = Math.max(...[...d.out.matchAll(/^frame=(\d+)$/gm)].map((m) => Number(m[1])))
+    assert.ok(frames >= 35, `${frames} frames decoded`)
+  })
+
+  it('the WebSocket video action names the hvc1 MIME type, then sends an init segment with hvcC', async () => {
+    const ws = new WebSocket(srv.ws)
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    const messages = []
+    ws.on('message', (data, isBinary) => messages.push(isBinary ? Buffer.from(data) : JSON.parse(data.toString())))
+    ws.send(JSON.stringify({ action: 'video', cameraId: 'h' }))
+    const deadline = Date.now() + 10000
+    while (messages.length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    ws.close()
+    const [head, init, first] = messages
+    assert.equal(head.type, 'video')
+    assert.match(head.mimeType, /^video\/mp4; codecs="hvc1\.1\.6\.L93[.0-9A-F]*"$/)
+    assert.equal(init.toString('latin1', 4, 8), 'ftyp')
+    assert.ok(init.includes(Buffer.from('hvc1')) && init.includes(Buffer.from('hvcC')), 'an hvc1 sample entry with its hvcC')
+    assert.equal(first.toString('latin1', 4, 8), 'moof')
   })
 
   it('with decoder openh264 the connect is a 502 UNSUPPORTED_CODEC saying what to do', async () => {

@@ -3,6 +3,9 @@
 // GET /api/cameras/:id/video.mp4 of GStreamer's High-profile stream with B-frames; a
 // reader that never reads does not hold up another viewer; the WebSocket's video action
 // sends the MIME type, then fMP4 segments; the route is guarded like the others.
+// Disconnecting a camera ends its video.mp4 responses cleanly (the chunked body is
+// terminated, so ffmpeg and fetch see the end of a complete file) and sends its WebSocket
+// video subscribers one "error" message with code CLOSED, the socket staying open.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
@@ -10,6 +13,7 @@ const net = require('node:net')
 const { WebSocket } = require('ws')
 
 const { startServer, startGstServer, sleep } = require('./helpers')
+const { startDemoCamera } = require('../../../bindings-node')
 
 const TOKEN = 'video-test-token'
 const AUTH = { Authorization: `Bearer ${TOKEN}` }
@@ -47,6 +51,12 @@ function moofCounter () {
     }
   }
   return counter
+}
+
+/** POST `body` as JSON to `path` with the token. */
+async function post (srv, path, body) {
+  const r = await fetch(`${srv.base}${path}`, { method: 'POST', headers: { ...AUTH, 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: r.status, body: await r.json() }
 }
 
 /** A process-wide counter from /metrics. */
@@ -179,5 +189,75 @@ describe('live video (video.mp4 and the WebSocket video action)', () => {
     for (const m of messages.slice(2, 10)) assert.ok(Buffer.isBuffer(m) && m.toString('latin1', 4, 8) === 'moof')
     const err = messages.find((m) => m.type === 'error')
     assert.equal(err.code, 'NOT_FOUND')
+  })
+
+  describe('disconnecting the camera', () => {
+    let demo
+    before(async () => { demo = await startDemoCamera() })
+    after(async () => { await demo?.stop() })
+
+    const connect = async (cameraId) => {
+      const r = await post(srv, '/api/cameras/connect', { cameraId, ip: '127.0.0.1', port: demo.port, streamPath: '/demo' })
+      assert.equal(r.status, 200, JSON.stringify(r.body))
+    }
+    const disconnect = async (cameraId) => {
+      const r = await post(srv, '/api/cameras/disconnect', { cameraId })
+      assert.equal(r.status, 200, JSON.stringify(r.body))
+    }
+
+    it('ends video.mp4 cleanly: fetch reads to the end of whole boxes, ffmpeg exits without an error', async () => {
+      await connect('gone')
+      const r = await fetch(`${srv.base}/api/cameras/gone/video.mp4`, { headers: AUTH })
+      assert.equal(r.status, 200)
+      const boxes = moofCounter()
+      let pending = 0
+      const reading = (async () => {
+        // Throws if the chunked body is cut off rather than terminated.
+        for await (const chunk of r.body) boxes.push(chunk)
+      })()
+      const ffmpegUrl = `${srv.base}/api/cameras/gone/video.mp4`
+      const ffmpeg = run('ffmpeg', ['-nostdin', '-v', 'error', ...FF_AUTH, '-i', ffmpegUrl, '-f', 'null', '-', '-progress', 'pipe:1'], 20000)
+      await sleep(2500)
+      pending = boxes.moofs
+      await disconnect('gone')
+      const ended = await Promise.race([reading.then(() => 'ended'), sleep(5000).then(() => 'still open')])
+      assert.equal(ended, 'ended', 'the response ends when the camera is disconnected')
+      assert.ok(pending >= 20, `${pending} segments before the disconnect`)
+      assert.deepEqual(boxes.types.slice(0, 3), ['ftyp', 'moov', 'moof'])
+      const p = await ffmpeg
+      assert.equal(p.code, 0, p.err)
+      assert.equal(p.err.trim(), '', `ffmpeg reported: ${p.err}`)
+      const frames = Math.max(...[...p.out.matchAll(/^frame=(\d+)$/gm)].map((m) => Number(m[1])))
+      assert.ok(frames >= 20, `ffmpeg decoded ${frames} frames before the clean end`)
+      assert.match(p.out, /^progress=end$/m)
+    })
+
+    it('sends WebSocket video subscribers a CLOSED message, and the socket stays open', async () => {
+      await connect('gone2')
+      const ws = new WebSocket(`${srv.ws}?token=${TOKEN}`)
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+      const messages = []
+      ws.on('message', (data, isBinary) => messages.push(isBinary ? Buffer.from(data) : JSON.parse(data.toString())))
+      ws.send(JSON.stringify({ action: 'video', cameraId: 'gone2' }))
+      const deadline = Date.now() + 10000
+      while (messages.length < 5 && Date.now() < deadline) await sleep(50)
+      assert.equal(messages[0].type, 'video')
+      await disconnect('gone2')
+      const until = Date.now() + 5000
+      while (!messages.some((m) => m.type === 'error') && Date.now() < until) await sleep(50)
+      const end = messages.findIndex((m) => m.type === 'error')
+      assert.ok(end > 0, 'an end message came')
+      assert.deepEqual(Object.keys(messages[end]), ['type', 'cameraId', 'code', 'error'])
+      assert.equal(messages[end].cameraId, 'gone2')
+      assert.equal(messages[end].code, 'CLOSED')
+      assert.match(messages[end].error, /gone2.*(disconnected|ended)/)
+      await sleep(500)
+      assert.equal(messages.length, end + 1, 'nothing after the end message')
+      ws.send(JSON.stringify({ action: 'ping' }))
+      const until2 = Date.now() + 3000
+      while (!messages.some((m) => m.type === 'pong') && Date.now() < until2) await sleep(20)
+      assert.ok(messages.some((m) => m.type === 'pong'), 'the socket still answers')
+      ws.close()
+    })
   })
 })
