@@ -426,8 +426,8 @@ impl Lifecycle {
         };
         let mut stream = open.stream;
         // The range in force travels with each frame; new parameters mid-stream may change it.
-        let mut full_range = open.info.full_range;
-        self.camera.status.set_info(open.info);
+        let mut full_range = open.params.full_range;
+        self.camera.status.set_info(open.params.info);
         self.worker.new_stream(StreamFacts {
             codec: open.codec,
             decoder: self.decoder,
@@ -494,9 +494,9 @@ impl Lifecycle {
             };
             damage = None;
             errors_in_row = 0;
-            if let Some(info) = f.new_params {
-                full_range = info.full_range;
-                self.camera.status.update_params(info);
+            if let Some(params) = f.new_params {
+                full_range = params.full_range;
+                self.camera.status.update_params(params.info);
             }
             if f.loss > 0 {
                 tracing::debug!(camera = %self.camera.id, lost = f.loss, "RTP packets lost");

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::decode_worker::VideoCodec;
-use super::session::{Opened, VideoFrame, VideoStream};
+use super::session::{Opened, StreamParams, VideoFrame, VideoStream};
 use super::*;
 use crate::status::StreamInfo;
 
@@ -59,10 +59,12 @@ impl Opener for ScriptedOpener {
                         gop: self.0.gop.clone(),
                     }),
                     codec: VideoCodec::H264,
-                    info: StreamInfo {
-                        codec: Some("h264".into()),
+                    params: StreamParams {
+                        info: StreamInfo {
+                            codec: Some("h264".into()),
+                            ..Default::default()
+                        },
                         full_range: true,
-                        ..Default::default()
                     },
                 }),
                 Some(Attempt::Fail(kind)) => Err(Error::new(kind, "scripted failure")),
