@@ -28,6 +28,8 @@ async fn record(path: &str) -> (Vec<u8>, String, usize) {
     let mut cfg = CameraConfig::from_url("v", server().url(path));
     // Passthrough only: the camera decodes nothing while only video is watched.
     cfg.decode = DecodePolicy::OnDemand;
+    // x265 starting a 1080p pipeline for the PLAY on a loaded 2-core machine.
+    cfg.rtsp_timeout = Duration::from_secs(15);
     cams.connect(cfg)
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"));

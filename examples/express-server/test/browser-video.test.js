@@ -10,14 +10,11 @@
 // segment, and the browser goes on playing.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const { chromium } = require('playwright-core')
 const { WebSocket } = require('ws')
 
-const { startServer, startGstServer, sleep } = require('./helpers')
+const { launchChromium, startServer, startGstServer, sleep } = require('./helpers')
 const { startDemoCamera } = require('../../../bindings-node')
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const TILE = '.tile[data-camera="demo"]'
 
 /** The <video>'s playback state, and the colours of the demo band's first six bars. */
@@ -51,11 +48,7 @@ function videoState (camera = 'demo') {
 }
 
 function launch () {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--autoplay-policy=no-user-gesture-required']
-  })
+  return launchChromium(['--autoplay-policy=no-user-gesture-required'])
 }
 
 describe('viewer page: live video through MSE', () => {
@@ -63,7 +56,6 @@ describe('viewer page: live video through MSE', () => {
   let browser
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`)
     srv = await startServer()
     browser = await launch()
   })
@@ -134,7 +126,6 @@ describe('viewer page: an H.265 camera beside an H.264 one, and a reconnect mid-
   let hevcCodec
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`)
     gst = await startGstServer()
     demo = await startDemoCamera({ width: 640, height: 360 })
     srv = await startServer({
