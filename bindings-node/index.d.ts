@@ -91,8 +91,10 @@ export declare class CameraManager {
    * more than `maxQueueBytes` loses frames up to the next keyframe (`skipped` counts
    * them); `pause()` / `resume()` hold delivery for a backed-up consumer. When the
    * camera is disconnected or the manager closed, the callback gets one last call with
-   * an error whose code is `'CLOSED'`. Throws `NOT_FOUND`, `INVALID_INPUT` (naming the
-   * field). Dropping the returned object does not unsubscribe.
+   * an error whose code is `'CLOSED'` (`'UNSUPPORTED_CODEC'` when the camera came back
+   * sending MJPEG). H.264 and H.265 cameras are carried. Throws `NOT_FOUND`,
+   * `INVALID_INPUT` (naming the field), `UNSUPPORTED_CODEC` for an MJPEG camera.
+   * Dropping the returned object does not unsubscribe.
    */
   subscribeVideo(id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | undefined | null): VideoSubscription
 }
@@ -108,6 +110,12 @@ export declare class DemoCamera {
   get port(): number
   /** The number of clients currently playing its stream. */
   get sessions(): number
+  /**
+   * Fault injection (for tests): closes every client connection now, mid-stream or not,
+   * as a camera that reboots or drops its clients does. It keeps listening, so cameras
+   * connected to it reconnect.
+   */
+  dropConnections(): void
   /** Stops serving: closes the listener and every client connection. Idempotent. */
   stop(): Promise<void>
 }
@@ -676,7 +684,7 @@ export interface VideoChunk {
   data: Buffer
   /** A decoder can start here (always false for init segments). */
   keyframe: boolean
-  /** The RFC 6381 codec string, e.g. `'avc1.640028'`. */
+  /** The RFC 6381 codec string, e.g. `'avc1.640028'` or `'hvc1.1.6.L93.B0'`. */
   codec: string
   /**
    * `video/mp4; codecs="…"`, as `MediaSource.isTypeSupported()` and `addSourceBuffer()`
@@ -700,7 +708,7 @@ export type VideoFormat = 'fmp4' | 'annexb'
 export interface VideoOptions {
   /**
    * `'fmp4'` (default): an init segment, then one media segment per frame, for Media
-   * Source Extensions, `video/mp4` HTTP responses and players. `'annexb'`: H.264
+   * Source Extensions, `video/mp4` HTTP responses and players. `'annexb'`: H.264 or H.265
    * access units with start codes (parameter sets before each keyframe), for decoders
    * such as WebCodecs or ffmpeg.
    */

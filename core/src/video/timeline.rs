@@ -53,8 +53,8 @@ impl Timeline {
         self.last_rtp = None;
     }
 
-    /// The frame interval: the smallest recent forward step (B-frames make larger and
-    /// backward ones).
+    /// The frame interval: the smallest recent step, forward or back (B-frames make
+    /// larger ones, and lost frames too).
     fn interval(&self) -> i64 {
         self.steps.iter().copied().min().unwrap_or(DEFAULT_INTERVAL)
     }
@@ -71,11 +71,14 @@ impl Timeline {
                 if step.abs() > MAX_JUMP {
                     self.max_pts + self.interval()
                 } else {
-                    if step > 0 {
+                    // Both ways: x265 sends the B-frames of a mini-GOP newest first (P 3,
+                    // B 2, B 1), where every forward step spans several frames and only
+                    // the backward ones are a single interval.
+                    if step != 0 {
                         if self.steps.len() == RECENT {
                             self.steps.pop_front();
                         }
-                        self.steps.push_back(step);
+                        self.steps.push_back(step.abs());
                     }
                     self.last_pts + step
                 }
@@ -171,6 +174,27 @@ mod tests {
         }
         assert!(
             times[6..].iter().all(|s| s.dts <= s.pts + 2 * 3000),
+            "{times:?}"
+        );
+    }
+
+    /// x265's order: the B-frames of each mini-GOP newest first (3, 2, 1), so no forward
+    /// step is a single interval; the decode times still step by one (before, the interval
+    /// was taken as three and ffmpeg reported non-monotonic DTS every third frame).
+    #[test]
+    fn b_frames_newest_first_decode_times_step_by_the_frame_interval() {
+        let mut t = Timeline::default();
+        let order = [0i64, 3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10, 15, 14, 13];
+        let times: Vec<SampleTimes> = order
+            .iter()
+            .map(|&k| t.next(90_000 + k * 6000, 90_000))
+            .collect();
+        for w in times[6..].windows(2) {
+            assert_eq!(w[1].dts - w[0].dts, 6000, "{times:?}");
+            assert_eq!(w[0].duration, 6000);
+        }
+        assert!(
+            times[6..].iter().all(|s| s.dts <= s.pts + 2 * 6000),
             "{times:?}"
         );
     }
