@@ -23,87 +23,8 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 
-const HZ = Number(process.env.CLK_TCK || 100)
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function parseArgs (argv) {
-  const out = { _: [] }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a.startsWith('--')) {
-      const next = argv[i + 1]
-      if (next === undefined || next.startsWith('--')) out[a.slice(2)] = true
-      else out[a.slice(2)] = argv[++i]
-    } else out._.push(a)
-  }
-  return out
-}
-
-// ---------------------------------------------------------------------------------------
-// /proc
-
-function statFields (pid) {
-  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-  return s.slice(s.lastIndexOf(') ') + 2).split(' ') // [0] = state, [1] = ppid, [11] utime, [12] stime
-}
-
-function tree (pids) {
-  const all = new Set(pids)
-  const procs = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)
-  let grew = true
-  while (grew) {
-    grew = false
-    for (const p of procs) {
-      if (all.has(p)) continue
-      try {
-        if (all.has(Number(statFields(p)[1]))) {
-          all.add(p)
-          grew = true
-        }
-      } catch {}
-    }
-  }
-  return [...all]
-}
-
-function ticks (pids) {
-  let t = 0
-  for (const p of tree(pids)) {
-    try {
-      const f = statFields(p)
-      t += Number(f[11]) + Number(f[12])
-    } catch {}
-  }
-  return t
-}
-
-function rssMb (pids) {
-  let kb = 0
-  for (const p of tree(pids)) {
-    try {
-      kb += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))[1])
-    } catch {}
-  }
-  return +(kb / 1024).toFixed(1)
-}
-
-/** CPU of `pids` (and descendants) while `ms` pass: percent of one core, and CPU seconds. */
-async function cpuOver (pids, ms) {
-  const a = ticks(pids)
-  const t0 = performance.now()
-  await sleep(ms)
-  const b = ticks(pids)
-  const secs = (performance.now() - t0) / 1000
-  return { cpu_pct: +((b - a) * 100 / HZ / secs).toFixed(2), cpu_s: (b - a) / HZ, secs: +secs.toFixed(2) }
-}
-
-const round = (x, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? null : +x.toFixed(d))
-function pct (xs, q) {
-  if (!xs.length) return null
-  const s = [...xs].sort((a, b) => a - b)
-  return round(s[Math.min(s.length - 1, Math.floor(q * s.length))])
-}
-const median = (xs) => pct(xs, 0.5)
+const { sleep, parseArgs, rssMb, cpuOver, round, median } = require('./proc')
+const video = require('./video')
 
 // ---------------------------------------------------------------------------------------
 // idle: camkit's Express server, cameras nobody watches
@@ -403,6 +324,36 @@ function linearFit (pts) {
 
 const fmt = (x, unit = '', d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${+x.toFixed(d)}${unit}`)
 
+/**
+ * Issue 12: criterion's decode cost per frame (bench/run.sh --criterion writes
+ * criterion.json): H.265 beside H.264 at 720p and 1080p, the same x264/x265 clip source.
+ */
+function decoderRows (r, row, { fmt, ratio, g }) {
+  // End to end: one camera with decode `continuous`, the server's CPU per decoded frame.
+  for (const size of ['720p', '1080p']) {
+    const hevc = r[`camkit-throughput-hevc${size}`]
+    const avc = r[`camkit-throughput-${size}`]
+    if (!hevc) continue
+    const h = g(hevc, 'decode_only.cpu_ms_per_frame')
+    const a = g(avc, 'decode_only.cpu_ms_per_frame')
+    row(12, `H.265 decode alone, ${size}, end to end (RTSP from GStreamer, camkit in-process, decode continuous), CPU per frame`, fmt(h, ' ms', 2),
+      `H.264 (same pictures, x264): ${fmt(a, ' ms', 2)}; ffmpeg -f null on the H.265 stream: ${fmt(g(r[`ffmpeg-null-hevc${size}-1`], 'cpu_ms_per_frame'), ' ms', 2)}`, ratio(h, a), '(no target)', null,
+      `${g(hevc, 'decoder') || '?'}; ${fmt(g(hevc, 'decode_only.fps_decoded'), ' fps')} decoded; decode + full-size JPEG: ${fmt(g(hevc, 'decode_jpeg.frames_per_cpu_s'), '', 1)} frames per CPU-second (H.264: ${fmt(g(avc, 'decode_jpeg.frames_per_cpu_s'), '', 1)})`)
+  }
+  const c = r.criterion
+  if (!c || !c.ms_per_frame) return
+  const m = c.ms_per_frame
+  for (const size of ['720p', '1080p']) {
+    const hevc = m[`h265_decode_per_frame/libavcodec/x265_main_${size}`]
+    const avc = m[`h264_decode_per_frame/libavcodec/x264_high_${size}`]
+    const oh = m[`h264_decode_per_frame/openh264/x264_high_${size}`]
+    if (!Number.isFinite(hevc) && !Number.isFinite(avc)) continue
+    row(12, `H.265 decode per frame, ${size} (criterion, libavcodec, x265 Main, 2 s GOP, 4 Mb/s)`, fmt(hevc, ' ms', 2),
+      `H.264 (x264 High, same clip): libavcodec ${fmt(avc, ' ms', 2)}, OpenH264 ${fmt(oh, ' ms', 2)}`, ratio(hevc, avc), '(no target)', null,
+      'ratio: H.265 over H.264, both libavcodec; one GOP decoded from a fresh decoder per iteration')
+  }
+}
+
 function report (a) {
   const dir = a.dir
   const r = {}
@@ -477,6 +428,8 @@ function report (a) {
   row(3, 'harness, 1 camera 720p, 4 clients: fps delivered per client', fmt(fps7, ' fps'), `seed: ${fmt(g(sd7, 'stream.frames_per_client_per_s'), ' fps')}`, null, '≥ 14.5 fps', Number.isFinite(fps7) ? fps7 >= 14.5 : null)
   row(3, 'harness, 8 cameras 1080p: connect all (one after another, each waits for its first picture)', fmt(ck10.connect_ms / 1000, ' s', 2), `seed: ${fmt(sd10.connect_ms / 1000, ' s', 2)}`, ratio(ck10.connect_ms, sd10.connect_ms), '≤ 2 s', Number.isFinite(ck10.connect_ms) ? ck10.connect_ms <= 2000 : null,
     `first frame of the last camera at ${fmt(ck10.first_frame_ms / 1000, ' s', 2)} (seed ${fmt(sd10.first_frame_ms / 1000, ' s', 2)})`)
+  video.rows(r, row, { fmt, ratio, g })
+  decoderRows(r, row, { fmt, ratio, g })
   // Information rows
   const tt = idl.ttff_ms || {}
   row('—', 'time to first frame, per camera (connect + first snapshot), stream starting at a keyframe', `p50 ${fmt(tt.p50, ' ms', 0)}, max ${fmt(tt.max, ' ms', 0)}`, `seed: ${fmt(sd7.first_frame_ms, ' ms', 0)} (1 camera 720p)`, null, '(no target)', null, `${tt.n ?? 0} cameras one at a time; harness, 1 camera 720p: camkit ${fmt(ck7.first_frame_ms, ' ms', 0)}`)

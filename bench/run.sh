@@ -13,24 +13,32 @@
 #                     the seed, npm installs of the kit, logs, results-<date>.json.
 #   --wait-quiet MIN  first wait, up to MIN minutes, until no compiler (rustc, cc1plus, napi
 #                     build) runs on the machine; the load is recorded either way.
-#   --criterion       also run `cargo bench -p camkit --bench pipeline -- h264_decode`
-#                     (otherwise its last results under target/criterion are quoted, if any).
+#   --criterion       also run `cargo bench -p camkit --bench pipeline -- decode_per_frame`
+#                     (H.264 and H.265; otherwise its last results under target/criterion
+#                     are quoted, if any).
+#   --no-browser      leave out the joins in Chromium (step 5b).
 #
 # What it does:
 #  1. System packages (ffmpeg, GStreamer, PyGObject): installed with apt-get when root,
 #     otherwise the `sudo apt-get install` line is printed.
-#  2. Clips: bench/make_clips.sh (720p15 2 Mb/s Main, 1080p15 4 Mb/s High, 2 s GOP), cached.
+#  2. Clips: bench/make_clips.sh (720p15 2 Mb/s Main, 1080p15 4 Mb/s High, 2 s GOP; the same
+#     pictures in H.265), cached.
 #  3. bench/serve_clips.py serves them over RTSP (gst-rtsp-server, no re-encoding).
 #  4. Builds the Node module in release (scripts/ensure-native.js) and loads a private copy
 #     of it (NAPI_RS_NATIVE_LIBRARY_PATH), so a rebuild during the run cannot swap it.
 #  5. The kit's harness against camkit's Express server, then against the seed, each
 #     freshly started: 1 camera 720p with 4 WebSocket clients, 8 cameras 1080p with 8.
+# 5b. Live video (bench/video.js, issue 13): camkit's Express server with 8 cameras 1080p
+#     and one fMP4 viewer (video.mp4) per camera: CPU, RSS, bytes per viewer, frames
+#     decoded, segment delay; the JPEG WebSocket path's bytes at the same camera; then 10
+#     joins of a camera in Chromium, video against the JPEG fallback.
 #  6. ffmpeg (`ffmpeg -threads 1 -rtsp_transport tcp -i URL -f image2pipe -c:v mjpeg -q:v 5 -`),
 #     1 and 8 processes on the 1080p stream, 1 on the 720p stream; and ffmpeg decoding alone
 #     (`-f null -`) on each, for the decoder's cost per frame.
 #  7. camkit in-process (bench/measure.js throughput): continuous decode, then decode + full
 #     size JPEG of every frame: frames per CPU-second, against ffmpeg's; at 1080p also with
-#     the built-in OpenH264 decoder instead of the default (libavcodec where it loads).
+#     the built-in OpenH264 decoder instead of the default (libavcodec where it loads);
+#     decode alone of the H.265 clips (libavcodec), beside ffmpeg's.
 #  8. camkit's Express server with 0, 1, 8, 32 cameras nobody watches: CPU, RSS, time to
 #     first frame, onDemand snapshots of cameras nobody watched.
 #  9. Prints the table (markdown) and writes everything to OUT/results-<date>.json.
@@ -44,6 +52,7 @@ KIT=""
 OUT=""
 WAIT_QUIET=0
 CRITERION=0
+BROWSER=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -51,6 +60,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=${2:?--out needs a folder}; shift ;;
         --wait-quiet) WAIT_QUIET=${2:?--wait-quiet needs minutes}; shift ;;
         --criterion) CRITERION=1 ;;
+        --no-browser) BROWSER=0 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -70,9 +80,9 @@ RUN="$OUT/run-$STAMP"
 mkdir -p "$RUN/data" "$RUN/logs"
 
 if [ "$QUICK" = 1 ]; then
-    HSECS=3; ISECS=3; TSECS=4; FSECS=4; COUNTS=1,4; ONDEMAND=3; TTFF=2; SETTLE=6; HCAMS=2
+    HSECS=3; ISECS=3; TSECS=4; FSECS=4; COUNTS=1,4; ONDEMAND=3; TTFF=2; SETTLE=6; HCAMS=2; JOINS=2
 else
-    HSECS=15; ISECS=20; TSECS=20; FSECS=20; COUNTS=1,8,32; ONDEMAND=16; TTFF=8; SETTLE=8; HCAMS=8
+    HSECS=15; ISECS=20; TSECS=20; FSECS=20; COUNTS=1,8,32; ONDEMAND=16; TTFF=8; SETTLE=8; HCAMS=8; JOINS=10
 fi
 
 say() { printf '\n==== %s ====\n' "$*" >&2; }
@@ -135,6 +145,7 @@ GstRtspServer.RTSPServer()
 ' >/dev/null 2>&1
 }
 has_libx264() { has_cmd ffmpeg && [[ "$(ffmpeg -hide_banner -encoders 2>/dev/null)" == *libx264* ]]; }
+has_libx265() { has_cmd ffmpeg && [[ "$(ffmpeg -hide_banner -encoders 2>/dev/null)" == *libx265* ]]; }
 has_venv() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
 
 MISSING=()
@@ -148,6 +159,7 @@ check_system_packages() {
     MISSING=()
     need ffmpeg -- has_cmd ffmpeg
     need ffmpeg -- has_libx264
+    need ffmpeg -- has_libx265
     need gstreamer1.0-tools -- has_cmd gst-inspect-1.0
     need python3 -- test -x "$SYSTEM_PYTHON"
     need python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp -- has_rtsp_server_bindings
@@ -155,6 +167,9 @@ check_system_packages() {
     need gstreamer1.0-plugins-good -- has_gst_element qtdemux
     need gstreamer1.0-plugins-good -- has_gst_element rtph264pay
     need gstreamer1.0-plugins-bad -- has_gst_element h264parse
+    need gstreamer1.0-plugins-good -- has_gst_element rtph265pay
+    need gstreamer1.0-plugins-bad -- has_gst_element h265parse
+    if [ "$BROWSER" = 1 ]; then need chromium -- has_cmd chromium; fi
     need python3-venv -- has_venv
     need procps -- has_cmd pkill
     if [ ${#MISSING[@]} -gt 0 ]; then
@@ -232,13 +247,16 @@ say "RTSP server (GStreamer)"
 # stdin from a pipe that stays open while this script runs: the server exits with us.
 exec {SERVER_STDIN}< <(while kill -0 $$ 2>/dev/null; do sleep 5; done)
 "$SYSTEM_PYTHON" bench/serve_clips.py --port 0 --clip "cam720=$OUT/clips/cam720.mp4" --clip "cam1080=$OUT/clips/cam1080.mp4" \
+    --hevc-clip "hevc720=$OUT/clips/hevc720.mp4" --hevc-clip "hevc1080=$OUT/clips/hevc1080.mp4" \
     <&"$SERVER_STDIN" > "$RUN/logs/rtsp.log" 2>&1 &
 RTSP_PID=$!
 PIDS+=("$RTSP_PID")
 RTSP_PORT=$(wait_for_line "$RUN/logs/rtsp.log" 'READY [0-9]+' 15 "$RTSP_PID" | awk '{print $2}')
 R720="rtsp://127.0.0.1:$RTSP_PORT/cam720"
 R1080="rtsp://127.0.0.1:$RTSP_PORT/cam1080"
-echo "serving $R720 and $R1080" >&2
+H720="rtsp://127.0.0.1:$RTSP_PORT/hevc720"
+H1080="rtsp://127.0.0.1:$RTSP_PORT/hevc1080"
+echo "serving $R720, $R1080, $H720 and $H1080" >&2
 
 # ---------------------------------------------------------------------------------------
 # Servers
@@ -286,6 +304,17 @@ start_camkit h1080
 harness camkit-1080p-8cam "$CAMKIT_BASE" "$CAMKIT_PID" "$R1080" "$HCAMS" 8
 stop "$CAMKIT_PID"
 
+say "Live video: $HCAMS cameras 1080p, one fMP4 viewer each; then joins in Chromium"
+start_camkit video
+node bench/video.js viewers --base "$CAMKIT_BASE" --pid "$CAMKIT_PID" --rtsp "$R1080" --cams "$HCAMS" --secs "$HSECS" \
+    > "$RUN/data/camkit-video-1080p-8cam.json"
+cat "$RUN/data/camkit-video-1080p-8cam.json" >&2
+if [ "$BROWSER" = 1 ]; then
+    node bench/video.js joins --base "$CAMKIT_BASE" --rtsp "$R1080" --n "$JOINS" > "$RUN/data/camkit-video-joins.json"
+    node -e 'console.log(JSON.stringify(require(process.argv[1]).summary))' "$RUN/data/camkit-video-joins.json" >&2
+fi
+stop "$CAMKIT_PID"
+
 say "Harness against the seed (Express + Python/OpenCV)"
 start_seed h720
 harness seed-720p-1cam "$SEED_BASE" "$SEED_PID" "$R720" 1 4
@@ -309,6 +338,10 @@ node bench/measure.js ffmpeg --null --rtsp "$R1080" --n 1 --secs "$FSECS" > "$RU
 cat "$RUN/data/ffmpeg-null-1080p-1.json" >&2
 node bench/measure.js ffmpeg --null --rtsp "$R720" --n 1 --secs "$FSECS" > "$RUN/data/ffmpeg-null-720p-1.json"
 cat "$RUN/data/ffmpeg-null-720p-1.json" >&2
+node bench/measure.js ffmpeg --null --rtsp "$H1080" --n 1 --secs "$FSECS" > "$RUN/data/ffmpeg-null-hevc1080p-1.json"
+cat "$RUN/data/ffmpeg-null-hevc1080p-1.json" >&2
+node bench/measure.js ffmpeg --null --rtsp "$H720" --n 1 --secs "$FSECS" > "$RUN/data/ffmpeg-null-hevc720p-1.json"
+cat "$RUN/data/ffmpeg-null-hevc720p-1.json" >&2
 
 # ---------------------------------------------------------------------------------------
 # 7. camkit in-process: continuous decode (+ JPEG)
@@ -321,6 +354,11 @@ cat "$RUN/data/camkit-throughput-720p.json" >&2
 # The built-in decoder for comparison (what runs where libavcodec cannot be loaded).
 node bench/measure.js throughput --rtsp "$R1080" --secs "$TSECS" --decoder openh264 > "$RUN/data/camkit-throughput-1080p-openh264.json"
 cat "$RUN/data/camkit-throughput-1080p-openh264.json" >&2
+# H.265 (libavcodec): decode alone, and decode + full-size JPEG.
+node bench/measure.js throughput --rtsp "$H1080" --secs "$TSECS" > "$RUN/data/camkit-throughput-hevc1080p.json"
+cat "$RUN/data/camkit-throughput-hevc1080p.json" >&2
+node bench/measure.js throughput --rtsp "$H720" --secs "$TSECS" > "$RUN/data/camkit-throughput-hevc720p.json"
+cat "$RUN/data/camkit-throughput-hevc720p.json" >&2
 
 # ---------------------------------------------------------------------------------------
 # 8. camkit: cameras nobody watches
@@ -338,18 +376,25 @@ node -e 'const d=require(process.argv[1]); for (const k of ["baseline","levels",
 # Criterion's decode figure (optional)
 
 if [ "$CRITERION" = 1 ]; then
-    say "cargo bench -p camkit --bench pipeline -- h264_decode"
-    cargo bench -p camkit --bench pipeline -- h264_decode >&2
+    say "cargo bench -p camkit --bench pipeline -- decode_per_frame"
+    nice cargo bench -p camkit --bench pipeline -- decode_per_frame >&2
 fi
-CRIT="$ROOT/target/criterion/h264_decode_per_frame"
-if [ -f "$CRIT/1080p/new/estimates.json" ]; then
-    node -e '
-const fs = require("fs"); const d = process.argv[1]; const out = {};
-for (const s of ["720p", "1080p"]) {
-  try { const f = `${d}/${s}/new/estimates.json`; out[`h264_decode_${s}_ms`] = JSON.parse(fs.readFileSync(f)).mean.point_estimate / 1e6 / 30; out[`measured_at_${s}`] = fs.statSync(f).mtime.toISOString() } catch {}
+# Every decode case's mean per frame (one GOP of 30 frames per iteration), from criterion's
+# own estimates.
+node -e '
+const fs = require("fs"); const path = require("path"); const root = process.argv[1]; const out = { ms_per_frame: {}, measured_at: {} };
+for (const group of ["h264_decode_per_frame", "h265_decode_per_frame"]) {
+  let backends = []; try { backends = fs.readdirSync(path.join(root, group)) } catch {}
+  for (const b of backends) {
+    let cases = []; try { cases = fs.readdirSync(path.join(root, group, b)) } catch {}
+    for (const c of cases) {
+      const f = path.join(root, group, b, c, "new", "estimates.json");
+      try { out.ms_per_frame[`${group}/${b}/${c}`] = +(JSON.parse(fs.readFileSync(f)).mean.point_estimate / 1e6 / 30).toFixed(3); out.measured_at[`${group}/${b}/${c}`] = fs.statSync(f).mtime.toISOString() } catch {}
+    }
+  }
 }
-console.log(JSON.stringify(out))' "$CRIT" > "$RUN/data/criterion.json"
-fi
+if (Object.keys(out.ms_per_frame).length) console.log(JSON.stringify(out))' "${CARGO_TARGET_DIR:-$ROOT/target}/criterion" > "$RUN/data/criterion.json"
+[ -s "$RUN/data/criterion.json" ] || rm -f "$RUN/data/criterion.json"
 
 # ---------------------------------------------------------------------------------------
 # 9. Report

@@ -8,7 +8,8 @@ SIGTERM/SIGINT or until its stdin closes (so it dies with its parent; pass --ign
 run it by hand in the background).
 
 Each ``--clip NAME=FILE.mp4`` is served at ``/NAME`` with the pipeline
-``filesrc ! qtdemux ! h264parse ! rtph264pay config-interval=1`` (no re-encoding: the server
+``filesrc ! qtdemux ! h264parse ! rtph264pay config-interval=1`` (each ``--hevc-clip``
+the same with ``h265parse ! rtph265pay``; no re-encoding: the server
 costs little CPU, which matters on a 2-core machine where it runs next to what is measured).
 
 Every RTSP session gets a pipeline of its own (the factory is not shared), so N clients are
@@ -54,11 +55,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import serve_loop  # noqa: E402
 
 
-def launch_line(path):
+def launch_line(path, codec="h264"):
     # GStreamer's launch syntax quotes with double quotes; the path comes from our own script.
     return (
         '( filesrc location="%s" ! qtdemux name=demux demux.video_0 '
-        "! h264parse name=parse ! rtph264pay name=pay0 pt=96 config-interval=1 )" % path
+        "! %sparse name=parse ! rtp%spay name=pay0 pt=96 config-interval=1 )" % (path, codec, codec)
     )
 
 
@@ -112,9 +113,9 @@ def loop_on_eos(media):
     media.connect("prepared", lambda _m: threading.Thread(target=seek, daemon=True).start())
 
 
-def make_factory(path):
+def make_factory(path, codec):
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch_line(path))
+    factory.set_launch(launch_line(path, codec))
     factory.set_shared(False)
     factory.connect("media-configure", lambda _f, media: loop_on_eos(media))
     return factory
@@ -125,15 +126,19 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--clip", action="append", default=[], metavar="NAME=FILE",
                         help="serve FILE (an H.264 mp4) at /NAME")
+    parser.add_argument("--hevc-clip", action="append", default=[], metavar="NAME=FILE",
+                        help="serve FILE (an H.265 mp4) at /NAME")
     parser.add_argument("--ignore-stdin", action="store_true",
                         help="do not exit when stdin closes (manual runs)")
     args = parser.parse_args()
-    if not args.clip:
+    if not args.clip and not args.hevc_clip:
         parser.error("give at least one --clip NAME=FILE")
 
     Gst.init(None)
-    missing = [e for e in ("filesrc", "qtdemux", "h264parse", "rtph264pay")
-               if Gst.ElementFactory.find(e) is None]
+    needed = ["filesrc", "qtdemux", "h264parse", "rtph264pay"]
+    if args.hevc_clip:
+        needed += ["h265parse", "rtph265pay"]
+    missing = [e for e in needed if Gst.ElementFactory.find(e) is None]
     if missing:
         sys.stderr.write("serve_clips.py: GStreamer elements missing: %s\n" % ", ".join(missing))
         return 2
@@ -142,14 +147,14 @@ def main():
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
-    for spec in args.clip:
+    for spec, codec in [(c, "h264") for c in args.clip] + [(c, "h265") for c in args.hevc_clip]:
         name, sep, path = spec.partition("=")
         if not sep or not name or "/" in name:
             parser.error("--clip wants NAME=FILE, got %r" % spec)
         path = os.path.abspath(path)
         if not os.path.isfile(path):
             parser.error("--clip %s: no such file" % spec)
-        mounts.add_factory("/" + name, make_factory(path))
+        mounts.add_factory("/" + name, make_factory(path, codec))
 
     return serve_loop.serve(server, "serve_clips.py", args.port, args.ignore_stdin)
 

@@ -685,6 +685,12 @@ export interface VideoChunk {
   mimeType: string
   /** Presentation time on the stream's 90 kHz timeline (0 for init segments). */
   pts90k: number
+  /**
+   * Milliseconds since camkit received this frame from the camera (for an init
+   * segment: its keyframe), measured as the chunk is handed to the callback. Frames
+   * replayed to a new subscriber (the current GOP) are as old as they are.
+   */
+  ageMs: number
 }
 
 /** What a video subscription yields. */

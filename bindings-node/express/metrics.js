@@ -4,11 +4,29 @@
 
 const STATES = ['connecting', 'streaming', 'reconnecting', 'stopped']
 
+/**
+ * Upper bounds (ms) of the buckets of camkit_video_segment_delay_seconds: the time from a
+ * frame's arrival in camkit to its segment's write to a viewer's socket.
+ */
+const DELAY_BUCKETS_MS = [0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 25, 50, 100, 250, 1000]
+
 function createMetrics () {
   return {
     gauges: { wsClients: 0, mjpegClients: 0, videoClients: 0 },
-    counters: { wsFramesSent: 0, wsFramesSkipped: 0, mjpegFramesSent: 0, mjpegFramesSkipped: 0, snapshots: 0, videoSegmentsSent: 0, videoBytesSent: 0 }
+    counters: { wsFramesSent: 0, wsFramesSkipped: 0, mjpegFramesSent: 0, mjpegFramesSkipped: 0, snapshots: 0, videoSegmentsSent: 0, videoBytesSent: 0 },
+    // per bucket of DELAY_BUCKETS_MS (not cumulative), then the overflow; sum in ms
+    videoDelay: { counts: new Array(DELAY_BUCKETS_MS.length + 1).fill(0), sumMs: 0, n: 0 }
   }
+}
+
+/** Records the delay of one media segment written to a viewer (ms). */
+function observeVideoDelay (metrics, ms) {
+  const h = metrics.videoDelay
+  let i = 0
+  while (i < DELAY_BUCKETS_MS.length && ms > DELAY_BUCKETS_MS[i]) i++
+  h.counts[i]++
+  h.sumMs += ms
+  h.n++
 }
 
 /** A label value, escaped as the text format requires. */
@@ -57,6 +75,16 @@ function renderMetrics (cameras, metrics) {
   family('camkit_video_clients', 'gauge', 'Open video.mp4 streams.', [[{}, g.videoClients]])
   family('camkit_video_segments_sent_total', 'counter', 'fMP4 segments sent (video.mp4 and the WebSocket video action).', [[{}, c.videoSegmentsSent]])
   family('camkit_video_bytes_sent_total', 'counter', 'fMP4 bytes sent (video.mp4 and the WebSocket video action).', [[{}, c.videoBytesSent]])
+  out.push('# HELP camkit_video_segment_delay_seconds Time from a frame\'s arrival in camkit to its fMP4 segment\'s write to a viewer\'s socket (live frames; not the GOP replayed to a new viewer).',
+    '# TYPE camkit_video_segment_delay_seconds histogram')
+  let cum = 0
+  DELAY_BUCKETS_MS.forEach((le, i) => {
+    cum += metrics.videoDelay.counts[i]
+    out.push(`camkit_video_segment_delay_seconds_bucket{le="${le / 1000}"} ${cum}`)
+  })
+  out.push(`camkit_video_segment_delay_seconds_bucket{le="+Inf"} ${metrics.videoDelay.n}`,
+    `camkit_video_segment_delay_seconds_sum ${metrics.videoDelay.sumMs / 1000}`,
+    `camkit_video_segment_delay_seconds_count ${metrics.videoDelay.n}`)
   family('camkit_snapshots_total', 'counter', 'Frames served by GET /api/cameras/:id/frame.', [[{}, c.snapshots]])
   family('process_resident_memory_bytes', 'gauge', 'Resident memory of this process.', [[{}, process.memoryUsage.rss()]])
   const cpu = process.cpuUsage()
@@ -64,4 +92,4 @@ function renderMetrics (cameras, metrics) {
   return out.join('\n') + '\n'
 }
 
-module.exports = { createMetrics, renderMetrics }
+module.exports = { createMetrics, renderMetrics, observeVideoDelay, DELAY_BUCKETS_MS }

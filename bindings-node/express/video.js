@@ -15,8 +15,28 @@
 // HTTP stream leaves it out (one MP4 file has one `moov`). New parameters (another size or
 // profile) end the HTTP response, whose client reconnects to get the new init segment; a
 // WebSocket client gets a new "video" message and init segment in-band.
+//
+// Each live segment's delay, from its frame's arrival in camkit (chunk.ageMs) to the return
+// of the write to the client's socket, goes into /metrics' histogram
+// camkit_video_segment_delay_seconds. On a backed-up socket the write only queues the bytes
+// in Node (and the subscription is paused): such a client's delay is not what it sees.
 
 const { optionalInt } = require('./validate')
+const { observeVideoDelay } = require('./metrics')
+
+/**
+ * Tells which media segments of a subscription are live, for the delay histogram: a new
+ * subscriber first gets the frames since the last keyframe (up to a GOP old); from the next
+ * keyframe on, each segment is written as its frame arrives.
+ */
+function liveTracker () {
+  let keyframes = 0
+  return (chunk) => {
+    if (chunk.kind !== 'media') return false
+    if (chunk.keyframe) keyframes++
+    return keyframes >= 2
+  }
+}
 
 /** Options of a video subscription from a request's query or a WebSocket message. */
 function videoOptions (src) {
@@ -30,6 +50,7 @@ function videoMp4Handler ({ cameras, metrics }) {
     let sub
     let init = null
     let counted = false
+    const isLive = liveTracker()
     let opts
     try {
       opts = videoOptions(req.query)
@@ -78,7 +99,9 @@ function videoMp4Handler ({ cameras, metrics }) {
         } else if (init === null) {
           return // no media before its init segment (never happens: camkit sends it first)
         }
+        const arrived = performance.now() - chunk.ageMs
         const ok = res.write(chunk.data)
+        if (isLive(chunk)) observeVideoDelay(metrics, performance.now() - arrived)
         metrics.counters.videoSegmentsSent++
         metrics.counters.videoBytesSent += chunk.data.length
         if (!ok) {
@@ -105,6 +128,7 @@ function videoMp4Handler ({ cameras, metrics }) {
 function sendVideo ({ cameras, metrics, ws, cameraId, opts, maxBuffered, onEnd }) {
   let sub = null
   let waiting = false
+  const isLive = liveTracker()
   const sent = () => {
     if (waiting && sub && ws.bufferedAmount <= maxBuffered / 2) {
       waiting = false
@@ -117,7 +141,9 @@ function sendVideo ({ cameras, metrics, ws, cameraId, opts, maxBuffered, onEnd }
     if (chunk.kind === 'init') {
       ws.send(JSON.stringify({ type: 'video', cameraId, mimeType: chunk.mimeType, codec: chunk.codec }))
     }
+    const arrived = performance.now() - chunk.ageMs
     ws.send(chunk.data, { binary: true }, sent)
+    if (isLive(chunk)) observeVideoDelay(metrics, performance.now() - arrived)
     metrics.counters.videoSegmentsSent++
     metrics.counters.videoBytesSent += chunk.data.length
     if (ws.bufferedAmount > maxBuffered) {

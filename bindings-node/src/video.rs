@@ -114,6 +114,10 @@ pub struct VideoChunkObject {
     /// Presentation time on the stream's 90 kHz timeline (0 for init segments).
     #[napi(js_name = "pts90k")]
     pub pts90k: f64,
+    /// Milliseconds since camkit received this frame from the camera (for an init
+    /// segment: its keyframe), measured as the chunk is handed to the callback. Frames
+    /// replayed to a new subscriber (the current GOP) are as old as they are.
+    pub age_ms: f64,
 }
 
 /// A camkit video chunk on its way to JS, converted on the JS thread.
@@ -138,6 +142,7 @@ impl ToNapiValue for JsVideoChunk {
             codec: c.codec.to_string(),
             mime_type,
             pts90k: c.pts_90k as f64,
+            age_ms: c.received_at.elapsed().as_secs_f64() * 1000.0,
         };
         // SAFETY: the caller's env, on the JS thread.
         unsafe { VideoChunkObject::to_napi_value(env, obj) }

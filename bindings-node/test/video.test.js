@@ -65,6 +65,10 @@ describe('video subscriptions', () => {
     for (let i = 1; i < pts.length; i++) assert.ok(pts[i] > pts[i - 1], `pts ${pts[i]} after ${pts[i - 1]}`)
     const step = (pts[pts.length - 1] - pts[0]) / (pts.length - 1)
     assert.ok(Math.abs(step - 6000) < 600, `pts step ${step}`)
+    // ageMs: since camkit received the frame; the replayed GOP's frames at most its 2 s old
+    // (plus the delivery of 16 chunks).
+    for (const c of chunks) assert.ok(Number.isFinite(c.ageMs) && c.ageMs >= 0 && c.ageMs < 3000, `ageMs ${c.ageMs}`)
+    assert.ok(chunks.some((c) => c.ageMs > 0))
   })
 
   it('video does not make an on-demand camera decode', async () => {

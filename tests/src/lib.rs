@@ -11,6 +11,10 @@
 //!   server.)
 //! * [`demo`] and [`check_color_band`]: the demo camera on a free port, and the check that a
 //!   JPEG shows its colour band.
+//! * [`ImpairedLink`]: a lossy, slow, delaying or reordering link between an RTSP client
+//!   and a server on 127.0.0.1 (UDP datagrams and TCP streams), for the link-fault tests.
+//! * [`FfmpegReader`]: ffmpeg decoding an RTSP stream, its frame count sampled, as the
+//!   reference for the link-fault matrix.
 //! * [`ProcStats`]: RSS, threads and open descriptors of this process, for soak tests.
 //! * [`mutate`]: a fixed-seed input mutator that runs the fuzz targets on stable Rust.
 //! * [`MoondreamMock`]: a Moondream API (cloud or Station flavour) on loopback that checks
@@ -21,7 +25,9 @@
 //! them; nothing here skips a test quietly.
 
 mod demo;
+mod ffmpeg_reader;
 mod gst;
+mod impair;
 mod jpeg_check;
 mod moondream_mock;
 pub mod mutate;
@@ -30,7 +36,9 @@ mod silent_server;
 mod smpte;
 
 pub use demo::{check_color_band, demo};
+pub use ffmpeg_reader::FfmpegReader;
 pub use gst::{GstServer, GstServerOptions, APT_PACKAGES};
+pub use impair::{ImpairedLink, Impairment, LinkStats, REORDER_DISTANCE};
 pub use jpeg_check::{assert_color_near, decode_jpeg_rgb, mean_rgb};
 pub use moondream_mock::{
     Flavour, MoondreamMock, RecordedRequest, Reply, DETECT_BOX, MAX_SIDE as MOONDREAM_MAX_SIDE,

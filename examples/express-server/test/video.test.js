@@ -56,6 +56,14 @@ async function metric (srv, name) {
   return m ? Number(m[1]) : NaN
 }
 
+/** camkit_video_segment_delay_seconds from /metrics: its buckets (le → cumulative count), sum and count. */
+async function delayHistogram (srv) {
+  const text = await (await fetch(`${srv.base}/metrics`, { headers: AUTH })).text()
+  const buckets = [...text.matchAll(/^camkit_video_segment_delay_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1], Number(m[2])])
+  const num = (name) => Number(new RegExp(`^camkit_video_segment_delay_seconds_${name} (\\S+)$`, 'm').exec(text)?.[1])
+  return { buckets, sum: num('sum'), count: num('count') }
+}
+
 describe('live video (video.mp4 and the WebSocket video action)', () => {
   let gst
   let srv
@@ -125,6 +133,7 @@ describe('live video (video.mp4 and the WebSocket video action)', () => {
     stalled.pause()
     stalled.write(`GET /api/cameras/demo/video.mp4?maxQueueBytes=65536 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)
     const sentBefore = await metric(srv, 'camkit_video_bytes_sent_total')
+    const delayBefore = await delayHistogram(srv)
     await sleep(4000) // the demo camera's 2 Mbit/s fill the stalled socket's buffers
     const ac = new AbortController()
     const viewer = moofCounter()
@@ -151,6 +160,15 @@ describe('live video (video.mp4 and the WebSocket video action)', () => {
     // it (almost) nothing more, where 3 s of video is ~750 kB.
     const grew = stalledAt7s - stalledAt4s
     assert.ok(grew < 200 * 1024, `${grew} more bytes written to the stalled reader (${stalledAt4s} in its first 4 s)`)
+
+    // The delay of live segments (arrival in camkit → write to the socket) was recorded:
+    // the demo camera's 2 s GOP brings a live keyframe within the reader's 3 s.
+    const delay = await delayHistogram(srv)
+    assert.equal(delay.buckets.at(-1)[0], '+Inf')
+    assert.equal(delay.buckets.at(-1)[1], delay.count)
+    for (let i = 1; i < delay.buckets.length; i++) assert.ok(delay.buckets[i][1] >= delay.buckets[i - 1][1], 'cumulative buckets')
+    assert.ok(delay.count - delayBefore.count >= 5, `${delay.count - delayBefore.count} live segments timed`)
+    assert.ok(delay.sum > delayBefore.sum && delay.sum / delay.count < 1, `mean delay ${delay.sum / delay.count} s`)
   })
 
   it('the WebSocket video action sends the MIME type, then an init segment and media segments', async () => {
