@@ -13,7 +13,7 @@
 #                     the seed, npm installs of the kit, logs, results-<date>.json.
 #   --wait-quiet MIN  first wait, up to MIN minutes, until no compiler (rustc, cc1plus, napi
 #                     build) runs on the machine; the load is recorded either way.
-#   --criterion       also run `cargo bench -p camkit --bench pipeline -- decode_per_frame`
+#   --criterion       also run `cargo bench --target <host> -p camkit --bench pipeline -- decode_per_frame`
 #                     (H.264 and H.265; otherwise its last results under target/criterion
 #                     are quoted, if any).
 #   --no-browser      leave out the joins in Chromium (step 5b).
@@ -383,8 +383,10 @@ node -e 'const d=require(process.argv[1]); for (const k of ["baseline","levels",
 # Criterion's decode figure (optional)
 
 if [ "$CRITERION" = 1 ]; then
-    say "cargo bench -p camkit --bench pipeline -- decode_per_frame"
-    nice cargo bench -p camkit --bench pipeline -- decode_per_frame >&2
+    # For the host triple, as the Node module's release build: the two share dependencies.
+    TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+    say "cargo bench --target $TRIPLE -p camkit --bench pipeline -- decode_per_frame"
+    nice cargo bench --target "$TRIPLE" -p camkit --bench pipeline -- decode_per_frame >&2
 fi
 # Every decode case's mean per frame (one GOP of 30 frames per iteration), from criterion's
 # own estimates.

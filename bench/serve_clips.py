@@ -34,25 +34,16 @@ import os
 import sys
 import threading
 
-try:
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    gi.require_version("GstRtsp", "1.0")
-    gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import Gst, GstRtsp, GstRtspServer
-except (ImportError, ValueError) as e:  # ValueError: typelib not installed
-    sys.stderr.write(
-        "serve_clips.py: cannot load GStreamer's Python bindings (%s).\n"
-        "Run it with /usr/bin/python3; install them with:\n"
-        "  sudo apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp "
-        "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad\n" % e
-    )
-    sys.exit(2)
-
-# The main loop (READY line, stdin watch, signals) is the test server's: tests/gst/serve_loop.py.
+# The main loop (READY line, stdin watch, signals) and the bindings' import are the test
+# server's: tests/gst/serve_loop.py.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gst"))
 import serve_loop  # noqa: E402
+
+Gst, GstRtsp, GstRtspServer = serve_loop.load_gst(
+    "serve_clips.py",
+    "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp "
+    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad",
+)
 
 
 def launch_line(path, codec="h264"):

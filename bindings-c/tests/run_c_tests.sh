@@ -381,17 +381,19 @@ done
 # One session at a time: a second client is refused (453 -> UNREACHABLE, busy) while the
 # first streams on.
 fault_camera_start one-session
-"$bin/stream-static" "$fault_url" 4 10 >"$logs/fault-one-session-first.log" 2>&1 &
+# The first client holds the session until the second is done (SIGTERM ends its run):
+# valgrind's start-up alone can take seconds on a loaded machine.
+"$bin/stream-static" "$fault_url" 120 10 >"$logs/fault-one-session-first.log" 2>&1 &
 first_pid=$!
-# It connects in ~30 ms on a quiet machine; wait for it however loaded this one is (the
-# snapshot under valgrind then takes ~2 s of its 4).
-for _ in $(seq 100); do
+# It connects in ~30 ms on a quiet machine; wait for it however loaded this one is.
+for _ in $(seq 300); do
   grep -q '^connected' "$logs/fault-one-session-first.log" && break
   sleep 0.1
 done
 run_fault "valgrind fault one-session: second client snapshot-shared -> UNREACHABLE" 5 \
   '^error: UNREACHABLE \(5\): ' \
   "$bin/snapshot-shared" "$fault_url" 1 "$work/out/fault-one-session" --timeout-ms 1000
+kill -TERM "$first_pid" 2>/dev/null || true
 if wait "$first_pid" && grep -Eq '^frames=[1-9]' "$logs/fault-one-session-first.log"; then
   pass "fault one-session: the first client streams on ($(grep -m1 '^frames=' "$logs/fault-one-session-first.log"))"
 else

@@ -202,9 +202,6 @@ pub(crate) struct StreamInfo {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub transport: Option<Transport>,
-    /// Whether the decoded samples use the full 0–255 range (SPS VUI); most cameras send
-    /// limited "TV" range, which JPEG needs expanded.
-    pub full_range: bool,
 }
 
 struct Mutable {

@@ -3,6 +3,9 @@
  *
  *   stream URL SECONDS FPS [--user U --password P] [--timeout-ms MS] [--frame-timeout-ms MS]
  *
+ * SIGTERM ends the SECONDS early, as if they had run out (the tests use it to hold a session
+ * exactly as long as they need it, however loaded the machine is).
+ *
  * Prints `frames=<n> fps=<x>`, then the camera's status as JSON (its reconnects and last
  * error show what a misbehaving camera did meanwhile), and exits 0 when frames arrived, every frame was a JPEG,
  * and no callback ran after camkit_subscription_free returned. Also checks that freeing
@@ -14,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +76,13 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigterm(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
@@ -88,6 +99,10 @@ int main(int argc, char **argv) {
   if (argc < 4) {
     return usage();
   }
+  struct sigaction term = {0};
+  term.sa_handler = on_sigterm;
+  sigemptyset(&term.sa_mask);
+  sigaction(SIGTERM, &term, NULL);
   const char *url = argv[1];
   double seconds = strtod(argv[2], NULL);
   double fps = strtod(argv[3], NULL);
@@ -149,7 +164,9 @@ int main(int argc, char **argv) {
     return code;
   }
   atomic_store(&c.sub, sub);
-  sleep_ms((long)(seconds * 1000));
+  while (!stop_requested && now_s() - t0 < seconds) {
+    sleep_ms(50);
+  }
 
   r = camkit_subscription_free(sub);
   double elapsed = now_s() - t0;

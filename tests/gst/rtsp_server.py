@@ -89,25 +89,14 @@ import shutil
 import sys
 import tempfile
 
-try:
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    gi.require_version("GstRtsp", "1.0")
-    gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import Gst, GstRtsp, GstRtspServer
-except (ImportError, ValueError) as e:  # ValueError: typelib not installed
-    sys.stderr.write(
-        "rtsp_server.py: cannot load GStreamer's Python bindings (%s).\n"
-        "Run it with /usr/bin/python3 and install them with:\n"
-        "  sudo apt-get install -y gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 "
-        "python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
-        "gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav "
-        "gstreamer1.0-tools\n" % e
-    )
-    sys.exit(2)
-
 import serve_loop  # noqa: E402 (beside this script)
+
+Gst, GstRtsp, GstRtspServer = serve_loop.load_gst(
+    "rtsp_server.py",
+    "gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base "
+    "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad "
+    "gstreamer1.0-libav gstreamer1.0-tools",
+)
 
 FPS = 15
 # 2 s GOP: a client that joins mid-stream waits at most 2 s for a key frame,

@@ -7,6 +7,27 @@ import signal
 import sys
 
 
+def load_gst(name, packages):
+    """Imports GStreamer's Python bindings (Gst, GstRtsp, GstRtspServer), or exits with
+    code 2 and the apt-get command that installs ``packages`` when they are missing.
+    ``name`` is the calling script's name, for the message."""
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        gi.require_version("GstRtsp", "1.0")
+        gi.require_version("GstRtspServer", "1.0")
+        from gi.repository import Gst, GstRtsp, GstRtspServer
+    except (ImportError, ValueError) as e:  # ValueError: typelib not installed
+        sys.stderr.write(
+            "%s: cannot load GStreamer's Python bindings (%s).\n"
+            "Run it with /usr/bin/python3 and install them with:\n"
+            "  sudo apt-get install -y %s\n" % (name, e, packages)
+        )
+        sys.exit(2)
+    return Gst, GstRtsp, GstRtspServer
+
+
 def serve(server, name, port, ignore_stdin=False):
     """Attaches ``server`` (a GstRtspServer.RTSPServer set up by the caller) to the default
     main context and runs it. Returns the process exit code: 0 after a clean stop, 1 when

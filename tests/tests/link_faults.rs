@@ -43,8 +43,10 @@ struct Case {
     name: &'static str,
     transport: Transport,
     fault: Impairment,
-    /// Counting time under a steady fault; `None`: a [`BLACKOUT`] on a healthy link.
+    /// Counting time under a steady fault; `None`: a blackout on a healthy link.
     window: Option<Duration>,
+    /// How long a blackout lasts.
+    blackout: Duration,
 }
 
 fn ms(n: u64) -> Duration {
@@ -62,6 +64,7 @@ fn cases() -> Vec<Case> {
                 ..Impairment::rtt(ms(100))
             },
             window: Some(ms(5000)),
+            blackout: BLACKOUT,
         },
         Case {
             name: "TCP, 300 ms RTT, 1 % loss, 1 Mbit/s (less than the stream)",
@@ -72,6 +75,7 @@ fn cases() -> Vec<Case> {
                 ..Impairment::rtt(ms(300))
             },
             window: Some(ms(8000)),
+            blackout: BLACKOUT,
         },
         Case {
             name: "UDP, 2 % loss",
@@ -81,6 +85,7 @@ fn cases() -> Vec<Case> {
                 ..Impairment::NONE
             },
             window: Some(ms(6000)),
+            blackout: BLACKOUT,
         },
         Case {
             name: "UDP, 5 % reordering",
@@ -90,6 +95,7 @@ fn cases() -> Vec<Case> {
                 ..Impairment::NONE
             },
             window: Some(ms(6000)),
+            blackout: BLACKOUT,
         },
         Case {
             name: "TCP, 10 s blackout",
@@ -99,6 +105,7 @@ fn cases() -> Vec<Case> {
                 ..Impairment::NONE
             },
             window: None,
+            blackout: BLACKOUT,
         },
         Case {
             name: "UDP, 10 s blackout",
@@ -108,6 +115,18 @@ fn cases() -> Vec<Case> {
                 ..Impairment::NONE
             },
             window: None,
+            blackout: BLACKOUT,
+        },
+        // Shorter than the watchdog (`frameTimeoutMs`, 10 s): the session survives.
+        Case {
+            name: "TCP, 5 s blackout",
+            transport: Transport::Tcp,
+            fault: Impairment {
+                blackout: true,
+                ..Impairment::NONE
+            },
+            window: None,
+            blackout: ms(5000),
         },
     ]
 }
@@ -211,7 +230,7 @@ async fn measure(kind: &str, case: &Case) -> Reading {
     }
     // ffmpeg outputs what it read while probing the stream in a burst: count from after.
     tokio::time::sleep(SETTLE).await;
-    let window = case.window.unwrap_or(BLACKOUT);
+    let window = case.window.unwrap_or(case.blackout);
     if case.window.is_none() {
         tokio::time::sleep(ms(1500)).await;
         link.set(case.fault);
@@ -268,7 +287,7 @@ fn row(case: &Case, kind: &str, r: &Reading) -> String {
     )
 }
 
-/// The whole matrix, camkit and ffmpeg one after the other on the same fault (≈ 3 min).
+/// The whole matrix, camkit and ffmpeg one after the other on the same fault (≈ 4 min).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: the link-fault table of RELIABILITY.md (--ignored --nocapture)"]
 async fn link_fault_matrix() {
@@ -299,7 +318,7 @@ fn case(name_starts: &str) -> Case {
 }
 
 /// Runs `case` with camkit and checks what README.md promises for it.
-async fn check(name: &str, min_fps: f64, max_back: Duration, max_reconnects: u64) {
+async fn check(name: &str, min_fps: f64, max_back: Duration, max_reconnects: u64) -> Reading {
     let c = case(name);
     let r = measure("camkit", &c).await;
     eprintln!("{}", row(&c, "camkit", &r));
@@ -341,6 +360,7 @@ async fn check(name: &str, min_fps: f64, max_back: Duration, max_reconnects: u64
         c.name,
         r.reconnects
     );
+    r
 }
 
 /// Frame rate once a fault is over (of 15): recovered, not limping.
@@ -354,10 +374,23 @@ async fn tcp_100ms_rtt_and_loss_keeps_the_frame_rate() {
 }
 
 /// README: with 300 ms RTT, 1 % loss and less capacity than the stream needs, pictures
-/// keep coming (no stall, no reconnect), and the full rate is back once the link is.
+/// keep coming (no stall, no reconnect), no fewer than ffmpeg shows through the same
+/// link at the same time, and the full rate is back once the link is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_under_capacity_degrades_without_stalling() {
-    check("TCP, 300 ms", MIN_FPS_UNDER_CAPACITY, ms(1000), 0).await;
+async fn tcp_under_capacity_degrades_no_worse_than_ffmpeg() {
+    let c = case("TCP, 300 ms");
+    let (camkit, ffmpeg) = tokio::join!(
+        check("TCP, 300 ms", MIN_FPS_UNDER_CAPACITY, ms(1000), 0),
+        measure("ffmpeg", &c)
+    );
+    eprintln!("{}", row(&c, "ffmpeg", &ffmpeg));
+    assert!(ffmpeg.failure.is_none(), "ffmpeg: {ffmpeg:?}");
+    assert!(
+        camkit.fps >= ffmpeg.fps - 1.0,
+        "camkit {:.1} fps, ffmpeg {:.1} fps through the same link",
+        camkit.fps,
+        ffmpeg.fps
+    );
 }
 
 /// README: UDP with 2 % loss streams on (damaged frames withheld up to the next
@@ -383,7 +416,7 @@ async fn tcp_blackout_recovers() {
 /// of that (measured 9.2–9.9, ffmpeg 9.8).
 const MIN_FPS_UNDER_CAPACITY: f64 = 8.0;
 /// Over lossy UDP camkit shows the frames from each intact keyframe to the next loss
-/// (measured 1.0–3.2 fps at 2 % loss, 0.2–0.3 at 5 % reordering); a 6 s window can hold no
+/// (measured 1.0–3.2 fps at 2 % loss, 0.2–0.8 at 5 % reordering); a 6 s window can hold no
 /// intact keyframe at all (p ≈ 0.3³ at 2 %), so the test asserts no rate, only that the
 /// session goes on and clean video is back within a GOP.
 const MIN_FPS_UDP_LOSS: f64 = 0.0;

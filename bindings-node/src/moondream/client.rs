@@ -15,6 +15,15 @@ use crate::manager::CameraManager;
 use crate::promise;
 use crate::subscription::gate;
 
+/// The camera id and the one text argument (`question`, `object`) of most calls.
+fn id_and_text(
+    camera_id: Unknown<'_>,
+    text: Unknown<'_>,
+    field: &str,
+) -> camkit::Result<(String, String)> {
+    Ok((string_arg(camera_id, "cameraId")?, string_arg(text, field)?))
+}
+
 /// A required string argument, as camkit's `INVALID_INPUT` naming it when it is not one.
 fn string_arg(v: Unknown<'_>, field: &str) -> camkit::Result<String> {
     if v.get_type().ok() != Some(ValueType::String) {
@@ -103,8 +112,7 @@ impl Moondream {
         camera_id: Unknown<'env>,
         question: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, QueryResult>> {
-        let args = string_arg(camera_id, "cameraId")
-            .and_then(|id| Ok((id, string_arg(question, "question")?)));
+        let args = id_and_text(camera_id, question, "question");
         let (id, question) = match args {
             Ok(a) => a,
             Err(e) => return promise::rejected(env, &self.runtime, e),
@@ -157,8 +165,7 @@ impl Moondream {
         camera_id: Unknown<'env>,
         object: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, DetectResult>> {
-        let args = string_arg(camera_id, "cameraId")
-            .and_then(|id| Ok((id, string_arg(object, "object")?)));
+        let args = id_and_text(camera_id, object, "object");
         let (id, object) = match args {
             Ok(a) => a,
             Err(e) => return promise::rejected(env, &self.runtime, e),
@@ -204,8 +211,7 @@ impl Moondream {
         camera_id: Unknown<'env>,
         object: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, PointResult>> {
-        let args = string_arg(camera_id, "cameraId")
-            .and_then(|id| Ok((id, string_arg(object, "object")?)));
+        let args = id_and_text(camera_id, object, "object");
         let (id, object) = match args {
             Ok(a) => a,
             Err(e) => return promise::rejected(env, &self.runtime, e),

@@ -492,8 +492,8 @@ impl Lifecycle {
         };
         let mut stream = open.stream;
         // The range in force travels with each frame; new parameters mid-stream may change it.
-        let mut full_range = open.info.full_range;
-        self.camera.status.set_info(open.info);
+        let mut full_range = open.params.full_range;
+        self.camera.status.set_info(open.params.info);
         self.worker.new_stream(StreamFacts {
             codec: open.codec,
             decoder: self.decoder,
@@ -507,8 +507,12 @@ impl Lifecycle {
         // video follows it within `frame_timeout`.
         let mut damage: Option<(Error, Instant)> = None;
         let mut errors_in_row = 0u32;
+        // The watchdog counts from the last video frame: RTCP sender reports and other
+        // tracks keep arriving from a camera whose encoder has stopped, and must not keep
+        // its session open.
+        let mut video_deadline = tokio::time::Instant::now() + frame_timeout;
         loop {
-            let item = match tokio::time::timeout(frame_timeout, stream.next_item()).await {
+            let item = match tokio::time::timeout_at(video_deadline, stream.next_item()).await {
                 Err(_) => {
                     if let Some((e, _)) = damage {
                         return e;
@@ -536,7 +540,10 @@ impl Lifecycle {
                 Ok(Some(Ok(item))) => item,
             };
             let f = match item {
-                StreamItem::Video(f) => f,
+                StreamItem::Video(f) => {
+                    video_deadline = tokio::time::Instant::now() + frame_timeout;
+                    f
+                }
                 StreamItem::Other => continue,
                 StreamItem::Damaged(e) => {
                     self.camera.status.video_lost();
@@ -560,9 +567,9 @@ impl Lifecycle {
             };
             damage = None;
             errors_in_row = 0;
-            if let Some(info) = f.new_params {
-                full_range = info.full_range;
-                self.camera.status.update_params(info);
+            if let Some(params) = f.new_params {
+                full_range = params.full_range;
+                self.camera.status.update_params(params.info);
             }
             if f.loss > 0 {
                 tracing::debug!(camera = %self.camera.id, lost = f.loss, "RTP packets lost");

@@ -31,7 +31,16 @@ pub(crate) struct OpenStream {
     pub demuxed: Demuxed,
     pub video_index: usize,
     pub codec: VideoCodec,
+    pub params: StreamParams,
+}
+
+/// What the SDP (or a new SPS) says of a stream: the facts the status reports, and the
+/// sample range, which travels with every frame to the decode thread instead.
+pub(crate) struct StreamParams {
     pub info: StreamInfo,
+    /// Whether the decoded samples use the full 0–255 range (SPS VUI); most cameras send
+    /// limited "TV" range, which JPEG needs expanded.
+    pub full_range: bool,
 }
 
 /// What an open stream yields next.
@@ -56,7 +65,7 @@ pub(crate) struct VideoFrame {
     /// RTP packets lost just before this frame.
     pub loss: u64,
     /// The stream's parameters changed with this frame (new SPS: size, profile, range).
-    pub new_params: Option<StreamInfo>,
+    pub new_params: Option<StreamParams>,
     /// Presentation time: the RTP timestamp (retina's, extended past 32 bits) and its
     /// clock rate. Video subscriptions place the frame with it.
     pub rtp_timestamp: i64,
@@ -74,7 +83,7 @@ pub(crate) trait VideoStream: Send {
 pub(crate) struct Opened {
     pub stream: Box<dyn VideoStream>,
     pub codec: VideoCodec,
-    pub info: StreamInfo,
+    pub params: StreamParams,
 }
 
 /// Opens a camera's stream, once per attempt: the seam between the camera task (reconnect,
@@ -106,7 +115,7 @@ impl Opener for RtspOpener {
                     endpoint: endpoint(self.source.url()),
                 }),
                 codec: o.codec,
-                info: o.info,
+                params: o.params,
             })
         })
     }
@@ -261,13 +270,13 @@ async fn open_with(
     let demuxed = playing
         .demuxed()
         .map_err(|e| classify(&e, Step::Play, &endpoint, has_creds))?;
-    let mut info = stream_info(&demuxed.streams()[video_index], codec);
-    info.transport = Some(transport);
+    let mut params = stream_info(&demuxed.streams()[video_index], codec);
+    params.info.transport = Some(transport);
     Ok(OpenStream {
         demuxed,
         video_index,
         codec,
-        info,
+        params,
     })
 }
 
@@ -317,7 +326,8 @@ fn pick_video(
 }
 
 /// Codec, profile and size as known from the SDP (or the first frame).
-pub(crate) fn stream_info(s: &retina::client::Stream, codec: VideoCodec) -> StreamInfo {
+pub(crate) fn stream_info(s: &retina::client::Stream, codec: VideoCodec) -> StreamParams {
+    let mut full_range = false;
     let mut info = StreamInfo {
         codec: Some(
             match codec {
@@ -337,14 +347,14 @@ pub(crate) fn stream_info(s: &retina::client::Stream, codec: VideoCodec) -> Stre
             VideoCodec::H264 => {
                 info.profile = h264_profile_name(v.rfc6381_codec());
                 if let retina::codec::VideoParametersCodec::H264 { sps, .. } = v.codec_params() {
-                    info.full_range = sps_full_range(sps);
+                    full_range = sps_full_range(sps);
                 }
             }
             VideoCodec::H265 => info.profile = hevc::profile_name(v.rfc6381_codec()),
             VideoCodec::Jpeg => {}
         }
     }
-    info
+    StreamParams { info, full_range }
 }
 
 /// An H.265 CRA (open-GOP) keyframe, which retina does not mark: marked, and given the

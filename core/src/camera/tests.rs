@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::decode_worker::VideoCodec;
-use super::session::{Opened, VideoFrame, VideoStream};
+use super::session::{Opened, StreamParams, VideoFrame, VideoStream};
 use super::*;
 use crate::status::StreamInfo;
 
@@ -35,6 +35,9 @@ enum Item {
     End,
     /// Nothing ever arrives again, though the session stays open.
     Silence,
+    /// From now on only RTCP (a sender report every 20 ms), no video: a camera whose
+    /// encoder stopped while its RTP stack goes on.
+    RtcpForever,
 }
 
 /// The attempts a camera will meet, in order; once they run out, every open fails.
@@ -59,10 +62,12 @@ impl Opener for ScriptedOpener {
                         gop: self.0.gop.clone(),
                     }),
                     codec: VideoCodec::H264,
-                    info: StreamInfo {
-                        codec: Some("h264".into()),
+                    params: StreamParams {
+                        info: StreamInfo {
+                            codec: Some("h264".into()),
+                            ..Default::default()
+                        },
                         full_range: true,
-                        ..Default::default()
                     },
                 }),
                 Some(Attempt::Fail(kind)) => Err(Error::new(kind, "scripted failure")),
@@ -100,14 +105,19 @@ impl VideoStream for ScriptedStream {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 return damaged();
             }
+            if let Some(Item::RtcpForever) = self.items.front() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Some(Ok(StreamItem::Other));
+            }
             match self.items.pop_front() {
                 Some(Item::Frame(i)) => frame(i, 0),
                 Some(Item::Lossy(i, loss)) => frame(i, loss),
                 Some(Item::Damaged) => damaged(),
                 Some(Item::End) => None,
-                Some(Item::Silence) | Some(Item::DamagedForever) | None => {
-                    futures::future::pending().await
-                }
+                Some(Item::Silence)
+                | Some(Item::DamagedForever)
+                | Some(Item::RtcpForever)
+                | None => futures::future::pending().await,
             }
         })
     }
@@ -239,6 +249,31 @@ async fn watchdog_fires_on_silence() {
     })
     .await;
     assert_eq!(cam.status.snapshot().reconnects, 1);
+    cam.stop();
+}
+
+/// A camera whose encoder stopped but whose RTP stack still sends sender reports: the
+/// watchdog counts from the last video frame, so RTCP does not keep the session open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_fires_when_only_rtcp_arrives() {
+    let s = script(
+        vec![
+            Attempt::Play(vec![Item::Frame(0), Item::RtcpForever]),
+            Attempt::Play(vec![Item::Frame(0), Item::Silence]),
+        ],
+        1,
+    );
+    let (cam, first) = start(
+        config(|c| {
+            c.frame_timeout = Duration::from_millis(300);
+            c.backoff_initial = Duration::from_millis(20);
+        }),
+        &s,
+    );
+    first.await.unwrap().unwrap();
+    until("reopened", || s.opens.lock().len() == 2).await;
+    let e = cam.status.last_error().expect("the watchdog's error");
+    assert_eq!(e.kind, ErrorKind::Timeout);
     cam.stop();
 }
 

@@ -169,13 +169,7 @@ impl MoondreamClient {
 
     /// Finds the bounding boxes of `object` ("person", "red car" …) in a JPEG picture.
     pub async fn detect(&self, jpeg: &[u8], object: &str) -> Result<Detections> {
-        check_text("object", object)?;
-        let image_url = self.image_url(jpeg).await?;
-        let body = ObjectBody {
-            image_url: &image_url,
-            object,
-        };
-        let w = self.call("/detect", &body).await?;
+        let w = self.call_on_object("/detect", jpeg, object).await?;
         let objects = w.objects.ok_or_else(|| missing("/detect", "objects"))?;
         Ok(Detections {
             objects: objects
@@ -193,13 +187,7 @@ impl MoondreamClient {
 
     /// Finds the centre points of `object` in a JPEG picture.
     pub async fn point(&self, jpeg: &[u8], object: &str) -> Result<Points> {
-        check_text("object", object)?;
-        let image_url = self.image_url(jpeg).await?;
-        let body = ObjectBody {
-            image_url: &image_url,
-            object,
-        };
-        let w = self.call("/point", &body).await?;
+        let w = self.call_on_object("/point", jpeg, object).await?;
         let points = w.points.ok_or_else(|| missing("/point", "points"))?;
         Ok(Points {
             points: points
@@ -262,6 +250,17 @@ impl MoondreamClient {
 
     /// One non-streamed call: the answer body, checked for Moondream Station's
     /// `{"error": …}`, as the wire type.
+    /// `/detect` and `/point`: the same request about one object, different answers.
+    async fn call_on_object(&self, path: &'static str, jpeg: &[u8], object: &str) -> Result<Wire> {
+        check_text("object", object)?;
+        let image_url = self.image_url(jpeg).await?;
+        let body = ObjectBody {
+            image_url: &image_url,
+            object,
+        };
+        self.call(path, &body).await
+    }
+
     async fn call(&self, path: &'static str, body: &impl Serialize) -> Result<Wire> {
         let (resp, deadline) = self.post(path, body, false).await?;
         let bytes = match tokio::time::timeout_at(deadline, read_limited(resp)).await {

@@ -5,13 +5,10 @@
 // answer's 0..1 coordinates say, and without a key the page says how to set one.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const { chromium } = require('playwright-core')
 
 const { MoondreamMock, DETECT_BOX } = require('../../../bindings-node/test/moondream-mock')
-const { startServer, decodePng } = require('./helpers')
+const { launchChromium, startServer, decodePng } = require('./helpers')
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const KEY = 'md-browser-key-never-on-the-page'
 
 describe('viewer page with Moondream', () => {
@@ -21,14 +18,9 @@ describe('viewer page with Moondream', () => {
   let page
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`)
     mock = await MoondreamMock.start({ apiKey: KEY })
     srv = await startServer({ MOONDREAM_URL: mock.baseUrl, MOONDREAM_API_KEY: KEY })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-    })
+    browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   })
 

@@ -6,12 +6,9 @@
 // tile falls back to JPEG frames and says so.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const { chromium } = require('playwright-core')
 
-const { startServer, sleep } = require('./helpers')
+const { launchChromium, startServer, sleep } = require('./helpers')
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const TILE = '.tile[data-camera="demo"]'
 
 /** The <video>'s playback state, and the colours of the demo band's first six bars. */
@@ -49,13 +46,8 @@ describe('viewer page: live video through MSE', () => {
   let browser
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`)
     srv = await startServer()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--autoplay-policy=no-user-gesture-required']
-    })
+    browser = await launchChromium(['--autoplay-policy=no-user-gesture-required'])
   })
 
   after(async () => {

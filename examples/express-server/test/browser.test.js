@@ -4,14 +4,11 @@
 // and connecting to a closed port through the form shows camkit's message on the page.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { chromium } = require('playwright-core')
 
-const { startServer, closedPort, sleep, decodePng } = require('./helpers')
+const { launchChromium, startServer, closedPort, sleep, decodePng } = require('./helpers')
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const SCREENSHOT = path.join(os.tmpdir(), 'camkit-viewer.png')
 
 /** Mean absolute difference of two same-sized decoded PNGs, over all RGB samples. */
@@ -48,13 +45,8 @@ describe('viewer page', () => {
   let page
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`)
     srv = await startServer()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-    })
+    browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
   })
 

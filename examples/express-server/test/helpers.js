@@ -98,4 +98,22 @@ function decodePng (buf) {
 
 const { startGstServer, closedPort, silentServer, sleep, isJpeg } = require('../../../bindings-node/test/helpers')
 
-module.exports = { startServer, startGstServer, closedPort, silentServer, sleep, isJpeg, decodePng }
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+
+/**
+ * Debian's chromium, headless, through playwright-core (never a downloaded browser), with
+ * the flags that keep it off the network: without them it keeps trying Google's hosts on a
+ * machine with no route out. `extraArgs` go after them.
+ */
+async function launchChromium (extraArgs = []) {
+  const fs = require('node:fs')
+  const { chromium } = require('playwright-core')
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`)
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', ...extraArgs]
+  })
+}
+
+module.exports = { launchChromium, startServer, startGstServer, closedPort, silentServer, sleep, isJpeg, decodePng }

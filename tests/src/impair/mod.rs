@@ -19,6 +19,10 @@
 //!   read from either side, nothing delivered) until the link is back, so a server that
 //!   keeps sending fills its buffers, and connections survive as TCP ones do.
 //!
+//! Proxies made for fault injection (Toxiproxy and the like) relay TCP only and know
+//! nothing of RTSP, so they can neither impair RTP over UDP nor follow the ports `SETUP`
+//! negotiates; hence this small relay.
+//!
 //! What differs from netem: TCP's congestion control does not see the loss (the relay's
 //! kernel sockets run over a perfect loopback), so the throughput drop that loss causes on
 //! a real path (≈ MSS / RTT × 1.22 / √p) is not reproduced beyond the rate cap the caller
