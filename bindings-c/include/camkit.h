@@ -326,7 +326,8 @@ enum camkit_video_format
    */
   CAMKIT_VIDEO_FMP4 = 0,
   /**
-   * H.264 access units in Annex B form (start codes; SPS and PPS before each keyframe).
+   * H.264 or H.265 access units in Annex B form (start codes; the parameter sets before
+   * each keyframe).
    */
   CAMKIT_VIDEO_ANNEXB = 1,
 };
@@ -1085,8 +1086,9 @@ camkit_result camkit_subscription_free(struct camkit_subscription *sub);
  * fragmented MP4 (an init segment first, then a media segment per frame, starting at the
  * last keyframe) or Annex B access units. `options` may be NULL for fMP4 with a 4 MiB
  * queue. Watching video does not make the camera decode. Stores the subscription in
- * `*out`; take its chunks with `camkit_video_next`. `CAMKIT_NOT_FOUND` for an unknown
- * id, `CAMKIT_INVALID_INPUT` for bad options (the last error names the field).
+ * `*out`; take its chunks with `camkit_video_next`. H.264 and H.265 cameras are
+ * carried. `CAMKIT_NOT_FOUND` for an unknown id, `CAMKIT_INVALID_INPUT` for bad options
+ * (the last error names the field), `CAMKIT_UNSUPPORTED_CODEC` for an MJPEG camera.
  */
 camkit_result camkit_video_subscribe(const struct camkit_manager *mgr,
                                      const char *id,
@@ -1098,7 +1100,9 @@ camkit_result camkit_video_subscribe(const struct camkit_manager *mgr,
  * chunk and stores it in `*out` (free it with `camkit_video_chunk_free`). Chunks come in
  * order; an init segment comes again when the stream's parameters change.
  * `CAMKIT_TIMEOUT` when none came in time (call again), `CAMKIT_CLOSED` once the camera
- * is disconnected or the manager freed and every queued chunk has been taken (final).
+ * is disconnected or the manager freed and every queued chunk has been taken (final;
+ * `CAMKIT_UNSUPPORTED_CODEC` when the camera came back sending MJPEG, which the video
+ * stream does not carry).
  */
 camkit_result camkit_video_next(const struct camkit_video_subscription *sub,
                                 uint32_t timeout_ms,
@@ -1144,7 +1148,7 @@ bool camkit_video_chunk_keyframe(const struct camkit_video_chunk *chunk);
 int64_t camkit_video_chunk_pts_90k(const struct camkit_video_chunk *chunk);
 
 /**
- * The RFC 6381 codec string, e.g. `"avc1.640028"` (for a MIME type
+ * The RFC 6381 codec string, e.g. `"avc1.640028"` or `"hvc1.1.6.L93.B0"` (for a MIME type
  * `video/mp4; codecs="..."`), NUL-terminated, valid until the chunk is freed. NULL when
  * `chunk` is NULL.
  */

@@ -30,7 +30,8 @@ use crate::panic::PanicDefault;
 pub enum camkit_video_format {
     /// Fragmented MP4: an init segment, then one media segment (`moof` + `mdat`) per frame.
     CAMKIT_VIDEO_FMP4 = 0,
-    /// H.264 access units in Annex B form (start codes; SPS and PPS before each keyframe).
+    /// H.264 or H.265 access units in Annex B form (start codes; the parameter sets before
+    /// each keyframe).
     CAMKIT_VIDEO_ANNEXB = 1,
 }
 
@@ -92,8 +93,9 @@ pub struct camkit_video_chunk {
 /// fragmented MP4 (an init segment first, then a media segment per frame, starting at the
 /// last keyframe) or Annex B access units. `options` may be NULL for fMP4 with a 4 MiB
 /// queue. Watching video does not make the camera decode. Stores the subscription in
-/// `*out`; take its chunks with `camkit_video_next`. `CAMKIT_NOT_FOUND` for an unknown
-/// id, `CAMKIT_INVALID_INPUT` for bad options (the last error names the field).
+/// `*out`; take its chunks with `camkit_video_next`. H.264 and H.265 cameras are
+/// carried. `CAMKIT_NOT_FOUND` for an unknown id, `CAMKIT_INVALID_INPUT` for bad options
+/// (the last error names the field), `CAMKIT_UNSUPPORTED_CODEC` for an MJPEG camera.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_video_subscribe(
     mgr: *const camkit_manager,
@@ -143,7 +145,9 @@ pub unsafe extern "C" fn camkit_video_subscribe(
 /// chunk and stores it in `*out` (free it with `camkit_video_chunk_free`). Chunks come in
 /// order; an init segment comes again when the stream's parameters change.
 /// `CAMKIT_TIMEOUT` when none came in time (call again), `CAMKIT_CLOSED` once the camera
-/// is disconnected or the manager freed and every queued chunk has been taken (final).
+/// is disconnected or the manager freed and every queued chunk has been taken (final;
+/// `CAMKIT_UNSUPPORTED_CODEC` when the camera came back sending MJPEG, which the video
+/// stream does not carry).
 #[no_mangle]
 pub unsafe extern "C" fn camkit_video_next(
     sub: *const camkit_video_subscription,
@@ -165,13 +169,17 @@ pub unsafe extern "C" fn camkit_video_next(
                 out.write(into_handle(camkit_video_chunk { chunk, codec }));
                 Ok(())
             }
-            Ok(None) => Err(FfiError::new(
-                camkit_result::CAMKIT_CLOSED,
-                format!(
-                    "camera {:?} was disconnected or its manager freed; the video subscription has ended",
-                    v.camera_id()
+            Ok(None) => Err(match v.end_error() {
+                // A camera that came back with video the stream cannot carry says so.
+                Some(e) => FfiError::from(e),
+                None => FfiError::new(
+                    camkit_result::CAMKIT_CLOSED,
+                    format!(
+                        "camera {:?} was disconnected or its manager freed; the video subscription has ended",
+                        v.camera_id()
+                    ),
                 ),
-            )),
+            }),
             Err(_) => Err(FfiError::new(
                 camkit_result::CAMKIT_TIMEOUT,
                 format!(
@@ -283,7 +291,7 @@ pub unsafe extern "C" fn camkit_video_chunk_pts_90k(chunk: *const camkit_video_c
     ffi_boundary!(value, { unsafe { field(chunk, 0, |c| c.chunk.pts_90k) } })
 }
 
-/// The RFC 6381 codec string, e.g. `"avc1.640028"` (for a MIME type
+/// The RFC 6381 codec string, e.g. `"avc1.640028"` or `"hvc1.1.6.L93.B0"` (for a MIME type
 /// `video/mp4; codecs="..."`), NUL-terminated, valid until the chunk is freed. NULL when
 /// `chunk` is NULL.
 #[no_mangle]

@@ -312,6 +312,28 @@ if cc -Wall -Wextra -Werror -std=c11 -g -O1 $video_cflags -o "$bin/video" bindin
   else
     fail "video ffmpeg: decode errors" "$logs/video-ffmpeg.log"
   fi
+  # H.265 (x265 with B-frames and open GOPs): an hvc1 track.
+  hevc_mp4="$work/out/h265-720-bframes.mp4"
+  hevc_log="$logs/video-h265-720-bframes.log"
+  if "$bin/video" "$gst/h265-720-bframes" 3 "$hevc_mp4" >"$hevc_log" 2>&1 \
+    && grep -Eq '^codec=hvc1\.1\.6\.L93[.0-9A-F]* segments=[1-9][0-9]+ keyframes=[1-9]' "$hevc_log"; then
+    pass "video gst /h265-720-bframes: $(grep -m1 '^codec=' "$hevc_log")"
+  else
+    fail "video gst /h265-720-bframes" "$hevc_log"
+  fi
+  probe="$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,codec_tag_string,profile,width,height \
+    -of csv=p=0 "$hevc_mp4" 2>&1 || true)"
+  if [ "$probe" = "hevc,Main,hvc1,1280,720" ]; then
+    pass "video ffprobe H.265: $probe"
+  else
+    fail "video ffprobe H.265: got '$probe', wanted 'hevc,Main,hvc1,1280,720'"
+  fi
+  if ffmpeg -nostdin -v error -i "$hevc_mp4" -f null - >"$logs/video-h265-ffmpeg.log" 2>&1 \
+    && [ ! -s "$logs/video-h265-ffmpeg.log" ]; then
+    pass "video ffmpeg H.265: the MP4 decodes without an error"
+  else
+    fail "video ffmpeg H.265: decode errors" "$logs/video-h265-ffmpeg.log"
+  fi
   run_valgrind "valgrind video demo" 0 "$bin/video" "$demo" 2 "$work/out/vg-video.mp4"
 else
   fail "compile: bindings-c/tests/video.c" "$logs/video-compile.log"

@@ -7,7 +7,7 @@
  * them a keyframe, presentation times move on, a chunk kept past its subscription's end stays
  * readable, a disconnected camera ends the subscription with CAMKIT_CLOSED, and bad
  * options are refused naming the field. Prints
- *   codec=avc1.xxxxxx segments=N keyframes=K bytes=B
+ *   codec=avc1.xxxxxx segments=N keyframes=K bytes=B   (hvc1.… for an H.265 camera)
  * and exits 0, or prints `error: NAME (n): message` / `check failed: ...` and exits non-0.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -84,7 +84,8 @@ static int run(camkit_manager *mgr, double seconds, FILE *out) {
     }
     if (codec[0] == '\0') {
       CHECK(camkit_video_chunk_kind(c) == CAMKIT_VIDEO_INIT && box_is(c, "ftyp"));
-      CHECK(strncmp(camkit_video_chunk_codec(c), "avc1.", 5) == 0);
+      CHECK(strncmp(camkit_video_chunk_codec(c), "avc1.", 5) == 0 ||
+            strncmp(camkit_video_chunk_codec(c), "hvc1.", 5) == 0);
       snprintf(codec, sizeof codec, "%s", camkit_video_chunk_codec(c));
     } else {
       CHECK(camkit_video_chunk_kind(c) == CAMKIT_VIDEO_MEDIA && box_is(c, "moof"));

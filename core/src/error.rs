@@ -191,6 +191,13 @@ impl Error {
         self
     }
 
+    /// Names the setting or field an error is about, also for kinds other than
+    /// [`ErrorKind::InvalidInput`] (a refused credential, an unreachable server).
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
     /// Keeps the underlying error as this error's `source()`. Its text must be free of
     /// credentials too (retina's is: camkit never gives it a URL with userinfo).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

@@ -22,6 +22,8 @@
 pub mod address;
 mod backoff;
 mod camera;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 mod decode;
 pub mod error;

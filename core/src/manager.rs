@@ -305,7 +305,7 @@ impl CameraManager {
     pub fn subscribe_video(&self, id: &str, opts: VideoOptions) -> Result<VideoSubscription> {
         opts.validate()?;
         let cam = self.camera(id)?;
-        Ok(VideoSubscription::new(cam.id(), cam.video(), opts))
+        VideoSubscription::new(cam.id(), cam.video(), opts)
     }
 
     /// Changes a camera's decode policy at run time.

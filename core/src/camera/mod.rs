@@ -498,7 +498,10 @@ impl Lifecycle {
             codec: open.codec,
             decoder: self.decoder,
         });
-        self.camera.video.new_session();
+        match open.codec.decoded() {
+            Some(codec) => self.camera.video.new_session(codec),
+            None => self.camera.video.refuse(&self.camera.id, "MJPEG"),
+        }
         let endpoint = &self.endpoint;
         let frame_timeout = self.camera.config.frame_timeout;
         let mut got_first = false;
@@ -596,7 +599,7 @@ impl Lifecycle {
                     continue;
                 }
             }
-            if open.codec == VideoCodec::H264 {
+            if open.codec != VideoCodec::Jpeg {
                 self.camera
                     .video
                     .push(&data, keyframe, f.rtp_timestamp, f.clock_rate);

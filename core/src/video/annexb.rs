@@ -1,6 +1,9 @@
-//! H.264 Annex B access units as retina's `FrameFormat::SIMPLE` hands them over: splitting
-//! into NAL units, the parameter sets they carry, and the length-prefixed form ISO BMFF
-//! samples need (ISO/IEC 14496-15 5.3.2).
+//! Annex B access units as retina's `FrameFormat::SIMPLE` hands them over: splitting into
+//! NAL units (H.264 and H.265 alike), the H.264 parameter sets they carry, and the
+//! length-prefixed form ISO BMFF samples need (ISO/IEC 14496-15 5.3.2; the H.265 parts
+//! are in `hvcc`).
+
+use crate::decode::Codec;
 
 /// NAL unit types of ITU-T H.264 table 7-1 that the muxer looks at.
 const NAL_SPS: u8 = 7;
@@ -50,11 +53,15 @@ pub(crate) fn parameter_sets(au: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The access unit as a sample: each NAL unit behind its 4-byte big-endian length. The
-/// parameter sets travel in the init segment's `avcC` and delimiters mean nothing in MP4,
-/// so both are left out.
-pub(crate) fn to_length_prefixed(au: &[u8], out: &mut Vec<u8>) {
+/// parameter sets travel in the init segment's `avcC` or `hvcC` and delimiters mean
+/// nothing in MP4, so both are left out.
+pub(crate) fn to_length_prefixed(codec: Codec, au: &[u8], out: &mut Vec<u8>) {
     for nal in nal_units(au) {
-        if matches!(nal[0] & 0x1f, NAL_SPS | NAL_PPS | NAL_AUD) {
+        let keep = match codec {
+            Codec::H264 => !matches!(nal[0] & 0x1f, NAL_SPS | NAL_PPS | NAL_AUD),
+            Codec::H265 => super::hvcc::sample_keeps(nal),
+        };
+        if !keep {
             continue;
         }
         out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
@@ -115,7 +122,7 @@ mod tests {
     #[test]
     fn sample_keeps_only_slices_behind_lengths() {
         let mut out = Vec::new();
-        to_length_prefixed(AU, &mut out);
+        to_length_prefixed(Codec::H264, AU, &mut out);
         assert_eq!(out, vec![0, 0, 0, 3, 0x65, 0x88, 0x84]);
     }
 }

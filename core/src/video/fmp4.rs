@@ -1,18 +1,22 @@
-//! Fragmented MP4 (ISO/IEC 14496-12) for live H.264: the init segment (`ftyp` + `moov`
-//! with `avcC` and `mvex`) and one media segment (`moof` + `mdat`) per frame.
+//! Fragmented MP4 (ISO/IEC 14496-12) for live H.264 and H.265: the init segment (`ftyp` +
+//! `moov` with an `avc1` sample entry and its `avcC`, or `hvc1` and its `hvcC`, and
+//! `mvex`) and one media segment (`moof` + `mdat`) per frame.
 //!
 //! The boxes are built with the `mp4-atom` crate (encoder and decoder for every box used
-//! here, `hvcC` included for H.265 later); only the 8-byte `mdat` header is written here,
-//! so that a frame's bytes are copied once, straight into the segment.
+//! here); only the 8-byte `mdat` header is written here, so that a frame's bytes are
+//! copied once, straight into the segment.
 
 use bytes::Bytes;
 use mp4_atom::{
-    Avc1, Avcc, Dinf, Dref, Encode, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mvex, Mvhd,
-    Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, Url, Visual, Vmhd,
+    Avc1, Avcc, Dinf, Dref, Encode, Ftyp, Hdlr, Hvc1, Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof, Moov,
+    Mvex, Mvhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, Url, Visual,
+    Vmhd,
 };
 
 use super::annexb;
+use super::hvcc::{self, HevcSps};
 use super::timeline::{SampleTimes, TIMESCALE};
+use crate::decode::Codec;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The one track's id.
@@ -23,30 +27,53 @@ const FLAGS_SYNC: u32 = 0x0200_0000;
 /// A non-sync sample that depends on others.
 const FLAGS_NON_SYNC: u32 = 0x0101_0000;
 
+/// The decoder configuration of the sample entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Config {
+    /// H.264: `avc1` with `avcC`.
+    Avc { sps: Vec<u8>, pps: Vec<u8> },
+    /// H.265: `hvc1` with `hvcC` (parameter sets only there, never in samples).
+    Hevc(Box<Hvcc>),
+}
+
 /// What the init segment says about the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TrackParams {
-    pub sps: Vec<u8>,
-    pub pps: Vec<u8>,
+    pub config: Config,
     pub width: u32,
     pub height: u32,
-    /// RFC 6381, e.g. `avc1.640028`.
+    /// RFC 6381, e.g. `avc1.640028` or `hvc1.1.6.L93.B0`.
     pub codec: String,
 }
 
 impl TrackParams {
-    /// The parameters of an H.264 keyframe that carries SPS and PPS inline.
-    pub fn from_keyframe(au: &[u8]) -> Option<TrackParams> {
-        let (sps, pps) = annexb::parameter_sets(au)?;
-        let (width, height) = annexb::sps_dimensions(&sps)?;
-        let codec = annexb::rfc6381_codec(&sps)?;
-        Some(TrackParams {
-            sps,
-            pps,
-            width,
-            height,
-            codec,
-        })
+    /// The parameters of a keyframe that carries its parameter sets inline (SPS and PPS
+    /// for H.264; VPS, SPS and PPS for H.265), as retina's `FrameFormat::SIMPLE` and
+    /// camkit's open-GOP handling give them.
+    pub fn from_keyframe(codec: Codec, au: &[u8]) -> Option<TrackParams> {
+        match codec {
+            Codec::H264 => {
+                let (sps, pps) = annexb::parameter_sets(au)?;
+                let (width, height) = annexb::sps_dimensions(&sps)?;
+                let codec = annexb::rfc6381_codec(&sps)?;
+                Some(TrackParams {
+                    config: Config::Avc { sps, pps },
+                    width,
+                    height,
+                    codec,
+                })
+            }
+            Codec::H265 => {
+                let (vps, sps, pps) = hvcc::parameter_sets(au)?;
+                let parsed = HevcSps::parse(&sps)?;
+                Some(TrackParams {
+                    config: Config::Hevc(Box::new(parsed.hvcc(&vps, &sps, &pps))),
+                    width: parsed.width,
+                    height: parsed.height,
+                    codec: parsed.rfc6381_codec(),
+                })
+            }
+        }
     }
 }
 
@@ -57,7 +84,7 @@ fn mux_error(what: &str, e: mp4_atom::Error) -> Error {
     )
 }
 
-/// `ftyp` + `moov` for one H.264 track at the 90 kHz timescale.
+/// `ftyp` + `moov` for one H.264 or H.265 track at the 90 kHz timescale.
 pub(crate) fn init_segment(p: &TrackParams) -> Result<Bytes> {
     let width = u16::try_from(p.width).map_err(|_| {
         Error::new(
@@ -71,41 +98,52 @@ pub(crate) fn init_segment(p: &TrackParams) -> Result<Bytes> {
             format!("a {}-pixel high picture does not fit MP4", p.height),
         )
     })?;
+    let visual = Visual {
+        data_reference_index: 1,
+        width,
+        height,
+        depth: 24,
+        frame_count: 1,
+        ..Default::default()
+    };
+    let (brand, entry): (&[u8; 4], mp4_atom::Codec) = match &p.config {
+        Config::Avc { sps, pps } => (
+            b"avc1",
+            Avc1 {
+                visual,
+                avcc: Avcc {
+                    configuration_version: 1,
+                    avc_profile_indication: sps[1],
+                    profile_compatibility: sps[2],
+                    avc_level_indication: sps[3],
+                    length_size: 4,
+                    sequence_parameter_sets: vec![sps.clone()],
+                    picture_parameter_sets: vec![pps.clone()],
+                    ext: None,
+                },
+                btrt: None,
+                colr: None,
+                pasp: None,
+                taic: None,
+                fiel: None,
+                spatial: None,
+            }
+            .into(),
+        ),
+        Config::Hevc(hvcc) => (
+            b"hvc1",
+            Hvc1 {
+                visual,
+                hvcc: (**hvcc).clone(),
+                ..Default::default()
+            }
+            .into(),
+        ),
+    };
     let ftyp = Ftyp {
         major_brand: b"iso5".into(),
         minor_version: 512,
-        compatible_brands: vec![
-            b"iso5".into(),
-            b"iso6".into(),
-            b"avc1".into(),
-            b"mp41".into(),
-        ],
-    };
-    let avc1 = Avc1 {
-        visual: Visual {
-            data_reference_index: 1,
-            width,
-            height,
-            depth: 24,
-            frame_count: 1,
-            ..Default::default()
-        },
-        avcc: Avcc {
-            configuration_version: 1,
-            avc_profile_indication: p.sps[1],
-            profile_compatibility: p.sps[2],
-            avc_level_indication: p.sps[3],
-            length_size: 4,
-            sequence_parameter_sets: vec![p.sps.clone()],
-            picture_parameter_sets: vec![p.pps.clone()],
-            ext: None,
-        },
-        btrt: None,
-        colr: None,
-        pasp: None,
-        taic: None,
-        fiel: None,
-        spatial: None,
+        compatible_brands: vec![b"iso5".into(), b"iso6".into(), brand.into(), b"mp41".into()],
     };
     let moov = Moov {
         mvhd: Mvhd {
@@ -151,7 +189,7 @@ pub(crate) fn init_segment(p: &TrackParams) -> Result<Bytes> {
                     },
                     stbl: Stbl {
                         stsd: Stsd {
-                            codecs: vec![avc1.into()],
+                            codecs: vec![entry],
                         },
                         stco: Some(Stco::default()),
                         ..Default::default()
@@ -171,13 +209,14 @@ pub(crate) fn init_segment(p: &TrackParams) -> Result<Bytes> {
 
 /// One frame as a `moof` + `mdat`: `seq` numbers the fragment (`mfhd`), `times` place it.
 pub(crate) fn media_segment(
+    codec: Codec,
     seq: u32,
     au: &[u8],
     keyframe: bool,
     times: SampleTimes,
 ) -> Result<Bytes> {
     let mut sample = Vec::with_capacity(au.len() + 16);
-    annexb::to_length_prefixed(au, &mut sample);
+    annexb::to_length_prefixed(codec, au, &mut sample);
     let size = u32::try_from(sample.len())
         .ok()
         .filter(|s| s.checked_add(8).is_some())
@@ -232,8 +271,10 @@ mod tests {
     fn params() -> TrackParams {
         TrackParams {
             // Baseline 160x96 from openh264, as the demo camera sends.
-            sps: vec![0x67, 0x42, 0xc0, 0x0b, 0x8c, 0x8d, 0x41, 0x42, 0x7e, 0x40],
-            pps: vec![0x68, 0xce, 0x3c, 0x80],
+            config: Config::Avc {
+                sps: vec![0x67, 0x42, 0xc0, 0x0b, 0x8c, 0x8d, 0x41, 0x42, 0x7e, 0x40],
+                pps: vec![0x68, 0xce, 0x3c, 0x80],
+            },
             width: 160,
             height: 96,
             codec: "avc1.42c00b".into(),
@@ -255,7 +296,12 @@ mod tests {
         };
         assert_eq!((avc1.visual.width, avc1.visual.height), (160, 96));
         assert_eq!(avc1.avcc.avc_profile_indication, 0x42);
-        assert_eq!(avc1.avcc.sequence_parameter_sets, vec![params().sps]);
+        assert_eq!(
+            avc1.avcc.sequence_parameter_sets,
+            vec![vec![
+                0x67, 0x42, 0xc0, 0x0b, 0x8c, 0x8d, 0x41, 0x42, 0x7e, 0x40
+            ]]
+        );
     }
 
     #[test]
@@ -266,7 +312,7 @@ mod tests {
             dts: 6000,
             duration: 3000,
         };
-        let seg = media_segment(7, &au, false, times).unwrap();
+        let seg = media_segment(Codec::H264, 7, &au, false, times).unwrap();
         let mut buf = std::io::Cursor::new(&seg[..]);
         let moof = Moof::decode(&mut buf).unwrap();
         assert_eq!(moof.mfhd.sequence_number, 7);
@@ -293,7 +339,7 @@ mod tests {
             dts: 6000,
             duration: 3000,
         };
-        let seg = media_segment(1, &au, true, times).unwrap();
+        let seg = media_segment(Codec::H264, 1, &au, true, times).unwrap();
         let moof = Moof::decode(&mut std::io::Cursor::new(&seg[..])).unwrap();
         let entry = moof.traf[0].trun[0].samples.get(0).unwrap();
         assert_eq!(entry.flags, Some(FLAGS_SYNC));

@@ -1,6 +1,7 @@
 //! Live video as the camera sent it, without decoding: fragmented MP4 for browsers (Media
-//! Source Extensions), HTTP clients and players, or the raw H.264 access units for callers
-//! with their own decoder.
+//! Source Extensions), HTTP clients and players, or the raw H.264 / H.265 access units for
+//! callers with their own decoder. MJPEG cameras have no video stream: subscribing is an
+//! [`crate::ErrorKind::UnsupportedCodec`] error naming the codec.
 //!
 //! Each camera has a hub fed by its streaming task with every compressed frame (see
 //! `hub`). A subscription starts with the frames since the last keyframe, so its first
@@ -11,6 +12,7 @@
 mod annexb;
 mod fmp4;
 mod hub;
+mod hvcc;
 mod queue;
 mod timeline;
 
@@ -33,8 +35,8 @@ pub enum VideoFormat {
     /// Fragmented MP4: an init segment, then one media segment per frame.
     #[default]
     Fmp4,
-    /// H.264 access units in Annex B form (start codes, SPS and PPS before each keyframe),
-    /// as a decoder such as WebCodecs, ffmpeg or a GPU decoder takes them.
+    /// H.264 or H.265 access units in Annex B form (start codes, the parameter sets before
+    /// each keyframe), as a decoder such as WebCodecs, ffmpeg or a GPU decoder takes them.
     AnnexB,
 }
 
@@ -103,7 +105,7 @@ pub struct VideoChunk {
     pub keyframe: bool,
     /// Presentation time on the stream's 90 kHz timeline (0 for init segments).
     pub pts_90k: i64,
-    /// The RFC 6381 codec string, e.g. `avc1.640028`.
+    /// The RFC 6381 codec string, e.g. `avc1.640028` or `hvc1.1.6.L93.B0`.
     pub codec: Arc<str>,
     /// When camkit received the frame from the camera.
     pub received_at: std::time::Instant,
@@ -124,11 +126,11 @@ pub struct VideoSubscription {
 }
 
 impl VideoSubscription {
-    pub(crate) fn new(camera_id: &str, hub: &VideoHub, opts: VideoOptions) -> Self {
-        VideoSubscription {
+    pub(crate) fn new(camera_id: &str, hub: &VideoHub, opts: VideoOptions) -> Result<Self> {
+        Ok(VideoSubscription {
             camera_id: camera_id.to_owned(),
-            queue: hub.subscribe(opts.format, opts.max_queue_bytes),
-        }
+            queue: hub.subscribe(opts.format, opts.max_queue_bytes)?,
+        })
     }
 
     /// The camera this subscription follows.
@@ -136,9 +138,17 @@ impl VideoSubscription {
         &self.camera_id
     }
 
-    /// The next chunk; `None` once the camera is gone.
+    /// The next chunk; `None` once the camera is gone (or its new session's video cannot
+    /// be carried: see [`end_error`](Self::end_error)).
     pub async fn next(&mut self) -> Option<VideoChunk> {
         futures::future::poll_fn(|cx| self.queue.poll_next(cx)).await
+    }
+
+    /// Why the subscription ended, when it was not the camera's disconnect or the
+    /// manager's close: an [`crate::ErrorKind::UnsupportedCodec`] error when the camera
+    /// reconnected with video the stream cannot carry (MJPEG).
+    pub fn end_error(&self) -> Option<Error> {
+        self.queue.end_error()
     }
 
     /// Chunks skipped so far because this consumer was behind.

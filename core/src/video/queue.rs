@@ -6,6 +6,10 @@
 //! late consumer wants the newest picture, and a keyframe decodes without what came
 //! before). So a consumer that stops reading holds at most `max_bytes` plus one keyframe,
 //! and never slows the camera or the other subscribers.
+//!
+//! H.265 RASL pictures refer to pictures before their CRA keyframe: after a start or a
+//! skip at a keyframe (or a new init segment) the consumer's decoder has none of those, so
+//! the RASL pictures that follow are left out too (players would show garbage or fail).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use super::{VideoChunk, VideoChunkKind};
+use crate::error::Error;
 
 #[derive(Default)]
 struct State {
@@ -24,6 +29,12 @@ struct State {
     lagging: bool,
     /// No more chunks will come (camera stopped).
     closed: bool,
+    /// Why, when it is an error rather than the camera's disconnect.
+    end_error: Option<Error>,
+    /// A keyframe came since the last init segment or skip: pictures since decode.
+    continuous: bool,
+    /// The consumer's decoder started at the last keyframe: its RASL pictures are dropped.
+    drop_leading: bool,
     /// The subscription was dropped: the hub forgets this queue.
     gone: bool,
     skipped: u64,
@@ -46,8 +57,9 @@ impl Queue {
     }
 
     /// Queues a chunk unless the consumer is behind; `init` is the segment to resend when
-    /// skipping drops a queued init segment. Returns `false` once the consumer is gone.
-    pub fn offer(&self, chunk: VideoChunk, init: Option<&VideoChunk>) -> bool {
+    /// skipping drops a queued init segment; `rasl` marks an H.265 RASL picture. Returns
+    /// `false` once the consumer is gone.
+    pub fn offer(&self, chunk: VideoChunk, init: Option<&VideoChunk>, rasl: bool) -> bool {
         let mut s = self.state.lock();
         if s.gone {
             return false;
@@ -56,8 +68,16 @@ impl Queue {
             // Small, and the media after it cannot be read without it: never skipped.
             s.bytes += chunk.data.len();
             s.items.push_back(chunk);
+            s.continuous = false;
         } else {
             if s.lagging && !chunk.keyframe {
+                s.skipped += 1;
+                return true;
+            }
+            if chunk.keyframe {
+                s.drop_leading = s.lagging || !s.continuous;
+                s.continuous = true;
+            } else if rasl && s.drop_leading {
                 s.skipped += 1;
                 return true;
             }
@@ -88,8 +108,23 @@ impl Queue {
 
     /// No more chunks: the consumer gets what is queued, then the end.
     pub fn close(&self) {
-        self.state.lock().closed = true;
+        self.close_with(None);
+    }
+
+    /// As [`close`](Self::close), with the error that ended the stream.
+    pub fn close_with(&self, error: Option<Error>) {
+        let mut s = self.state.lock();
+        s.closed = true;
+        if s.end_error.is_none() {
+            s.end_error = error;
+        }
+        drop(s);
         self.waker.wake();
+    }
+
+    /// The error that ended the stream, when it was not the camera's disconnect.
+    pub fn end_error(&self) -> Option<Error> {
+        self.state.lock().end_error.clone()
     }
 
     /// The consumer is gone.
@@ -163,15 +198,31 @@ mod tests {
     fn a_full_queue_skips_to_the_next_keyframe_and_stays_bounded() {
         let q = Queue::new(1000);
         let init = chunk(VideoChunkKind::Init, false, 50, 0);
-        assert!(q.offer(init.clone(), Some(&init)));
-        q.offer(chunk(VideoChunkKind::Segment, true, 400, 0), Some(&init));
+        assert!(q.offer(init.clone(), Some(&init), false));
+        q.offer(
+            chunk(VideoChunkKind::Segment, true, 400, 0),
+            Some(&init),
+            false,
+        );
         for i in 1..20 {
-            q.offer(chunk(VideoChunkKind::Segment, false, 200, i), Some(&init));
+            q.offer(
+                chunk(VideoChunkKind::Segment, false, 200, i),
+                Some(&init),
+                false,
+            );
             assert!(q.queued_bytes() <= 1000);
         }
         assert!(q.skipped() > 0);
-        q.offer(chunk(VideoChunkKind::Segment, true, 400, 20), Some(&init));
-        q.offer(chunk(VideoChunkKind::Segment, false, 200, 21), Some(&init));
+        q.offer(
+            chunk(VideoChunkKind::Segment, true, 400, 20),
+            Some(&init),
+            false,
+        );
+        q.offer(
+            chunk(VideoChunkKind::Segment, false, 200, 21),
+            Some(&init),
+            false,
+        );
         let got = drain(&q);
         let kinds: Vec<_> = got.iter().map(|c| (c.kind, c.pts_90k)).collect();
         // The stale frames went; the init segment they were queued behind came again.
@@ -188,7 +239,7 @@ mod tests {
     #[test]
     fn close_ends_the_stream_after_what_is_queued_and_forget_refuses_more() {
         let q = Queue::new(1000);
-        q.offer(chunk(VideoChunkKind::AccessUnit, true, 10, 0), None);
+        q.offer(chunk(VideoChunkKind::AccessUnit, true, 10, 0), None, false);
         q.close();
         let mut s = futures::stream::poll_fn(|cx| q.poll_next(cx));
         let got = futures::executor::block_on(async {
@@ -198,6 +249,48 @@ mod tests {
         });
         assert_eq!(got, (Some(0), None));
         q.forget();
-        assert!(!q.offer(chunk(VideoChunkKind::AccessUnit, true, 10, 1), None));
+        assert!(!q.offer(chunk(VideoChunkKind::AccessUnit, true, 10, 1), None, false));
+    }
+
+    /// After the start and after a skip, the RASL pictures of the keyframe decoding starts
+    /// at are left out; in a continuous stream they are kept.
+    #[test]
+    fn leading_pictures_are_left_out_where_decoding_starts() {
+        let q = Queue::new(1000);
+        let init = chunk(VideoChunkKind::Init, false, 50, 0);
+        q.offer(init.clone(), None, false);
+        q.offer(
+            chunk(VideoChunkKind::Segment, true, 10, 0),
+            Some(&init),
+            false,
+        );
+        q.offer(
+            chunk(VideoChunkKind::Segment, false, 10, 1),
+            Some(&init),
+            true,
+        );
+        q.offer(
+            chunk(VideoChunkKind::Segment, false, 10, 2),
+            Some(&init),
+            false,
+        );
+        q.offer(
+            chunk(VideoChunkKind::Segment, true, 10, 3),
+            Some(&init),
+            false,
+        );
+        q.offer(
+            chunk(VideoChunkKind::Segment, false, 10, 4),
+            Some(&init),
+            true,
+        );
+        let pts: Vec<i64> = drain(&q).iter().map(|c| c.pts_90k).collect();
+        assert_eq!(pts, vec![0, 0, 2, 3, 4]);
+        assert_eq!(q.skipped(), 1);
+        q.close_with(Some(Error::new(crate::ErrorKind::UnsupportedCodec, "x")));
+        assert_eq!(
+            q.end_error().map(|e| e.kind()),
+            Some(crate::ErrorKind::UnsupportedCodec)
+        );
     }
 }

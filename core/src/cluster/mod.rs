@@ -1,0 +1,586 @@
+//! Cluster mode: camkit nodes that share cameras through NATS (feature `cluster`).
+//!
+//! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
+//! cluster) with JetStream. Three key-value buckets hold the shared state:
+//!
+//! - `<prefix>_nodes`: one heartbeat per node (key: node id), written every second; a node
+//!   is live while this node has seen its heartbeat within the node TTL (3 s).
+//! - `<prefix>_cameras`: the desired camera set (key: `cam.<base64url id>`), written by
+//!   [`Cluster::connect`] / [`Cluster::disconnect`] on any node. Credentials are sealed with
+//!   the cluster key ([`seal`]); the bucket holds no password, nor does any subject.
+//! - `<prefix>_leases`: one lease per camera, created by compare-and-set by its owner and
+//!   renewed by revision; the bucket's `max_age` is the lease TTL (6 s).
+//!
+//! The owner of a camera is the rendezvous-hash winner over the live nodes; it claims the
+//! lease and runs the camera through its own `CameraManager`. A node that cannot renew
+//! stops the camera before the lease can expire (see [`lease`]), so a camera that allows one
+//! session is never opened by two nodes. Any node answers for any camera: status and
+//! snapshots are forwarded to the owner by request-reply ([`rpc`]).
+//!
+//! Events for other processes (JSON payloads):
+//! - `<prefix>.events.camera.<base64url id>`: a camera changed state on its owner:
+//!   `{"node","cameraId","state","error","atMs"}`.
+//! - `<prefix>.events.owner.<base64url id>`: a node took or gave up a camera:
+//!   `{"node","cameraId","action","atMs"}`, action `claimed`, `moved`, `removed`, `fenced`
+//!   (lease not renewed in time), `lost` (taken by another node) or `left`.
+//! - `<prefix>.events.node.<node>`: `{"node","action","atMs"}`, action `joined` or `left`.
+
+mod lease;
+mod mirror;
+mod nats;
+mod node;
+mod reconcile;
+mod records;
+mod rendezvous;
+mod rpc;
+mod seal;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_nats::jetstream::kv::{CreateErrorKind, Store};
+use async_nats::jetstream::stream::StorageType;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{check_id, CameraConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::{Frame, SnapshotOptions};
+use crate::manager::CameraManager;
+use crate::status::{CameraState, CameraStatus};
+use crate::util::epoch_ms;
+use lease::Owned;
+use mirror::Mirror;
+use records::{camera_key, DesiredRecord, NodeRecord, KEY_CHECK_KEY};
+use seal::Sealer;
+
+pub use seal::MIN_CLUSTER_KEY_LEN;
+
+/// How a node joins a cluster. Secrets (`cluster_key`, `password`, `token`) never appear
+/// in `Debug`, logs, errors or statuses.
+#[derive(Clone)]
+pub struct ClusterOptions {
+    /// The NATS server(s): `nats://host:4222`, `tls://host:4222` for TLS, several separated by
+    /// commas (`CAMKIT_NATS_URL`).
+    pub nats_url: String,
+    /// This node's id, unique in the cluster: 1–64 of `A-Z a-z 0-9 _ -` (`CAMKIT_NODE_ID`).
+    pub node_id: String,
+    /// The secret that seals camera credentials, the same on every node, at least
+    /// [`MIN_CLUSTER_KEY_LEN`] characters (`CAMKIT_CLUSTER_KEY`).
+    pub cluster_key: String,
+    /// NATS user (`CAMKIT_NATS_USER`), with `password` (`CAMKIT_NATS_PASSWORD`).
+    pub user: Option<String>,
+    /// NATS password.
+    pub password: Option<String>,
+    /// NATS token (`CAMKIT_NATS_TOKEN`).
+    pub token: Option<String>,
+    /// A file holding a NATS user nkey seed (`CAMKIT_NATS_NKEY_FILE`).
+    pub nkey_file: Option<PathBuf>,
+    /// Prefix of subjects and bucket names (default `camkit`): clusters that share a NATS
+    /// server use different prefixes.
+    pub prefix: String,
+    /// Lease TTL (default 6 s): a dead node's cameras move after about this long.
+    pub lease_ttl: Duration,
+    /// How long before the lease TTL an owner that could not renew stops a camera
+    /// (default 2 s; must cover a camera's teardown).
+    pub fence_margin: Duration,
+    /// A node is live while its heartbeat was seen within this (default 3 s).
+    pub node_ttl: Duration,
+    /// Bound of connecting to NATS at start (default 3 s).
+    pub connect_timeout: Duration,
+    /// Bound of a forwarded request (default 3 s).
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field("nats_url", &nats::redact(&self.nats_url))
+            .field("node_id", &self.node_id)
+            .field("user", &self.user)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterOptions {
+    /// Options with the defaults.
+    pub fn new(
+        nats_url: impl Into<String>,
+        node_id: impl Into<String>,
+        cluster_key: impl Into<String>,
+    ) -> Self {
+        ClusterOptions {
+            nats_url: nats_url.into(),
+            node_id: node_id.into(),
+            cluster_key: cluster_key.into(),
+            user: None,
+            password: None,
+            token: None,
+            nkey_file: None,
+            prefix: "camkit".into(),
+            lease_ttl: Duration::from_secs(6),
+            fence_margin: Duration::from_secs(2),
+            node_ttl: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(3),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let token_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !token_ok(&self.node_id) {
+            return Err(Error::invalid(
+                "nodeId",
+                "CAMKIT_NODE_ID must be 1-64 characters of A-Z a-z 0-9 _ -",
+            ));
+        }
+        if !token_ok(&self.prefix) {
+            return Err(Error::invalid(
+                "prefix",
+                "must be 1-64 characters of A-Z a-z 0-9 _ -",
+            ));
+        }
+        if self.nats_url.trim().is_empty() {
+            return Err(Error::invalid("natsUrl", "CAMKIT_NATS_URL is empty"));
+        }
+        if self.fence_margin >= self.lease_ttl || self.lease_ttl < Duration::from_secs(2) {
+            return Err(Error::invalid(
+                "leaseTtl",
+                "must be at least 2 s and longer than fenceMargin",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The timings and names every task reads.
+struct Timing {
+    prefix: String,
+    lease_ttl: Duration,
+    fence_margin: Duration,
+    node_ttl: Duration,
+    request_timeout: Duration,
+    heartbeat: Duration,
+}
+
+/// A camera of the cluster, as any node sees it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterCamera {
+    /// The camera id.
+    pub id: String,
+    /// The node holding its lease, if one does.
+    pub owner: Option<String>,
+    /// Its status on the owner, when the owner answered.
+    pub status: Option<CameraStatus>,
+}
+
+/// A node of the cluster.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterNode {
+    /// Node id.
+    pub id: String,
+    /// Whether this is the node answering.
+    pub this_node: bool,
+    /// Milliseconds since its last heartbeat was seen here.
+    pub last_seen_ms: u64,
+    /// When it started, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// The cameras it owns.
+    pub cameras: Vec<String>,
+    /// How many of them stream.
+    pub streaming: usize,
+    /// camkit version.
+    pub version: String,
+}
+
+/// The cluster as this node sees it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    /// This node's id.
+    pub node: String,
+    /// Whether this node's NATS connection is up.
+    pub nats_connected: bool,
+    /// The live nodes, sorted by id.
+    pub nodes: Vec<ClusterNode>,
+    /// Cameras in the desired set.
+    pub desired: usize,
+    /// Desired cameras without a live owner right now (moving or failing to start).
+    pub unowned: Vec<String>,
+}
+
+pub(crate) struct Shared {
+    node: String,
+    instance: String,
+    started_at_ms: u64,
+    manager: CameraManager,
+    client: async_nats::Client,
+    nodes_kv: Store,
+    cameras_kv: Store,
+    leases_kv: Store,
+    nodes: Mirror,
+    cameras: Mirror,
+    leases: Mirror,
+    sealer: Sealer,
+    timing: Timing,
+    owned: Mutex<HashMap<String, Owned>>,
+    /// The task starting each owned camera (aborted when the camera stops).
+    starts: Mutex<HashMap<String, JoinHandle<()>>>,
+    closed: watch::Sender<bool>,
+}
+
+/// This node's membership of a cluster. Cheap to clone; when the last clone is dropped
+/// (or [`leave`](Self::leave) is called) the node stops its cameras and leaves.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.closed.send_replace(true);
+    }
+}
+
+/// Resolves once `closed` turns true (or its sender is gone). Holds no borrow of the value
+/// across an await, so the futures that select on it stay `Send`.
+pub(crate) async fn wait_closed(closed: &mut watch::Receiver<bool>) {
+    let _ = closed.wait_for(|c| *c).await.map(|_| ());
+}
+
+fn instance_id() -> String {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    format!(
+        "{:016x}",
+        t ^ fastrand::u64(..) ^ u64::from(std::process::id())
+    )
+}
+
+impl Cluster {
+    /// Joins the cluster with `manager` running the cameras this node owns. Fails with an
+    /// error naming the setting: `natsUrl` (NATS down or not JetStream), `natsCredentials`
+    /// (refused), `clusterKey` (not the cluster's key), `nodeId`.
+    pub async fn join(manager: CameraManager, o: ClusterOptions) -> Result<Cluster> {
+        o.validate()?;
+        let sealer = Sealer::new(&o.cluster_key)?;
+        let client = nats::connect(&o).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let p = &o.prefix;
+        let nodes_kv = nats::bucket(
+            &js,
+            &format!("{p}_nodes"),
+            o.node_ttl * 4,
+            StorageType::Memory,
+            "camkit node heartbeats",
+        )
+        .await?;
+        let cameras_kv = nats::bucket(
+            &js,
+            &format!("{p}_cameras"),
+            Duration::ZERO,
+            StorageType::File,
+            "camkit desired cameras (credentials sealed)",
+        )
+        .await?;
+        let leases_kv = nats::bucket(
+            &js,
+            &format!("{p}_leases"),
+            o.lease_ttl,
+            StorageType::Memory,
+            "camkit camera leases",
+        )
+        .await?;
+        check_cluster_key(&cameras_kv, &sealer).await?;
+
+        let (closed, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            node: o.node_id.clone(),
+            instance: instance_id(),
+            started_at_ms: epoch_ms(SystemTime::now()),
+            manager,
+            nodes: Mirror::start(nodes_kv.clone(), closed.subscribe()),
+            cameras: Mirror::start(cameras_kv.clone(), closed.subscribe()),
+            leases: Mirror::start(leases_kv.clone(), closed.subscribe()),
+            client,
+            nodes_kv,
+            cameras_kv,
+            leases_kv,
+            sealer,
+            timing: Timing {
+                prefix: o.prefix.clone(),
+                lease_ttl: o.lease_ttl,
+                fence_margin: o.fence_margin,
+                node_ttl: o.node_ttl,
+                request_timeout: o.request_timeout,
+                heartbeat: (o.node_ttl / 3).max(Duration::from_millis(200)),
+            },
+            owned: Mutex::default(),
+            starts: Mutex::default(),
+            closed,
+        });
+        shared.heartbeat().await;
+        shared.clone().serve().await?;
+        shared.clone().spawn_loops();
+        shared.publish_node("joined").await;
+        tracing::info!(node = %shared.node, "joined the camkit cluster");
+        Ok(Cluster {
+            inner: Arc::new(Handle { shared }),
+        })
+    }
+
+    fn s(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.s().node
+    }
+
+    /// Adds (or replaces) a camera in the desired set and waits until its owner streams it,
+    /// within the config's connect bound. On failure the camera is removed again and the
+    /// owner's error returned, unless `config.persistent`: then it stays, and its status
+    /// (owner retrying) is returned.
+    pub async fn connect(&self, config: CameraConfig) -> Result<CameraStatus> {
+        let s = self.s();
+        let rec = DesiredRecord::new(&config, &s.sealer, &s.node)?;
+        let key = camera_key(&config.id);
+        let value = Bytes::from(serde_json::to_vec(&rec).map_err(rpc::internal)?);
+        let rev = s.cameras_kv.put(&key, value.clone()).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unreachable,
+                format!("NATS: cannot store the camera ({e})"),
+            )
+            .for_camera(&config.id)
+        })?;
+        s.cameras.note(&key, value, rev);
+        s.wake();
+        let deadline = Instant::now() + config.connect_bound();
+        let id = config.id.clone();
+        let mut last: Option<CameraStatus> = None;
+        loop {
+            if let Ok(st) = self.status(&id).await {
+                if st.state == CameraState::Streaming {
+                    return Ok(st);
+                }
+                if let Some(err) = &st.last_error {
+                    if !config.persistent && st.state != CameraState::Connecting {
+                        let _ = self.disconnect(&id).await;
+                        return Err(Error::new(err.kind, err.message.clone()).for_camera(&id));
+                    }
+                }
+                last = Some(st);
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match last {
+            Some(st) if config.persistent => Ok(st),
+            _ => {
+                if !config.persistent {
+                    let _ = self.disconnect(&id).await;
+                }
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no picture from camera {id:?} on its owner within {}; check the \
+                         camera, or raise connectTimeoutMs",
+                        crate::util::fmt_duration(config.connect_bound())
+                    ),
+                )
+                .for_camera(&id))
+            }
+        }
+    }
+
+    /// Removes a camera from the desired set; its owner stops it. Waits (up to 3 s) until
+    /// the owner has let it go, so the id can be connected again at once.
+    pub async fn disconnect(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let s = self.s();
+        let key = camera_key(id);
+        if s.cameras.get(&key).is_none() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no camera {id:?} in the cluster"),
+            )
+            .for_camera(id));
+        }
+        s.cameras_kv.delete(&key).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unreachable,
+                format!("NATS: cannot remove the camera ({e})"),
+            )
+            .for_camera(id)
+        })?;
+        s.cameras.forget(&key);
+        s.wake();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while s.holder(id).is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// A camera's status, from its owner.
+    pub async fn status(&self, id: &str) -> Result<CameraStatus> {
+        check_id(id)?;
+        let s = self.s();
+        match s.route(id)? {
+            None => s.local_status(id),
+            Some(node) => s.remote_status(&node, id).await,
+        }
+    }
+
+    /// A camera's latest picture as JPEG, from its owner.
+    pub async fn snapshot(&self, id: &str, opts: SnapshotOptions) -> Result<Frame> {
+        check_id(id)?;
+        opts.validate()?;
+        let s = self.s();
+        match s.route(id)? {
+            None => s.local_snapshot(id, opts).await,
+            Some(node) => s.remote_snapshot(&node, id, opts).await,
+        }
+    }
+
+    /// Every desired camera with its owner and (when the owner answered) its status.
+    pub async fn list(&self) -> Vec<ClusterCamera> {
+        let s = self.s();
+        let desired = s.desired();
+        let mut owners: HashMap<String, String> = HashMap::new();
+        for id in desired.keys() {
+            if let Some((h, _)) = s.holder(id) {
+                owners.insert(id.clone(), h.node);
+            }
+        }
+        let nodes: HashSet<String> = owners.values().cloned().collect();
+        let mut statuses: HashMap<String, CameraStatus> = HashMap::new();
+        let remote = nodes
+            .iter()
+            .filter(|n| **n != s.node)
+            .map(|n| s.remote_list(n));
+        for list in futures::future::join_all(remote)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            for st in list {
+                statuses.insert(st.id.clone(), st);
+            }
+        }
+        for st in s.local_list() {
+            statuses.insert(st.id.clone(), st);
+        }
+        let mut out: Vec<ClusterCamera> = desired
+            .into_keys()
+            .map(|id| ClusterCamera {
+                owner: owners.get(&id).cloned(),
+                status: statuses.remove(&id),
+                id,
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The live nodes, their cameras and health.
+    pub fn view(&self) -> ClusterView {
+        let s = self.s();
+        let nodes: Vec<ClusterNode> = s
+            .nodes
+            .entries("")
+            .into_iter()
+            .filter(|(_, seen)| seen.at.elapsed() < s.timing.node_ttl)
+            .filter_map(|(_, seen)| {
+                let r: NodeRecord = serde_json::from_slice(&seen.value).ok()?;
+                Some(ClusterNode {
+                    this_node: r.node == s.node,
+                    last_seen_ms: seen.at.elapsed().as_millis() as u64,
+                    started_at_ms: r.started_at_ms,
+                    streaming: r.streaming,
+                    cameras: r.cameras,
+                    version: r.version,
+                    id: r.node,
+                })
+            })
+            .collect();
+        let mut nodes = nodes;
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let desired = s.desired();
+        let mut unowned: Vec<String> = desired
+            .keys()
+            .filter(|id| s.holder(id).is_none())
+            .cloned()
+            .collect();
+        unowned.sort();
+        ClusterView {
+            node: s.node.clone(),
+            nats_connected: s.client.connection_state() == async_nats::connection::State::Connected,
+            nodes,
+            desired: desired.len(),
+            unowned,
+        }
+    }
+
+    /// Stops this node's cameras, gives their leases up and leaves; the others take the
+    /// cameras over. The manager stays usable.
+    pub async fn leave(&self) {
+        let s = self.s();
+        s.closed.send_replace(true);
+        let ids: Vec<String> = s.owned.lock().keys().cloned().collect();
+        for id in ids {
+            s.stop_owned(&id, "left").await;
+        }
+        let _ = s.nodes_kv.delete(&s.node).await;
+        s.publish_node("left").await;
+        let _ = s.client.flush().await;
+    }
+}
+
+async fn check_cluster_key(kv: &Store, sealer: &Sealer) -> Result<()> {
+    match kv
+        .create(KEY_CHECK_KEY, Bytes::from(sealer.key_check()?))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+            let v = kv.get(KEY_CHECK_KEY).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::Unreachable,
+                    format!("NATS: cannot read the key check ({e})"),
+                )
+            })?;
+            match v {
+                Some(v) => sealer.verify_key_check(&String::from_utf8_lossy(&v)),
+                None => Ok(()),
+            }
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::Unreachable,
+            format!("NATS: cannot write the key check ({e}); is JetStream enabled?"),
+        )
+        .with_field("natsUrl")),
+    }
+}

@@ -1,0 +1,150 @@
+//! The NATS connection of a node: options from the cluster settings, start-up errors that
+//! name the setting to fix, and the three buckets.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{Config, Store};
+use async_nats::jetstream::stream::StorageType;
+use async_nats::{ConnectErrorKind, ConnectOptions};
+
+use super::ClusterOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::util::fmt_duration;
+
+/// The server part of a NATS URL, for messages: never user info or a token.
+pub(crate) fn redact(url: &str) -> String {
+    crate::address::redact_url_str(url)
+}
+
+/// Connects, or says which setting is wrong.
+pub(crate) async fn connect(o: &ClusterOptions) -> Result<async_nats::Client> {
+    let shown = redact(&o.nats_url);
+    let mut opts = ConnectOptions::new()
+        .name(format!("camkit {}", o.node_id))
+        .connection_timeout(o.connect_timeout)
+        .request_timeout(Some(o.request_timeout))
+        // Keep trying after a lost connection: sessions do not depend on NATS, and the
+        // fencing clock, not the client, decides when a node gives its cameras up.
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempt| {
+            Duration::from_millis((100 * (attempt as u64 + 1)).min(1000))
+        });
+    let creds_given = o.user.is_some() || o.token.is_some() || o.nkey_file.is_some();
+    if let (Some(u), Some(p)) = (&o.user, &o.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    } else if o.user.is_some() || o.password.is_some() {
+        return Err(Error::invalid(
+            "natsUser",
+            "CAMKIT_NATS_USER and CAMKIT_NATS_PASSWORD go together; give both or neither",
+        ));
+    }
+    if let Some(t) = &o.token {
+        opts = opts.token(t.clone());
+    }
+    if let Some(path) = &o.nkey_file {
+        let seed = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid(
+                "natsNkeyFile",
+                format!("CAMKIT_NATS_NKEY_FILE: cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let seed = seed
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("SU"))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "natsNkeyFile",
+                    "CAMKIT_NATS_NKEY_FILE holds no user nkey seed (a line starting with SU)",
+                )
+            })?;
+        opts = opts.nkey(seed.to_owned());
+    }
+    let urls: Vec<String> = o
+        .nats_url
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    match opts.connect(urls).await {
+        Ok(c) => Ok(c),
+        Err(e) => Err(match e.kind() {
+            ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "NATS at {shown} refused {}: check CAMKIT_NATS_USER / \
+                         CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN or CAMKIT_NATS_NKEY_FILE",
+                        if creds_given {
+                            "the credentials"
+                        } else {
+                            "a connection without credentials"
+                        }
+                    ),
+                )
+                .with_field("natsCredentials")
+            }
+            ConnectErrorKind::ServerParse => Error::invalid(
+                "natsUrl",
+                format!("CAMKIT_NATS_URL {shown:?} is not a NATS URL (nats://host:4222)"),
+            ),
+            ConnectErrorKind::Tls => Error::new(
+                ErrorKind::Unreachable,
+                format!("TLS with NATS at {shown} failed ({e}); check CAMKIT_NATS_URL"),
+            )
+            .with_field("natsUrl"),
+            ConnectErrorKind::TimedOut => Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "NATS at {shown} did not answer within {}; check CAMKIT_NATS_URL and that \
+                     nats-server runs",
+                    fmt_duration(o.connect_timeout)
+                ),
+            )
+            .with_field("natsUrl"),
+            _ => Error::new(
+                ErrorKind::Unreachable,
+                format!(
+                    "cannot reach NATS at {shown} ({e}); check CAMKIT_NATS_URL and that \
+                     nats-server runs"
+                ),
+            )
+            .with_field("natsUrl"),
+        }),
+    }
+}
+
+/// Opens (or creates) one bucket.
+pub(crate) async fn bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    storage: StorageType,
+    description: &str,
+) -> Result<Store> {
+    if let Ok(s) = js.get_key_value(name).await {
+        return Ok(s);
+    }
+    let cfg = Config {
+        bucket: name.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        max_age,
+        storage,
+        ..Default::default()
+    };
+    match js.create_key_value(cfg).await {
+        Ok(s) => Ok(s),
+        // Another node made it at the same moment.
+        Err(first) => js.get_key_value(name).await.map_err(|_| {
+            Error::new(
+                ErrorKind::Unreachable,
+                format!(
+                    "cannot open the NATS key-value bucket {name:?} ({first}); nats-server \
+                     must run with JetStream enabled (nats-server -js)"
+                ),
+            )
+            .with_field("natsUrl")
+        }),
+    }
+}
