@@ -39,6 +39,9 @@
 #     size JPEG of every frame: frames per CPU-second, against ffmpeg's; at 1080p also with
 #     the built-in OpenH264 decoder instead of the default (libavcodec where it loads);
 #     decode alone of the H.265 clips (libavcodec), beside ffmpeg's.
+#  7b. camkit in-process (bench/sub_stream.js): Moondream-sized snapshots (768 px, one a
+#     second) of a 1080p camera with a 640x360 sub-stream against the same camera without
+#     one: CPU per snapshot, both in the same run (its own GStreamer server, live x264).
 #  8. camkit's Express server with 0, 1, 8, 32 cameras nobody watches: CPU, RSS, time to
 #     first frame, onDemand snapshots of cameras nobody watched.
 #  9. Prints the table (markdown) and writes everything to OUT/results-<date>.json.
@@ -359,6 +362,10 @@ node bench/measure.js throughput --rtsp "$H1080" --secs "$TSECS" > "$RUN/data/ca
 cat "$RUN/data/camkit-throughput-hevc1080p.json" >&2
 node bench/measure.js throughput --rtsp "$H720" --secs "$TSECS" > "$RUN/data/camkit-throughput-hevc720p.json"
 cat "$RUN/data/camkit-throughput-hevc720p.json" >&2
+
+say "camkit: Moondream-sized snapshots, 1080p camera with and without a 360p sub-stream"
+node bench/sub_stream.js --secs "$TSECS" > "$RUN/data/camkit-sub-stream.json"
+cat "$RUN/data/camkit-sub-stream.json" >&2
 
 # ---------------------------------------------------------------------------------------
 # 8. camkit: cameras nobody watches

@@ -348,6 +348,15 @@ export interface CameraConfig {
    * `'processPackets'` for cameras whose RTCP carries another SSRC than their RTP).
    */
   unknownRtcpSsrc?: 'dropPackets' | 'abortSession' | 'processPackets'
+  /**
+   * The camera's second, smaller stream: a path starting with `/` on the same host and
+   * port (with this camera's credentials), or a full `rtsp://` URL (its own
+   * `user:pass@`, else this camera's credentials when it names the same host and port).
+   * camkit opens it as a second session: snapshots and subscriptions with a `maxWidth`
+   * it is at least as wide as come from it while it streams (see `stream`), and the
+   * status reports it as `subStream`. Its failure never stops the main stream.
+   */
+  subStream?: string
 }
 
 /**
@@ -438,6 +447,8 @@ export interface CameraStatus {
   pictureAgeMs?: number
   /** The most recent error, kept after recovery for diagnosis. */
   lastError?: LastError
+  /** The sub-stream, when the config has one; everything above is the main stream's. */
+  subStream?: SubStreamStatus
 }
 
 /** How long a caption should be. */
@@ -648,6 +659,12 @@ export interface SnapshotOptions {
   maxWidth?: number
   /** JPEG quality 1–100; default the camera's `jpegQuality`. */
   quality?: number
+  /**
+   * Which stream of a camera with a `subStream` serves it: `'auto'` (default: the
+   * sub-stream when it streams and `maxWidth` is at most its width), `'main'`, or
+   * `'sub'` (the sub-stream whenever it streams, whatever the size).
+   */
+  stream?: StreamChoice
 }
 
 /**
@@ -655,6 +672,12 @@ export interface SnapshotOptions {
  * band, a clock and a moving box), served from this process. Connect to its `url`.
  */
 export declare function startDemoCamera(options?: DemoCameraOptions | undefined | null): Promise<DemoCamera>
+
+/**
+ * Which of a camera's streams serves a snapshot or subscription (see the config's
+ * `subStream`).
+ */
+export type StreamChoice = 'auto' | 'main' | 'sub'
 
 /** Options of a frame subscription. */
 export interface SubscribeOptions {
@@ -667,6 +690,44 @@ export interface SubscribeOptions {
   maxWidth?: number
   /** JPEG quality 1–100. */
   quality?: number
+  /**
+   * Which stream serves it, as for a snapshot (default `'auto'`); a subscription on the
+   * sub-stream moves to the main stream while the sub-stream is off, and back.
+   */
+  stream?: StreamChoice
+}
+
+/** A camera's sub-stream: its own session, decoder, counters and errors. */
+export interface SubStreamStatus {
+  /** Its state (`'streaming'` while it serves requests). */
+  state: CameraState
+  /** Its URL, without credentials. */
+  url: string
+  /** Video codec, once known. */
+  codec?: string
+  /** Picture width, once known. */
+  width?: number
+  /** Picture height, once known. */
+  height?: number
+  /** Frames per second received, over the last few seconds. */
+  fps: number
+  /** Compressed frames received. */
+  framesReceived: number
+  /** Frames decoded to pictures (the main stream's `framesDecoded` does not count them). */
+  framesDecoded: number
+  /** Frames dropped. */
+  framesDropped: number
+  /** Times it was reopened after a failure. */
+  reconnects: number
+  /** JPEG encodes made from its pictures. */
+  jpegEncodes: number
+  /**
+   * Why it serves nothing now (e.g. the camera refused a second session); requests
+   * then go to the main stream. Absent while it streams.
+   */
+  off?: string
+  /** Its most recent error. */
+  lastError?: LastError
 }
 
 /** How RTP packets travel from the camera. */

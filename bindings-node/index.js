@@ -848,5 +848,6 @@ module.exports.CaptionLength = nativeBinding.CaptionLength
 module.exports.DecodePolicy = nativeBinding.DecodePolicy
 module.exports.Decoder = nativeBinding.Decoder
 module.exports.startDemoCamera = nativeBinding.startDemoCamera
+module.exports.StreamChoice = nativeBinding.StreamChoice
 module.exports.Transport = nativeBinding.Transport
 module.exports.VideoFormat = nativeBinding.VideoFormat

@@ -521,6 +521,14 @@ typedef struct camkit_camera_config {
    * `"abortSession"`, `"processPackets"`.
    */
   const char *unknown_rtcp_ssrc;
+  /**
+   * The camera's sub-stream (NULL: none): a path starting with `/` on the same host and
+   * port, with this config's credentials, or a full `rtsp://` URL (its own
+   * `user:pass@`, else these credentials when it names the same host and port).
+   * Snapshots with a `max_width` the sub-stream is at least as wide as are taken from
+   * it while it streams; `camkit_status_sub_*` and the status JSON's `subStream` report it.
+   */
+  const char *sub_stream;
 } camkit_camera_config;
 
 /**
@@ -937,6 +945,36 @@ camkit_result camkit_status_json(const struct camkit_manager *mgr,
  * `camkit_moondream_caption`). NULL is a no-op.
  */
 void camkit_string_free(char *s);
+
+/**
+ * Whether the camera has a sub-stream (its config's `sub_stream`); false when `status`
+ * is NULL.
+ */
+bool camkit_status_has_sub_stream(const struct camkit_status *status);
+
+/**
+ * The sub-stream's state (`CAMKIT_CAMERA_STATE_STREAMING` while it serves requests);
+ * `CAMKIT_CAMERA_STATE_STOPPED` when the camera has none or `status` is NULL.
+ */
+camkit_camera_state camkit_status_sub_state(const struct camkit_status *status);
+
+/**
+ * The sub-stream's picture width; 0 while unknown or without a sub-stream.
+ */
+uint32_t camkit_status_sub_width(const struct camkit_status *status);
+
+/**
+ * Frames the sub-stream decoded (`camkit_status_frames_decoded` counts the main
+ * stream's only); 0 without a sub-stream.
+ */
+uint64_t camkit_status_sub_frames_decoded(const struct camkit_status *status);
+
+/**
+ * Why the sub-stream serves nothing now (e.g. the camera refused a second session; the
+ * main stream then serves every request), valid until the status is freed; NULL while
+ * it streams, or without a sub-stream.
+ */
+const char *camkit_status_sub_off(const struct camkit_status *status);
 
 /**
  * Stores the latest picture of camera `id` as JPEG in `*out` (free it with

@@ -98,6 +98,12 @@ pub struct camkit_camera_config {
     /// RTCP sender reports from an unknown SSRC: `"dropPackets"` (NULL or `""`),
     /// `"abortSession"`, `"processPackets"`.
     pub unknown_rtcp_ssrc: *const c_char,
+    /// The camera's sub-stream (NULL: none): a path starting with `/` on the same host and
+    /// port, with this config's credentials, or a full `rtsp://` URL (its own
+    /// `user:pass@`, else these credentials when it names the same host and port).
+    /// Snapshots with a `max_width` the sub-stream is at least as wide as are taken from
+    /// it while it streams; `camkit_status_sub_*` and the status JSON's `subStream` report it.
+    pub sub_stream: *const c_char,
 }
 
 /// What `camkit_camera_config` holds, read without trusting the caller's enum and bool
@@ -127,6 +133,7 @@ struct RawCameraConfig {
     teardown: *const c_char,
     unassigned_channel_data: *const c_char,
     unknown_rtcp_ssrc: *const c_char,
+    sub_stream: *const c_char,
 }
 
 macro_rules! same_layout {
@@ -158,7 +165,11 @@ same_layout!(
     backoff_max_ms,
     decode_grace_ms,
     connect_timeout_ms,
-    snapshot_timeout_ms
+    snapshot_timeout_ms,
+    teardown,
+    unassigned_channel_data,
+    unknown_rtcp_ssrc,
+    sub_stream
 );
 
 /// Fills `config` with the defaults: every string NULL, `port` 0 (554), transport AUTO,
@@ -197,6 +208,7 @@ pub unsafe extern "C" fn camkit_camera_config_init(
             teardown: std::ptr::null(),
             unassigned_channel_data: std::ptr::null(),
             unknown_rtcp_ssrc: std::ptr::null(),
+            sub_stream: std::ptr::null(),
         });
         Ok(())
     })
@@ -295,6 +307,7 @@ pub(crate) unsafe fn read_config(
             Some(v) => v.parse()?,
             None => d.unknown_rtcp_ssrc,
         },
+        sub_stream: text(raw.sub_stream, "sub_stream")?,
     })
 }
 
@@ -441,6 +454,11 @@ mod tests {
                 "unknownRtcpSsrc",
                 |c| c.unknown_rtcp_ssrc = c"processPackets".as_ptr(),
                 "processPackets".into(),
+            ),
+            (
+                "subStream",
+                |c| c.sub_stream = c"/sub".as_ptr(),
+                "/sub".into(),
             ),
         ];
         let in_header = header_fields();

@@ -46,6 +46,7 @@ pub(crate) fn encoding(max_width: u32, quality: u32) -> Result<SnapshotOptions, 
     let opts = SnapshotOptions {
         max_width: (max_width != 0).then_some(max_width),
         quality,
+        ..SnapshotOptions::default()
     };
     opts.validate()?;
     Ok(opts)

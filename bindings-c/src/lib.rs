@@ -31,6 +31,8 @@ mod config;
 
 mod status;
 
+mod sub_stream;
+
 mod frame;
 
 mod subscription;

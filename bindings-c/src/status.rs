@@ -39,13 +39,15 @@ impl From<CameraState> for camkit_camera_state {
 /// Owned by the caller: free it with `camkit_status_free`. Strings returned by its
 /// accessors stay valid until then. May be read from any thread.
 pub struct camkit_status {
-    status: CameraStatus,
+    pub(crate) status: CameraStatus,
     id: CString,
     url: CString,
     decoder: CString,
     codec: Option<CString>,
     profile: Option<CString>,
     last_error: Option<CString>,
+    /// Why the sub-stream serves nothing now (see `camkit_status_sub_off`).
+    pub(crate) sub_off: Option<CString>,
 }
 
 impl camkit_status {
@@ -57,6 +59,11 @@ impl camkit_status {
             codec: status.codec.as_deref().map(cstring),
             profile: status.profile.as_deref().map(cstring),
             last_error: status.last_error.as_ref().map(|e| cstring(&e.message)),
+            sub_off: status
+                .sub_stream
+                .as_ref()
+                .and_then(|s| s.off.as_deref())
+                .map(cstring),
             status,
         }
     }
@@ -66,7 +73,11 @@ impl camkit_status {
 ///
 /// # Safety
 /// `s` is NULL or a live `camkit_status`.
-unsafe fn field<T>(s: *const camkit_status, default: T, f: impl FnOnce(&camkit_status) -> T) -> T {
+pub(crate) unsafe fn field<T>(
+    s: *const camkit_status,
+    default: T,
+    f: impl FnOnce(&camkit_status) -> T,
+) -> T {
     // SAFETY: per this function's contract.
     match unsafe { s.as_ref() } {
         Some(s) => f(s),

@@ -249,6 +249,16 @@ fi
 run_snapshot "snapshot-static gst /auth/h264-1080 (digest auth)" "$bin/snapshot-static" \
   "$gst/auth/h264-1080" 1 --user camkit --password 's3cr@t:pass/word'
 
+# A camera with a sub-stream (cfg.sub_stream, a path on the same server): 640-wide snapshots
+# of the 1080p camera are decoded by its 640x360 sub-stream, never by the main stream.
+run_snapshot "snapshot-shared gst /h264-1080 with sub-stream /high" "$bin/snapshot-shared" \
+  "$gst/h264-1080" 2 --sub-stream /high --max-width 640
+sub_log="$logs/$(slug "snapshot-shared gst /h264-1080 with sub-stream /high").log"
+if ! grep -Eq '^sub-stream: state=streaming width=640 sub_decoded=\+[1-9][0-9]* main_decoded=\+0$' "$sub_log" \
+  || ! grep -q ', 640x360, seq' "$sub_log" || ! grep -q '"subStream":{' "$sub_log"; then
+  fail "snapshot with sub-stream: not 640x360 from the sub-stream alone" "$sub_log"
+fi
+
 run_error "snapshot wrong password" 4 UNAUTHORIZED \
   "$bin/snapshot-shared" "$gst/auth/h264-1080" 1 "$work/out/unauthorized" \
   --user camkit --password "$wrong_password"

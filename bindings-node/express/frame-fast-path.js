@@ -6,7 +6,7 @@
 //
 // It answers only plain requests, exactly as the Express route would: a GET with no body,
 // no Origin header (so no CORS), the right token (when one is required), a camera id with
-// no %-escapes that validates, and a query of at most `maxWidth` and `quality`, once each,
+// no %-escapes that validates, and a query of at most `maxWidth`, `quality` and `stream`, once each,
 // that validates, without escapes or brackets. Everything else, and every refusal (401,
 // 400), goes to Express as before, which answers it with its own code.
 // Once it has taken a request, the answer is a JPEG or camkit's error as `{error, code}`.
@@ -16,7 +16,7 @@ const { errorResponse } = require('./errors')
 const { sendJpeg } = require('./routes/cameras')
 
 const FRAME_PATH = /^\/api\/cameras\/([^/?%]+)\/frame(?:\?(.*))?$/
-const QUERY_KEYS = new Set(['maxWidth', 'quality'])
+const QUERY_KEYS = new Set(['maxWidth', 'quality', 'stream'])
 
 /** The snapshot options of a plain query string, or null when Express should parse it. */
 function plainQuery (search) {

@@ -170,8 +170,10 @@ const QUIRKS = {
  * port (default 554). Beyond the seed, every other camkit config field by camkit's name:
  * url (a full rtsp:// URL instead of ip/port/streamPath), transport, decode, decoder
  * (default CAMKIT_DECODER, else camkit's auto), persistent, jpegQuality, rtspTimeoutMs,
- * the durations of DURATION_FIELDS and the RTSP quirk options of QUIRKS. No credentials are invented: without username and
- * password camkit connects without authentication.
+ * the durations of DURATION_FIELDS, the RTSP quirk options of QUIRKS, and subStream (the
+ * camera's second stream: a path on the same host and port, or an rtsp:// URL; camkit checks
+ * it naming the field). No credentials are invented: without username and password camkit
+ * connects without authentication.
  */
 function connectConfig (body, env = process.env) {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
@@ -229,8 +231,16 @@ function connectConfig (body, env = process.env) {
     const v = oneOf(body[field], field, allowed)
     if (v) config[field] = v
   }
+  const subStream = optionalString(body, 'subStream', { max: 2048 })
+  if (subStream) {
+    if (CONTROL.test(subStream)) throw invalid('subStream', 'must not contain control characters')
+    config.subStream = subStream
+  }
   return config
 }
+
+/** The streams a request may ask for (camkit's StreamChoice). */
+const STREAMS = ['auto', 'main', 'sub']
 
 /**
  * A camkit INVALID_INPUT error from connect, with the field (camkit's `err.field`, as
@@ -253,13 +263,15 @@ function cameraIdOf (body) {
   return cameraIdValue(body.cameraId)
 }
 
-/** Frame options from a query string: ?maxWidth=&quality= (and fps for streams). */
+/** Frame options from a query string: ?maxWidth=&quality=&stream= (and fps for streams). */
 function frameOptions (query, { fps: defaultFps } = {}) {
   const opts = {}
   const maxWidth = optionalInt(query.maxWidth, 'maxWidth', 16, 16384)
   if (maxWidth !== undefined) opts.maxWidth = maxWidth
   const quality = optionalInt(query.quality, 'quality', 1, 100)
   if (quality !== undefined) opts.quality = quality
+  const stream = oneOf(query.stream, 'stream', STREAMS)
+  if (stream) opts.stream = stream
   if (defaultFps !== undefined) opts.fps = optionalNumber(query.fps, 'fps', 0.1, 60) ?? defaultFps
   return opts
 }
@@ -276,6 +288,8 @@ module.exports = {
   optionalInt,
   optionalNumber,
   defaultDecoder,
+  oneOf,
   TRANSPORTS,
-  DECODERS
+  DECODERS,
+  STREAMS
 }

@@ -17,7 +17,8 @@
 //       [4 bytes: header length N, big-endian][N bytes: UTF-8 JSON header][JPEG bytes]
 //     with header {"type":"frame","cameraId","timestamp","seq","width","height","capturedAt"}
 //     (sent as two fragments, length + header then JPEG; clients see one message).
-//   - "maxWidth" / "quality" in subscribe scale or re-encode the frames.
+//   - "maxWidth" / "quality" in subscribe scale or re-encode the frames; "stream" ('auto',
+//     'main', 'sub') picks a camera's sub-stream or main stream, as for GET /frame.
 //   - Errors are reported instead of ignored:
 //       {"type":"error","cameraId":"cam1","code":"NOT_FOUND","error":"…"}
 //     (unknown camera, bad fps, camera disconnected — code CLOSED — or a bad message).
@@ -36,7 +37,7 @@
 //     origin that is neither this server nor in CAMKIT_CORS_ORIGINS gets 403. Both are JSON
 //     HTTP answers to the upgrade request; no socket is opened.
 const { WebSocketServer, WebSocket } = require('ws')
-const { optionalInt, optionalNumber, cameraIdValue } = require('./validate')
+const { optionalInt, optionalNumber, cameraIdValue, oneOf, STREAMS } = require('./validate')
 const { checkUpgrade, refuseUpgrade } = require('./security')
 const { sendVideo, videoOptions } = require('./video')
 
@@ -161,6 +162,8 @@ function attachWebSocket (server, { cameras, metrics, apiToken = null, corsOrigi
         if (maxWidth !== undefined) opts.maxWidth = maxWidth
         const quality = optionalInt(m.quality, 'quality', 1, 100)
         if (quality !== undefined) opts.quality = quality
+        const stream = oneOf(m.stream, 'stream', STREAMS)
+        if (stream) opts.stream = stream
         if (m.binary !== undefined && typeof m.binary !== 'boolean') {
           throw Object.assign(new Error('binary: must be true or false'), { code: 'INVALID_INPUT' })
         }

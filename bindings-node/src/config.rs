@@ -79,6 +79,13 @@ pub struct CameraConfig {
     /// `'processPackets'` for cameras whose RTCP carries another SSRC than their RTP).
     #[napi(ts_type = "'dropPackets' | 'abortSession' | 'processPackets'")]
     pub unknown_rtcp_ssrc: Option<String>,
+    /// The camera's second, smaller stream: a path starting with `/` on the same host and
+    /// port (with this camera's credentials), or a full `rtsp://` URL (its own
+    /// `user:pass@`, else this camera's credentials when it names the same host and port).
+    /// camkit opens it as a second session: snapshots and subscriptions with a `maxWidth`
+    /// it is at least as wide as come from it while it streams (see `stream`), and the
+    /// status reports it as `subStream`. Its failure never stops the main stream.
+    pub sub_stream: Option<String>,
 }
 
 impl CameraConfig {
@@ -135,6 +142,7 @@ impl CameraConfig {
                 Some(t) => t.parse()?,
                 None => defaults.unknown_rtcp_ssrc,
             },
+            sub_stream: self.sub_stream,
         })
     }
 }
@@ -167,16 +175,27 @@ pub struct SnapshotOptions {
     pub max_width: Option<u32>,
     /// JPEG quality 1–100; default the camera's `jpegQuality`.
     pub quality: Option<u32>,
+    /// Which stream of a camera with a `subStream` serves it: `'auto'` (default: the
+    /// sub-stream when it streams and `maxWidth` is at most its width), `'main'`, or
+    /// `'sub'` (the sub-stream whenever it streams, whatever the size).
+    #[napi(ts_type = "StreamChoice")]
+    pub stream: Option<String>,
 }
 
 impl SnapshotOptions {
     /// camkit's options; checked by camkit.
-    pub fn into_core(self) -> camkit::SnapshotOptions {
-        camkit::SnapshotOptions {
+    pub fn into_core(self) -> camkit::Result<camkit::SnapshotOptions> {
+        Ok(camkit::SnapshotOptions {
             max_width: self.max_width,
             quality: self.quality.map(|q| u8::try_from(q).unwrap_or(0)),
-        }
+            stream: stream(self.stream)?,
+        })
     }
+}
+
+/// The `stream` option, parsed by camkit (an unknown one names the field).
+fn stream(s: Option<String>) -> camkit::Result<camkit::StreamChoice> {
+    s.map_or(Ok(camkit::StreamChoice::Auto), |s| s.parse())
 }
 
 /// Options of a frame subscription.
@@ -189,16 +208,21 @@ pub struct SubscribeOptions {
     pub max_width: Option<u32>,
     /// JPEG quality 1–100.
     pub quality: Option<u32>,
+    /// Which stream serves it, as for a snapshot (default `'auto'`); a subscription on the
+    /// sub-stream moves to the main stream while the sub-stream is off, and back.
+    #[napi(ts_type = "StreamChoice")]
+    pub stream: Option<String>,
 }
 
 impl SubscribeOptions {
     /// camkit's options; checked by camkit.
-    pub fn into_core(self) -> camkit::SubscribeOptions {
-        camkit::SubscribeOptions {
+    pub fn into_core(self) -> camkit::Result<camkit::SubscribeOptions> {
+        Ok(camkit::SubscribeOptions {
             fps: self.fps,
             max_width: self.max_width,
             quality: self.quality.map(|q| u8::try_from(q).unwrap_or(0)),
-        }
+            stream: stream(self.stream)?,
+        })
     }
 }
 

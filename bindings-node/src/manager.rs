@@ -176,7 +176,7 @@ impl CameraManager {
         promise::spawn(
             env,
             &rt,
-            async move { inner.snapshot(&id, options.into_core()).await },
+            async move { inner.snapshot(&id, options.into_core()?).await },
             |_, f| Ok(JsFrame(f)),
         )
     }
@@ -199,9 +199,9 @@ impl CameraManager {
     ) -> napi::Result<Subscription> {
         let options: SubscribeOptions = convert(options, "options").map_err(|e| reject(env, &e))?;
         let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
-        let sub = self
-            .inner
-            .subscribe(&id, options.into_core())
+        let sub = options
+            .into_core()
+            .and_then(|o| self.inner.subscribe(&id, o))
             .map_err(|e| reject(env, &e))?;
         let callback = gate(env, callback).map_err(|e| reject(env, &e))?;
         Ok(Subscription::start(self.inner.runtime(), id, sub, callback))

@@ -61,6 +61,18 @@ pub enum Decoder {
     Libavcodec,
 }
 
+/// Which of a camera's streams serves a snapshot or subscription (see the config's
+/// `subStream`).
+#[napi(string_enum = "lowercase")]
+pub enum StreamChoice {
+    /// The sub-stream when it streams and `maxWidth` is at most its width, else the main.
+    Auto,
+    /// Always the main stream.
+    Main,
+    /// The sub-stream whenever it streams; the main stream when there is none or it is off.
+    Sub,
+}
+
 /// Where a camera is in its life.
 #[napi(string_enum = "lowercase")]
 pub enum CameraState {
@@ -164,6 +176,60 @@ pub struct CameraStatus {
     pub picture_age_ms: Option<f64>,
     /// The most recent error, kept after recovery for diagnosis.
     pub last_error: Option<LastError>,
+    /// The sub-stream, when the config has one; everything above is the main stream's.
+    pub sub_stream: Option<SubStreamStatus>,
+}
+
+/// A camera's sub-stream: its own session, decoder, counters and errors.
+#[napi(object, object_from_js = false)]
+pub struct SubStreamStatus {
+    /// Its state (`'streaming'` while it serves requests).
+    pub state: CameraState,
+    /// Its URL, without credentials.
+    pub url: String,
+    /// Video codec, once known.
+    pub codec: Option<String>,
+    /// Picture width, once known.
+    pub width: Option<u32>,
+    /// Picture height, once known.
+    pub height: Option<u32>,
+    /// Frames per second received, over the last few seconds.
+    pub fps: f64,
+    /// Compressed frames received.
+    pub frames_received: f64,
+    /// Frames decoded to pictures (the main stream's `framesDecoded` does not count them).
+    pub frames_decoded: f64,
+    /// Frames dropped.
+    pub frames_dropped: f64,
+    /// Times it was reopened after a failure.
+    pub reconnects: f64,
+    /// JPEG encodes made from its pictures.
+    pub jpeg_encodes: f64,
+    /// Why it serves nothing now (e.g. the camera refused a second session); requests
+    /// then go to the main stream. Absent while it streams.
+    pub off: Option<String>,
+    /// Its most recent error.
+    pub last_error: Option<LastError>,
+}
+
+impl From<camkit::SubStreamStatus> for SubStreamStatus {
+    fn from(s: camkit::SubStreamStatus) -> Self {
+        SubStreamStatus {
+            state: s.state.into(),
+            url: s.url,
+            codec: s.codec,
+            width: s.width,
+            height: s.height,
+            fps: s.fps,
+            frames_received: s.frames_received as f64,
+            frames_decoded: s.frames_decoded as f64,
+            frames_dropped: s.frames_dropped as f64,
+            reconnects: s.reconnects as f64,
+            jpeg_encodes: s.jpeg_encodes as f64,
+            off: s.off,
+            last_error: s.last_error.map(Into::into),
+        }
+    }
 }
 
 impl From<camkit::CameraStatus> for CameraStatus {
@@ -194,6 +260,7 @@ impl From<camkit::CameraStatus> for CameraStatus {
             picture_stale: s.picture_stale,
             picture_age_ms: s.picture_age_ms.map(|v| v as f64),
             last_error: s.last_error.map(Into::into),
+            sub_stream: s.sub_stream.map(Into::into),
         }
     }
 }

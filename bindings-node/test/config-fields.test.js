@@ -48,7 +48,8 @@ describe('camera config fields', () => {
       snapshotTimeoutMs: { ...ok, snapshotTimeoutMs: 0 },
       teardown: { ...ok, teardown: 'sometimes' },
       unassignedChannelData: { ...ok, unassignedChannelData: 'sometimes' },
-      unknownRtcpSsrc: { ...ok, unknownRtcpSsrc: 'sometimes' }
+      unknownRtcpSsrc: { ...ok, unknownRtcpSsrc: 'sometimes' },
+      subStream: { ...ok, subStream: 'stream2' }
     }
     const fields = cameraConfigFields()
     assert.ok(fields.includes('id') && fields.includes('rtspTimeoutMs'), `${fields}`)

@@ -106,6 +106,43 @@ impl Source {
     pub fn username(&self) -> Option<&str> {
         self.credentials.as_ref().map(|c| c.username.as_str())
     }
+
+    /// The source of this camera's sub-stream, from the config's `subStream`: a path
+    /// (starting with `/`) on this camera's host and port, with this camera's credentials;
+    /// or a full `rtsp://` URL, whose own `user:pass@` (moved out, as for `url`) is used
+    /// when it has one, else this camera's credentials when it names the same host and
+    /// port, else none (credentials are never sent to another server). Errors name
+    /// `subStream` and never hold a password.
+    pub(crate) fn sub_stream(&self, spec: &str) -> Result<Source> {
+        let field = "subStream";
+        let rename = |e: Error| Error::invalid(field, e.message());
+        let spec = spec.trim();
+        let (url, own) = if spec.starts_with('/') {
+            let host = self.url.host_str().unwrap_or_default();
+            let port = self.url.port().unwrap_or(DEFAULT_PORT);
+            (build_url(host, port, spec).map_err(rename)?, None)
+        } else if spec.len() > 7 && spec[..7].eq_ignore_ascii_case("rtsp://") {
+            parse_rtsp_url(spec).map_err(rename)?
+        } else {
+            return Err(Error::invalid(
+                field,
+                "must be a path starting with '/' (on the main stream's host and port) or an rtsp:// URL",
+            ));
+        };
+        if url == self.url {
+            return Err(Error::invalid(
+                field,
+                "names the main stream itself; give the camera's second stream",
+            ));
+        }
+        let same_server = url.host_str() == self.url.host_str() && url.port() == self.url.port();
+        let credentials = match own {
+            Some((username, password)) => Some(retina::client::Credentials { username, password }),
+            None if same_server => self.credentials.clone(),
+            None => None,
+        };
+        Ok(Source { url, credentials })
+    }
 }
 
 impl std::fmt::Debug for Source {
@@ -381,6 +418,41 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(s.url().port(), Some(8554));
+    }
+
+    #[test]
+    fn sub_streams_share_or_keep_their_credentials() {
+        let main = CameraConfig::from_url("c", "rtsp://admin:main%40pw@10.0.0.5:8554/main")
+            .validate()
+            .unwrap();
+        // A path: same server, the main stream's credentials.
+        let sub = main.sub_stream("/sub?ch=2").unwrap();
+        assert_eq!(sub.url().as_str(), "rtsp://10.0.0.5:8554/sub?ch=2");
+        assert_eq!(sub.credentials().unwrap().password, "main@pw");
+        // A URL with credentials of its own: those, moved out of the URL.
+        let sub = main
+            .sub_stream("rtsp://viewer:s%3Ab@10.0.0.5:8554/sub")
+            .unwrap();
+        assert_eq!(sub.url().as_str(), "rtsp://10.0.0.5:8554/sub");
+        assert_eq!(sub.credentials().unwrap().username, "viewer");
+        assert_eq!(sub.credentials().unwrap().password, "s:b");
+        assert!(!format!("{sub:?}").contains("s:b"));
+        // A URL without: the main's on the same server, none elsewhere.
+        let sub = main.sub_stream("rtsp://10.0.0.5:8554/sub").unwrap();
+        assert_eq!(sub.credentials().unwrap().username, "admin");
+        let sub = main.sub_stream("rtsp://10.0.0.6:8554/sub").unwrap();
+        assert!(sub.credentials().is_none());
+        for bad in [
+            "sub",
+            "http://h/x",
+            "rtsp://u:hunter2@bad host/x",
+            "/has space",
+            "rtsp://10.0.0.5:8554/main",
+        ] {
+            let e = main.sub_stream(bad).unwrap_err();
+            assert_eq!(e.field(), Some("subStream"), "{bad}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

@@ -196,6 +196,13 @@ pub struct CameraConfig {
     /// RTCP from an unknown SSRC (see [`UnknownRtcpSsrc`](crate::UnknownRtcpSsrc));
     /// default `dropPackets`.
     pub unknown_rtcp_ssrc: crate::UnknownRtcpSsrc,
+    /// The camera's second, smaller stream (e.g. 640×360 beside a 1080p main stream): a
+    /// path on the same host and port (with the camera's credentials), or a full
+    /// `rtsp://` URL (its own `user:pass@`, else the camera's credentials when it names the
+    /// same host and port). camkit opens it as a second session; snapshots and
+    /// subscriptions pick it per request (see [`StreamChoice`](crate::StreamChoice)), and
+    /// the status reports it apart (`subStream`). Its failure never stops the main stream.
+    pub sub_stream: Option<String>,
 }
 
 impl Default for CameraConfig {
@@ -223,6 +230,7 @@ impl Default for CameraConfig {
             teardown: Default::default(),
             unassigned_channel_data: Default::default(),
             unknown_rtcp_ssrc: Default::default(),
+            sub_stream: None,
         }
     }
 }
@@ -255,6 +263,13 @@ impl std::fmt::Debug for CameraConfig {
             .field("teardown", &self.teardown)
             .field("unassigned_channel_data", &self.unassigned_channel_data)
             .field("unknown_rtcp_ssrc", &self.unknown_rtcp_ssrc)
+            .field(
+                "sub_stream",
+                &self
+                    .sub_stream
+                    .as_deref()
+                    .map(crate::address::redact_url_str),
+            )
             .finish()
     }
 }
@@ -287,6 +302,7 @@ impl CameraConfig {
         "teardown",
         "unassignedChannelData",
         "unknownRtcpSsrc",
+        "subStream",
     ];
 
     /// A camera named by a full `rtsp://` URL.
@@ -360,7 +376,7 @@ impl CameraConfig {
                 "must not be smaller than backoffInitialMs",
             ));
         }
-        AddressParts {
+        let main = AddressParts {
             url: self.url.as_deref(),
             host: self.host.as_deref(),
             port: self.port,
@@ -368,7 +384,18 @@ impl CameraConfig {
             username: self.username.as_deref(),
             password: self.password.as_deref(),
         }
-        .resolve()
+        .resolve()?;
+        self.sub_source(&main)?;
+        Ok(main)
+    }
+
+    /// The sub-stream's source, when the config has one (see
+    /// [`sub_stream`](Self::sub_stream)), given the main stream's.
+    pub(crate) fn sub_source(&self, main: &Source) -> Result<Option<Source>> {
+        self.sub_stream
+            .as_deref()
+            .map(|spec| main.sub_stream(spec))
+            .transpose()
     }
 
     /// How long `connect` waits for the first picture: `connect_timeout`, or by default
@@ -520,6 +547,13 @@ mod tests {
                     ..Default::default()
                 },
                 "host",
+            ),
+            (
+                CameraConfig {
+                    sub_stream: Some("stream2".into()),
+                    ..CameraConfig::from_host("c", "h")
+                },
+                "subStream",
             ),
         ];
         for (cfg, field) in cases {

@@ -45,6 +45,49 @@ impl std::fmt::Debug for Frame {
     }
 }
 
+/// Which of a camera's streams serves a snapshot or subscription (see
+/// [`CameraConfig::sub_stream`](crate::CameraConfig::sub_stream)).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamChoice {
+    /// The sub-stream when it streams and `max_width` is given and at most its width (it
+    /// then loses nothing against the main stream), else the main stream.
+    #[default]
+    Auto,
+    /// Always the main stream.
+    Main,
+    /// The sub-stream whenever it streams, whatever the size asked (for the vision model
+    /// and the viewer's grid); the main stream when the camera has none or it is off.
+    Sub,
+}
+
+impl std::str::FromStr for StreamChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(StreamChoice::Auto),
+            "main" => Ok(StreamChoice::Main),
+            "sub" => Ok(StreamChoice::Sub),
+            other => Err(Error::invalid(
+                "stream",
+                format!("{other:?} is not one of auto, main, sub"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for StreamChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StreamChoice::Auto => "auto",
+            StreamChoice::Main => "main",
+            StreamChoice::Sub => "sub",
+        })
+    }
+}
+
 /// How a snapshot or a subscription's frames are encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -53,6 +96,8 @@ pub struct SnapshotOptions {
     pub max_width: Option<u32>,
     /// JPEG quality 1–100; `None` = the camera's configured quality.
     pub quality: Option<u8>,
+    /// Which stream serves it, for a camera with a sub-stream (default `auto`).
+    pub stream: StreamChoice,
 }
 
 impl SnapshotOptions {
@@ -70,6 +115,12 @@ impl SnapshotOptions {
     /// At JPEG quality `q`.
     pub fn quality(mut self, q: u8) -> Self {
         self.quality = Some(q);
+        self
+    }
+
+    /// From the stream `stream` (see [`StreamChoice`]).
+    pub fn stream(mut self, stream: StreamChoice) -> Self {
+        self.stream = stream;
         self
     }
 
@@ -102,6 +153,10 @@ pub struct SubscribeOptions {
     pub max_width: Option<u32>,
     /// JPEG quality 1–100.
     pub quality: Option<u8>,
+    /// Which stream serves it, for a camera with a sub-stream (default `auto`); looked at
+    /// again while the subscription lives, so it moves to the main stream when the
+    /// sub-stream fails and back when it returns.
+    pub stream: StreamChoice,
 }
 
 impl Default for SubscribeOptions {
@@ -110,6 +165,7 @@ impl Default for SubscribeOptions {
             fps: 15.0,
             max_width: None,
             quality: None,
+            stream: StreamChoice::Auto,
         }
     }
 }
@@ -135,6 +191,7 @@ impl SubscribeOptions {
         SnapshotOptions {
             max_width: self.max_width,
             quality: self.quality,
+            stream: self.stream,
         }
     }
 }
@@ -156,5 +213,13 @@ mod tests {
         assert!(e.message().starts_with("fps"));
         assert!(SubscribeOptions::fps(f64::NAN).validate().is_err());
         assert!(SubscribeOptions::fps(15.0).validate().is_ok());
+        for c in [StreamChoice::Auto, StreamChoice::Main, StreamChoice::Sub] {
+            assert_eq!(c.to_string().parse::<StreamChoice>().unwrap(), c);
+        }
+        let e = "hd".parse::<StreamChoice>().unwrap_err();
+        assert_eq!(e.field(), Some("stream"), "{e}");
+        let o: SnapshotOptions =
+            serde_json::from_str(r#"{"maxWidth":640,"stream":"sub"}"#).unwrap();
+        assert_eq!(o.stream, StreamChoice::Sub);
     }
 }

@@ -47,12 +47,12 @@ pub use config::{CameraConfig, DecodePolicy, DecoderChoice, Transport};
 pub use decode::{Codec, DecoderBackend, VideoDecoder};
 pub use error::{Error, ErrorKind, Result, RtspStep};
 pub use events::{CameraEvent, EventStream};
-pub use frame::{Frame, SnapshotOptions, SubscribeOptions};
+pub use frame::{Frame, SnapshotOptions, StreamChoice, SubscribeOptions};
 pub use manager::{CameraManager, ManagerOptions};
 pub use picture::{LumaSummary, Picture};
 pub use pictures::{CameraPictures, LatestPicture};
 pub use quirks::{Teardown, UnassignedChannelData, UnknownRtcpSsrc};
-pub use status::{CameraState, CameraStatus, LastError};
+pub use status::{CameraState, CameraStatus, LastError, SubStreamStatus};
 pub use subscription::Subscription;
 pub use video::{VideoChunk, VideoChunkKind, VideoFormat, VideoOptions, VideoSubscription};
 

@@ -143,7 +143,8 @@ impl CameraManager {
             .ok_or_else(|| Error::not_found(id))
     }
 
-    /// Connects a camera and waits for its first picture.
+    /// Connects a camera and waits for its first picture (and, for a camera with a
+    /// sub-stream, for the sub-stream's first attempt, which never fails the connect).
     ///
     /// On failure the camera is forgotten and the error says why (refused credentials,
     /// unreachable, timeout, unsupported codec …), unless `config.persistent` is set: then
@@ -157,7 +158,8 @@ impl CameraManager {
         let id = config.id.clone();
         let persistent = config.persistent;
         let bound = config.connect_bound();
-        let first = {
+        let started_at = tokio::time::Instant::now();
+        let (first, sub_first) = {
             let mut cams = self.inner.cameras.write();
             // Again under the lock: `close()` sets the flag, then drains the map under this
             // lock, so a camera inserted here after a `close()` would never be stopped.
@@ -170,15 +172,15 @@ impl CameraManager {
                     ),
                 ));
             }
-            let (camera, first) = Camera::start(
+            let started = Camera::start(
                 config,
                 source,
                 self.inner.group.clone(),
                 self.inner.events.clone(),
                 &self.inner.handle,
             )?;
-            cams.insert(id.clone(), camera);
-            first
+            cams.insert(id.clone(), started.camera);
+            (started.first, started.sub_first)
         };
         let outcome = match tokio::time::timeout(bound, first).await {
             Ok(first) => first.unwrap_or_else(|_| Err(Error::closed())),
@@ -195,7 +197,16 @@ impl CameraManager {
             .for_camera(&id)),
         };
         match outcome {
-            Ok(()) => self.status(&id),
+            Ok(()) => {
+                // The sub-stream started with the main one: its first attempt (streaming,
+                // or refused and off) is known by now or soon, within what is left of the
+                // bound. Its failure is in its status, never the camera's.
+                if let Some(sub_first) = sub_first {
+                    let left = bound.saturating_sub(started_at.elapsed());
+                    let _ = tokio::time::timeout(left, sub_first).await;
+                }
+                self.status(&id)
+            }
             Err(e) if !persistent => {
                 self.remove(&id);
                 Err(e)

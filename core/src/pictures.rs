@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::camera::{CachedPicture, Camera};
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{Frame, SnapshotOptions};
+use crate::frame::{Frame, SnapshotOptions, StreamChoice};
 use crate::picture::LumaSummary;
 
 /// One camera's pictures, read-only (from [`CameraManager::pictures`](crate::CameraManager::pictures)).
@@ -22,11 +22,23 @@ use crate::picture::LumaSummary;
 #[derive(Clone)]
 pub struct CameraPictures {
     camera: Arc<Camera>,
+    stream: StreamChoice,
 }
 
 impl CameraPictures {
     pub(crate) fn new(camera: Arc<Camera>) -> Self {
-        CameraPictures { camera }
+        CameraPictures {
+            camera,
+            stream: StreamChoice::Main,
+        }
+    }
+
+    /// The pictures of another of the camera's streams: `Sub` for the sub-stream's while
+    /// it streams (the main stream's otherwise; a camera without one has only those).
+    /// The default is the main stream. Sequence numbers count per stream.
+    pub fn on_stream(mut self, stream: StreamChoice) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// The camera's id.
@@ -39,6 +51,12 @@ impl CameraPictures {
     /// [`CameraStatus::picture_stale`](crate::CameraStatus::picture_stale)). `NoFrame` when
     /// there is none to serve: not streaming and no picture yet, or stopped.
     pub async fn latest(&self) -> Result<LatestPicture> {
+        let camera = self.camera.pick(None, self.stream);
+        if !Arc::ptr_eq(&camera, &self.camera) {
+            if let Ok(pic) = camera.latest_picture().await {
+                return Ok(LatestPicture { camera, pic });
+            }
+        }
         let pic = self.camera.latest_picture().await?;
         Ok(LatestPicture {
             camera: self.camera.clone(),

@@ -120,6 +120,78 @@ pub struct CameraStatus {
     pub picture_age_ms: Option<u64>,
     /// The most recent error, kept after recovery for diagnosis.
     pub last_error: Option<LastError>,
+    /// The sub-stream, when the config has one; everything above is the main stream's.
+    pub sub_stream: Option<SubStreamStatus>,
+}
+
+/// A camera's sub-stream: its own session, decoder, counters and errors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubStreamStatus {
+    /// Its state (`streaming` while it serves requests).
+    pub state: CameraState,
+    /// Its URL, without credentials.
+    pub url: String,
+    /// Video codec, once known.
+    pub codec: Option<String>,
+    /// Picture width, once known.
+    pub width: Option<u32>,
+    /// Picture height, once known.
+    pub height: Option<u32>,
+    /// Frames per second received, over the last few seconds.
+    pub fps: f64,
+    /// Compressed frames received.
+    pub frames_received: u64,
+    /// Frames decoded to pictures (the main stream's `framesDecoded` does not count them).
+    pub frames_decoded: u64,
+    /// Frames dropped.
+    pub frames_dropped: u64,
+    /// Times it was reopened after a failure.
+    pub reconnects: u64,
+    /// JPEG encodes made from its pictures.
+    pub jpeg_encodes: u64,
+    /// Why it serves nothing now, while it is not streaming: e.g. the camera refused a
+    /// second session. Requests then go to the main stream. `None` while it streams.
+    pub off: Option<String>,
+    /// Its most recent error.
+    pub last_error: Option<LastError>,
+}
+
+impl SubStreamStatus {
+    /// The sub-stream's part of a status, from the sub-stream's own status; `refused` when
+    /// its last failure was the camera refusing another session (RTSP 453 or 503).
+    pub(crate) fn from_status(s: CameraStatus, refused: bool) -> Self {
+        let off = match (s.state, &s.last_error) {
+            (CameraState::Streaming, _) => None,
+            (_, Some(e)) if refused => Some(format!(
+                "the camera refused a second session ({}); the main stream serves every request, and camkit keeps retrying it (backoff up to backoffMaxMs)",
+                e.message
+            )),
+            (_, Some(e)) => Some(format!(
+                "{}; the main stream serves every request until it is back",
+                e.message
+            )),
+            (state, None) => Some(format!(
+                "the sub-stream is {}; the main stream serves every request meanwhile",
+                state.as_str()
+            )),
+        };
+        SubStreamStatus {
+            state: s.state,
+            url: s.url,
+            codec: s.codec,
+            width: s.width,
+            height: s.height,
+            fps: s.fps,
+            frames_received: s.frames_received,
+            frames_decoded: s.frames_decoded,
+            frames_dropped: s.frames_dropped,
+            reconnects: s.reconnects,
+            jpeg_encodes: s.jpeg_encodes,
+            off,
+            last_error: s.last_error,
+        }
+    }
 }
 
 /// Stream facts learnt after DESCRIBE.
@@ -167,6 +239,8 @@ pub(crate) struct StatusCell {
     /// Written by the frame cache as it encodes.
     pub jpeg_encodes: Arc<AtomicU64>,
     last_frame_ms: AtomicU64,
+    /// The last error was a refused session (see [`refused_session`](Self::refused_session)).
+    refused: std::sync::atomic::AtomicBool,
 }
 
 impl StatusCell {
@@ -198,6 +272,7 @@ impl StatusCell {
             reconnects: AtomicU64::new(0),
             jpeg_encodes: Arc::default(),
             last_frame_ms: AtomicU64::new(0),
+            refused: Default::default(),
         }
     }
 
@@ -243,6 +318,8 @@ impl StatusCell {
     }
 
     pub fn set_error(&self, e: &Error) {
+        self.refused
+            .store(matches!(e.status(), Some(453 | 503)), Ordering::Relaxed);
         self.inner.lock().last_error = Some(LastError {
             kind: e.kind(),
             code: e.kind().code().to_owned(),
@@ -313,7 +390,19 @@ impl StatusCell {
             picture_stale: false,
             picture_age_ms: None,
             last_error: g.last_error.clone(),
+            sub_stream: None,
         }
+    }
+
+    /// The picture width, once known.
+    pub fn width(&self) -> Option<u32> {
+        self.inner.lock().info.width
+    }
+
+    /// Whether the last error was the camera refusing another session (RTSP 453 Not
+    /// Enough Bandwidth or 503 Service Unavailable, what one-session cameras answer).
+    pub fn refused_session(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 

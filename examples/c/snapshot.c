@@ -2,10 +2,15 @@
  * snapshot: connect to a camera, write N JPEG snapshots, print its status as JSON.
  *
  *   snapshot URL N OUTDIR [--user U --password P] [--timeout-ms MS]
+ *            [--sub-stream PATH_OR_URL] [--max-width W]
  *
  * Writes OUTDIR/snapshot-001.jpg ... (creating OUTDIR), each a different picture of the
  * camera, checks every file starts with the JPEG marker FF D8, prints the camera's status
- * as JSON and exits 0. On failure prints
+ * as JSON and exits 0. With --sub-stream, also prints which stream decoded the snapshots:
+ *
+ *   sub-stream: state=streaming width=640 sub_decoded=+12 main_decoded=+0
+ *
+ * On failure prints
  *
  *   error: <CODE_NAME> (<number>): <message>
  *
@@ -52,7 +57,8 @@ static void sleep_ms(long ms) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: snapshot URL N OUTDIR [--user U --password P] [--timeout-ms MS]\n");
+  fprintf(stderr, "usage: snapshot URL N OUTDIR [--user U --password P] [--timeout-ms MS] "
+                  "[--sub-stream PATH_OR_URL] [--max-width W]\n");
   return 2;
 }
 
@@ -66,6 +72,8 @@ int main(int argc, char **argv) {
   const char *user = NULL;
   const char *password = NULL;
   unsigned long timeout_ms = 0;
+  const char *sub_stream = NULL;
+  unsigned long max_width = 0;
   for (int i = 4; i < argc; i++) {
     if (i + 1 >= argc) {
       return usage();
@@ -76,6 +84,10 @@ int main(int argc, char **argv) {
       password = argv[++i];
     } else if (strcmp(argv[i], "--timeout-ms") == 0) {
       timeout_ms = strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--sub-stream") == 0) {
+      sub_stream = argv[++i];
+    } else if (strcmp(argv[i], "--max-width") == 0) {
+      max_width = strtoul(argv[++i], NULL, 10);
     } else {
       return usage();
     }
@@ -101,6 +113,7 @@ int main(int argc, char **argv) {
   cfg.username = user;
   cfg.password = password;
   cfg.rtsp_timeout_ms = (uint32_t)timeout_ms;
+  cfg.sub_stream = sub_stream;
 
   int exit_code = 0;
   camkit_status *status = NULL;
@@ -115,10 +128,13 @@ int main(int argc, char **argv) {
          camkit_status_width(status), camkit_status_height(status),
          camkit_status_codec(status) ? camkit_status_codec(status) : "?",
          camkit_status_profile(status) ? camkit_status_profile(status) : "?");
+  uint64_t main_before = camkit_status_frames_decoded(status);
+  uint64_t sub_before = camkit_status_sub_frames_decoded(status);
   camkit_status_free(status);
 
   camkit_snapshot_options opts = {0};
   opts.timeout_ms = (uint32_t)timeout_ms;
+  opts.max_width = (uint32_t)max_width;
   uint64_t last_seq = 0;
   for (long i = 1; i <= n && exit_code == 0; i++) {
     /* Snapshots return the newest picture; wait (bounded) for one we have not written. */
@@ -158,6 +174,22 @@ int main(int argc, char **argv) {
     }
     last_seq = camkit_frame_seq(frame);
     camkit_frame_free(frame);
+  }
+
+  if (exit_code == 0 && sub_stream != NULL) {
+    r = camkit_status_get(mgr, "cam", &status);
+    if (r != CAMKIT_OK) {
+      exit_code = report(r);
+    } else {
+      const char *off = camkit_status_sub_off(status);
+      printf("sub-stream: state=%s width=%u sub_decoded=+%llu main_decoded=+%llu%s%s\n",
+             camkit_camera_state_name(camkit_status_sub_state(status)),
+             camkit_status_sub_width(status),
+             (unsigned long long)(camkit_status_sub_frames_decoded(status) - sub_before),
+             (unsigned long long)(camkit_status_frames_decoded(status) - main_before),
+             off ? " off: " : "", off ? off : "");
+      camkit_status_free(status);
+    }
   }
 
   if (exit_code == 0) {

@@ -38,6 +38,8 @@ Mount points (all 15 fps, 2 s GOP, SMPTE colour bars):
                                in the SDP only
     /h265-main10     640x360   H.265 Main 10 (10-bit samples)
     /auth/h264-1080  as /h264-1080, DIGEST authentication required
+    /auth/h264-360   as /high, DIGEST authentication required (the sub-stream
+                     of a camera whose main stream is /auth/h264-1080)
     /av              640x360   H.264 + AAC audio (a camera with a microphone)
     /mjpeg           640x360   RTP/JPEG (MJPEG camera)
     /udp-only        640x360   H.264 Baseline, RTP over UDP only (TCP SETUP gets 461)
@@ -228,7 +230,11 @@ MOUNTS.update(
 # Cameras that refuse RTP over TCP (answer 461 to an interleaved SETUP), so a
 # client's "auto" transport must fall back to UDP.
 UDP_ONLY_MOUNTS = {"/udp-only": h264(640, 360, "baseline", 600)}
-AUTH_MOUNTS = {"/auth/h264-1080": HD["/h264-1080"]}
+# A camera's sub-stream beside its 1080p main stream, behind the same credentials.
+AUTH_MOUNTS = {
+    "/auth/h264-1080": HD["/h264-1080"],
+    "/auth/h264-360": h264(640, 360, "high", 600),
+}
 
 # Roles carried by tokens: every connection gets ANON unless it authenticated.
 ROLE_ANON = "anonymous"

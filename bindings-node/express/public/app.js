@@ -13,7 +13,9 @@
 // `?video=jpeg` in the page's address forces JPEG frames.
 ;(() => {
   const POLL_MS = 1500
-  const STREAM = { fps: 10, maxWidth: 960 }
+  // A tile's JPEG frames come from the camera's sub-stream when it has one (its config's
+  // subStream: cheaper to decode); the snapshot link, the camera's full view, from the main.
+  const STREAM = { fps: 10, maxWidth: 960, stream: 'sub' }
   /** Playback further than this behind the newest frame jumps to it (seconds). */
   const LIVE_LAG = 1.0
   /** Media older than this behind playback is removed from the buffer (seconds). */
@@ -257,7 +259,7 @@
     el.querySelector('.name').textContent = cam.cameraId
     el.querySelector('img.live').alt = `live picture of camera ${cam.cameraId}`
     const snap = el.querySelector('.snapshot')
-    snap.href = `/api/cameras/${encodeURIComponent(cam.cameraId)}/frame`
+    snap.href = `/api/cameras/${encodeURIComponent(cam.cameraId)}/frame?stream=main`
     snap.download = `${cam.cameraId}.jpg`
     if (TOKEN) {
       // A plain link cannot send the token: fetch the picture and save that.
@@ -316,7 +318,10 @@
     if (cam.codec) parts.push(cam.profile ? `${cam.codec} ${cam.profile}` : cam.codec)
     parts.push(`${cam.frames} frames`)
     if (cam.reconnects) parts.push(`${cam.reconnects} reconnects`)
+    const sub = cam.subStream
+    if (sub) parts.push(sub.state === 'streaming' && sub.width ? `sub-stream ${sub.width}×${sub.height}` : 'sub-stream off')
     tile.el.querySelector('.info .details').textContent = parts.join(' · ')
+    tile.el.querySelector('.info .details').title = sub && sub.off ? `sub-stream: ${sub.off}` : ''
     const err = cam.state !== 'streaming' && cam.lastError ? `${cam.lastError.code}: ${cam.lastError.message}` : ''
     show(tile.el.querySelector('.tile-error'), err)
   }

@@ -37,6 +37,25 @@ function cameraView (s) {
     reconnects: s.reconnects,
     connectedSinceMs: s.connectedSinceMs ?? null,
     lastFrameMs: s.lastFrameMs ?? null,
+    lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message, atMs: s.lastError.atMs } : null,
+    subStream: s.subStream ? subStreamView(s.subStream) : null
+  }
+}
+
+/** A camera's sub-stream (config `subStream`): its own state, size, counters and error. */
+function subStreamView (s) {
+  return {
+    state: s.state,
+    url: s.url,
+    codec: s.codec ?? null,
+    width: s.width ?? null,
+    height: s.height ?? null,
+    fps: s.fps,
+    framesReceived: s.framesReceived,
+    framesDecoded: s.framesDecoded,
+    framesDropped: s.framesDropped,
+    reconnects: s.reconnects,
+    off: s.off ?? null,
     lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message, atMs: s.lastError.atMs } : null
   }
 }

@@ -7,8 +7,11 @@ mod decode_worker;
 mod demand;
 mod frame_cache;
 mod session;
+mod sub_stream;
 
 pub(crate) use self::frame_cache::CachedPicture;
+pub(crate) use self::sub_stream::Started;
+use self::sub_stream::StreamLink;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -50,6 +53,9 @@ pub(crate) struct Camera {
     worker: std::sync::mpsc::SyncSender<Msg>,
     /// `true` once the camera is stopped; the lifecycle task and subscriptions watch it.
     stop: watch::Sender<bool>,
+    /// The sub-stream: a camera of its own (session, decode thread, cache, demand,
+    /// status), stopped with this one; see [`pick`](Self::pick).
+    sub: Option<Arc<Camera>>,
 }
 
 impl Camera {
@@ -58,32 +64,41 @@ impl Camera {
     ///
     /// The decoder choice is resolved here (loading libavcodec the first time): asking for
     /// one that cannot be loaded fails before anything starts, naming `decoder`.
+    ///
+    /// With a `sub_stream` in the config, the sub-stream starts too, as a camera of its own
+    /// with the same settings: always retrying (a failed sub-stream never fails the
+    /// camera), its state changes not sent as the camera's events.
     pub fn start(
         config: CameraConfig,
         source: Source,
         group: Arc<SessionGroup>,
         events: broadcast::Sender<CameraEvent>,
         rt: &tokio::runtime::Handle,
-    ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
+    ) -> Result<Started> {
         let decoder = DecoderBackend::resolve(config.decoder)?;
-        let origin = Origin {
-            url: source.url().as_str().to_owned(),
-            endpoint: session::endpoint(source.url()),
-            decoder,
-            opener: Box::new(RtspOpener {
-                source,
-                config: config.clone(),
-                group,
-                decoder,
-            }),
+        let (link, sub_first) = match config.sub_source(&source)? {
+            Some(sub_source) => {
+                let (release, gate) = watch::channel(false);
+                let (sub, first) = Self::start_sub(&config, sub_source, &group, decoder, gate, rt)?;
+                (StreamLink::main(sub, release), Some(first))
+            }
+            None => (StreamLink::default(), None),
         };
-        Self::start_with(config, origin, events, rt)
+        let origin = Origin::rtsp(source, &config, group, decoder);
+        let (camera, first) = Self::start_with(config, origin, link, events, rt)?;
+        Ok(Started {
+            camera,
+            first,
+            sub_first,
+        })
     }
 
-    /// [`start`](Self::start) on any stream source.
+    /// [`start`](Self::start) on any stream source; `link` ties a main stream and its
+    /// sub-stream together.
     fn start_with(
         config: CameraConfig,
         origin: Origin,
+        link: StreamLink,
         events: broadcast::Sender<CameraEvent>,
         rt: &tokio::runtime::Handle,
     ) -> Result<(Arc<Camera>, oneshot::Receiver<Result<()>>)> {
@@ -99,13 +114,21 @@ impl Camera {
             status.jpeg_encodes.clone(),
         ));
         let demand = Arc::new(Demand::new(config.decode, config.decode_grace));
-        let worker = decode_worker::spawn(
+        let worker = match decode_worker::spawn(
             rt.clone(),
             &config.id,
             cache.clone(),
             status.clone(),
             demand.clone(),
-        )?;
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(sub) = &link.sub {
+                    sub.stop();
+                }
+                return Err(e);
+            }
+        };
         let (stop, stop_rx) = watch::channel(false);
         let camera = Arc::new(Camera {
             id: config.id.clone(),
@@ -116,6 +139,7 @@ impl Camera {
             video: Default::default(),
             worker: worker.sender(),
             stop,
+            sub: link.sub,
         });
         let (first_tx, first_rx) = oneshot::channel();
         let task = Lifecycle {
@@ -128,14 +152,20 @@ impl Camera {
             first: Some(first_tx),
             backoff: Backoff::new(config.backoff_initial, config.backoff_max),
             last_immediate: None,
+            release: link.release,
+            gate: link.gate,
         };
         rt.spawn(task.run(stop_rx));
         Ok((camera, first_rx))
     }
 
-    /// Stops the camera: ends its task (which tears the RTSP session down) and thread.
+    /// Stops the camera: ends its task (which tears the RTSP session down) and thread,
+    /// and its sub-stream's.
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        if let Some(sub) = &self.sub {
+            sub.stop();
+        }
     }
 
     /// The camera's id.
@@ -175,6 +205,7 @@ impl Camera {
             );
             s.picture_stale = s.video_lost_since_ms.is_some();
         }
+        s.sub_stream = self.sub_status();
         s
     }
 
@@ -201,9 +232,9 @@ impl Camera {
         self.status.set_decode(p);
     }
 
-    /// The latest picture as JPEG, decoding what the policy left undecoded; within the
-    /// config's snapshot bound.
-    pub async fn snapshot(&self, opts: SnapshotOptions) -> Result<Frame> {
+    /// The latest picture of this stream as JPEG, decoding what the policy left
+    /// undecoded; within the config's snapshot bound.
+    async fn snapshot_here(&self, opts: SnapshotOptions) -> Result<Frame> {
         let bound = self.config.snapshot_bound();
         let snapshot = async {
             let pic = self.picture_now().await?;
@@ -326,6 +357,28 @@ struct Origin {
     opener: Box<dyn Opener>,
 }
 
+impl Origin {
+    /// An RTSP camera at `source`.
+    fn rtsp(
+        source: Source,
+        config: &CameraConfig,
+        group: Arc<SessionGroup>,
+        decoder: DecoderBackend,
+    ) -> Self {
+        Origin {
+            url: source.url().as_str().to_owned(),
+            endpoint: session::endpoint(source.url()),
+            decoder,
+            opener: Box::new(RtspOpener {
+                source,
+                config: config.clone(),
+                group,
+                decoder,
+            }),
+        }
+    }
+}
+
 /// The task that keeps one camera streaming.
 struct Lifecycle {
     camera: Arc<Camera>,
@@ -338,12 +391,25 @@ struct Lifecycle {
     backoff: Backoff,
     /// When a broken stream was last reopened without waiting.
     last_immediate: Option<Instant>,
+    /// A main stream's: lets its sub-stream open, once this stream first plays.
+    release: Option<watch::Sender<bool>>,
+    /// A sub-stream's: opens only once its main stream first played, so that a camera
+    /// that serves one session gives it to the main stream.
+    gate: Option<watch::Receiver<bool>>,
 }
 
 impl Lifecycle {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let id = self.camera.id.clone();
         self.emit(CameraState::Connecting);
+        if let Some(mut gate) = self.gate.take() {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => {}
+                // A dropped sender: the main camera is gone, and stops this one too.
+                _ = gate.wait_for(|open| *open) => {}
+            }
+        }
         loop {
             let outcome = tokio::select! {
                 biased;
@@ -554,6 +620,9 @@ impl Lifecycle {
                 got_first = true;
                 self.backoff.reset();
                 self.set_state(CameraState::Streaming);
+                if let Some(release) = self.release.take() {
+                    release.send_replace(true);
+                }
                 if let Some(first) = self.first.take() {
                     // The first picture is decoded before connect returns, so a snapshot
                     // right after connect has something to show.

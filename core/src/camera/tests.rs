@@ -168,8 +168,14 @@ fn start(
         opener: Box::new(ScriptedOpener(script.clone())),
     };
     let (events, _) = broadcast::channel(16);
-    Camera::start_with(config, origin, events, &tokio::runtime::Handle::current())
-        .expect("camera starts")
+    Camera::start_with(
+        config,
+        origin,
+        Default::default(),
+        events,
+        &tokio::runtime::Handle::current(),
+    )
+    .expect("camera starts")
 }
 
 /// Waits (up to 5 s) until `f` holds.

@@ -10,7 +10,7 @@ use super::stream::TextStream;
 use super::types::{CameraAnswer, Caption, CaptionLength, Detections, Points, QueryAnswer};
 use super::watch::{self, WatchEvents, WatchHandle, WatchOptions};
 use crate::error::Result;
-use crate::frame::{Frame, SnapshotOptions};
+use crate::frame::{Frame, SnapshotOptions, StreamChoice};
 use crate::manager::CameraManager;
 use crate::pictures::LatestPicture;
 
@@ -56,7 +56,7 @@ impl MoondreamCameras {
 
     /// The picture the next call would send: the camera's latest, scaled to fit.
     pub async fn frame(&self, camera_id: &str) -> Result<Frame> {
-        let pic = self.manager.latest_picture(camera_id).await?;
+        let pic = self.latest(camera_id).await?;
         fitted_jpeg(&pic, self.side()).await
     }
 
@@ -147,7 +147,10 @@ impl MoondreamCameras {
     ) -> Result<(WatchHandle, WatchEvents)> {
         opts.validate()?;
         check_text("question", question)?;
-        let pictures = self.manager.pictures(camera_id)?;
+        let pictures = self
+            .manager
+            .pictures(camera_id)?
+            .on_stream(StreamChoice::Sub);
         Ok(watch::start(
             pictures,
             self.client.clone(),
@@ -155,6 +158,17 @@ impl MoondreamCameras {
             opts,
             self.manager.runtime(),
         ))
+    }
+
+    /// The camera's latest picture from its sub-stream while that streams (Moondream
+    /// takes at most `max_image_side` pixels: decoding the main stream for it would waste
+    /// the CPU), else its main stream's.
+    async fn latest(&self, camera_id: &str) -> Result<LatestPicture> {
+        self.manager
+            .pictures(camera_id)?
+            .on_stream(StreamChoice::Sub)
+            .latest()
+            .await
     }
 
     fn side(&self) -> u32 {
@@ -166,7 +180,7 @@ impl MoondreamCameras {
         F: FnOnce(MoondreamClient, Bytes) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let pic = self.manager.latest_picture(camera_id).await?;
+        let pic = self.latest(camera_id).await?;
         let frame = fitted_jpeg(&pic, self.side()).await?;
         let result = call(self.client.clone(), frame.jpeg.clone())
             .await
@@ -189,6 +203,7 @@ pub(crate) async fn fitted_jpeg(pic: &LatestPicture, side: u32) -> Result<Frame>
     let opts = SnapshotOptions {
         max_width: Some(fit_width(w, h, side)),
         quality: None,
+        stream: StreamChoice::Main,
     };
     pic.jpeg(opts).await
 }

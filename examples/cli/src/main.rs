@@ -218,6 +218,7 @@ async fn snapshot(f: &Flags) -> camkit::Result<()> {
     let opts = SnapshotOptions {
         max_width: f.max_width,
         quality: f.quality,
+        ..SnapshotOptions::default()
     };
     opts.validate()?;
     let cams = CameraManager::new();

@@ -68,7 +68,7 @@ describe('viewer page', () => {
     await page.waitForFunction(() => /fps/.test(document.querySelector('.tile[data-camera="demo"] .info').textContent))
     assert.equal(await tile.locator('.badge').textContent(), 'streaming')
     assert.match(await tile.locator('.info').textContent(), /640×360 · \d+(\.\d)? fps/)
-    assert.equal(await tile.locator('a.snapshot').getAttribute('href'), '/api/cameras/demo/frame')
+    assert.equal(await tile.locator('a.snapshot').getAttribute('href'), '/api/cameras/demo/frame?stream=main')
 
     const img = tile.locator('img.live')
     const first = decodePng(await img.screenshot())

@@ -37,7 +37,8 @@ const VALUES = {
   snapshotTimeoutMs: [1234, 0],
   teardown: ['never', 'sometimes'],
   unassignedChannelData: ['ignore', 'sometimes'],
-  unknownRtcpSsrc: ['processPackets', 'sometimes']
+  unknownRtcpSsrc: ['processPackets', 'sometimes'],
+  subStream: ['/sub', 'stream2']
 }
 
 const BASE = { cameraId: 'fields', ip: '127.0.0.1' }
