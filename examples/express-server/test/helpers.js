@@ -28,7 +28,8 @@ function startServer (env = {}) {
       if (!m) return setTimeout(check, 50)
       const base = `http://127.0.0.1:${m[1]}`
       fetch(`${base}/health`).then((r) => r.json()).then((h) => {
-        if (h.activeCameras < (Number(env.EXPECT_CAMERAS) || 1)) return setTimeout(check, 100)
+        const expected = env.EXPECT_CAMERAS === undefined ? 1 : Number(env.EXPECT_CAMERAS)
+        if (h.activeCameras < expected) return setTimeout(check, 100)
         clearTimeout(timer)
         child.removeAllListeners('exit')
         resolve({
