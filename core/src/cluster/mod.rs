@@ -1,11 +1,9 @@
 //! Cluster mode: camkit nodes that share cameras through NATS (feature `cluster`).
 //!
-//! **Work in progress, not usable yet.** Only the unit tests of this module run
-//! (`cargo test -p camkit --features cluster --lib cluster`); against Debian's
-//! nats-server 2.9.10 the first bucket cannot be opened: async-nats cannot read that
-//! server's reply ("data did not match any variant of untagged enum Response", the same
-//! error as nats.rs issue #778, specific to 2.9.10). The Node and Express sides and the
-//! multi-node tests are not in the tree yet.
+//! **Work in progress.** Only this module's unit tests are in the tree
+//! (`cargo test -p camkit --features cluster --lib cluster`); the Node and Express sides,
+//! the C API and the multi-node tests are not, and subscriptions on a non-owner node are
+//! not built.
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:

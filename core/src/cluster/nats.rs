@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{Config, Store};
-use async_nats::jetstream::stream::StorageType;
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 
 use super::ClusterOptions;
@@ -115,6 +115,12 @@ pub(crate) async fn connect(o: &ClusterOptions) -> Result<async_nats::Client> {
 }
 
 /// Opens (or creates) one bucket.
+///
+/// The bucket's stream is created here, with the settings async-nats' `create_key_value`
+/// would give it, rather than through that call: it first asks for the account's JetStream
+/// info, and async-nats 0.50 cannot read the answer of nats-server 2.9 (Debian 12's),
+/// which lacks the `reserved_memory` / `reserved_storage` fields of newer servers. The
+/// stream is all a bucket is; `get_key_value` then opens it as one.
 pub(crate) async fn bucket(
     js: &async_nats::jetstream::Context,
     name: &str,
@@ -125,26 +131,35 @@ pub(crate) async fn bucket(
     if let Ok(s) = js.get_key_value(name).await {
         return Ok(s);
     }
-    let cfg = Config {
-        bucket: name.to_owned(),
-        description: description.to_owned(),
-        history: 1,
+    let kv = Config::default();
+    let stream = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: kv.max_bytes,
         max_age,
+        max_message_size: kv.max_value_size,
         storage,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: DiscardPolicy::New,
         ..Default::default()
     };
-    match js.create_key_value(cfg).await {
-        Ok(s) => Ok(s),
-        // Another node made it at the same moment.
-        Err(first) => js.get_key_value(name).await.map_err(|_| {
-            Error::new(
-                ErrorKind::Unreachable,
-                format!(
-                    "cannot open the NATS key-value bucket {name:?} ({first}); nats-server \
-                     must run with JetStream enabled (nats-server -js)"
-                ),
-            )
-            .with_field("natsUrl")
-        }),
-    }
+    // An error may be another node creating it at the same moment: opening it decides.
+    let created = js.create_stream(stream).await.err();
+    js.get_key_value(name).await.map_err(|open| {
+        let why = created.map_or_else(|| open.to_string(), |e| e.to_string());
+        Error::new(
+            ErrorKind::Unreachable,
+            format!(
+                "cannot open the NATS key-value bucket {name:?} ({why}); nats-server \
+                 must run with JetStream enabled (nats-server -js)"
+            ),
+        )
+        .with_field("natsUrl")
+    })
 }

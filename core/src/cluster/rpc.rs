@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{Frame, SnapshotOptions};
+use crate::frame::{Frame, SnapshotOptions, StreamChoice};
 use crate::status::CameraStatus;
 
 const ERROR: &str = "Camkit-Error";
@@ -30,6 +30,9 @@ struct SnapshotRequest {
     id: String,
     max_width: Option<u32>,
     quality: Option<u8>,
+    /// Which of the camera's streams (main or sub-stream) the owner serves it from.
+    #[serde(default)]
+    stream: StreamChoice,
 }
 
 fn kind_of(code: &str) -> ErrorKind {
@@ -107,6 +110,7 @@ impl Shared {
                     let opts = SnapshotOptions {
                         max_width: r.max_width,
                         quality: r.quality,
+                        stream: r.stream,
                     };
                     self.local_snapshot(&r.id, opts).await.map(|f| {
                         let mut h = HeaderMap::new();
@@ -201,6 +205,7 @@ impl Shared {
             id: id.to_owned(),
             max_width: opts.max_width,
             quality: opts.quality,
+            stream: opts.stream,
         };
         let body = Bytes::from(serde_json::to_vec(&req).map_err(internal)?);
         let m = self
