@@ -256,7 +256,8 @@ describe('viewer page: an H.265 camera beside an H.264 one, and a reconnect mid-
     const segmentsAtReconnect = seen.segments
     await sleep(3000)
     const after = await page.evaluate(videoState, 'cam')
-    await sleep(1000)
+    // Two seconds (30 frames at 15 fps): a loaded machine may hold Chromium's decoder back.
+    await sleep(2000)
     const later = await page.evaluate(videoState, 'cam')
     ws.close()
     assert.equal(seen.video, 2, 'a "video" message for each session')
@@ -265,7 +266,7 @@ describe('viewer page: an H.265 camera beside an H.264 one, and a reconnect mid-
     assert.equal(await page.locator('.tile[data-camera="cam"] .mode').getAttribute('data-mode'), 'mse')
     assert.equal(later.paused, false)
     assert.ok(after.currentTime > before.currentTime + 1, `currentTime ${before.currentTime} → ${after.currentTime}`)
-    assert.ok(later.currentTime - after.currentTime > 0.6, `playing after the reconnect: ${after.currentTime} → ${later.currentTime}`)
+    assert.ok(later.currentTime - after.currentTime > 1.2, `playing after the reconnect: ${after.currentTime} → ${later.currentTime}`)
     assert.ok(later.frames - after.frames >= 10, `decoded frames ${after.frames} → ${later.frames} after the reconnect`)
     assert.ok(later.bufferedEnd - later.currentTime < 1.5, `${later.bufferedEnd - later.currentTime} s behind the newest frame`)
     assert.deepEqual(errors, [])
