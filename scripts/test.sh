@@ -96,6 +96,7 @@ check_system_packages() {
     # the release's libavcodecNN, whatever its number.
     need ffmpeg -- has_libavcodec
     need valgrind -- has_cmd valgrind
+    need nats-server -- has_cmd nats-server
     # Deduplicate, keeping order.
     if [ ${#MISSING[@]} -gt 0 ]; then
         mapfile -t MISSING < <(printf '%s\n' "${MISSING[@]}" | awk '!seen[$0]++')

@@ -7,8 +7,8 @@
  * CONVENTIONS (the safety contract of every function)
  *
  * Handles. camkit_manager, camkit_status, camkit_frame, camkit_subscription,
- * camkit_video_subscription, camkit_video_chunk, camkit_moondream and camkit_demo_camera
- * are opaque. Each is created by a camkit
+ * camkit_video_subscription, camkit_video_chunk, camkit_moondream, camkit_cluster and
+ * camkit_demo_camera are opaque. Each is created by a camkit
  * function (out-parameter)
  * and freed once by its own *_free function; *_free(NULL) is a no-op. A handle must not
  * be used after it is freed. Pointer arguments must be NULL or point to what their type
@@ -30,7 +30,8 @@
  * for the call. Strings returned are either static (camkit_version, camkit_result_name,
  * camkit_result_message, camkit_camera_state_name: never freed), owned by a handle (valid
  * until that handle is freed), or allocated for the caller (camkit_status_json,
- * camkit_moondream_query, camkit_moondream_caption: free with camkit_string_free). Arrays
+ * camkit_moondream_query, camkit_moondream_caption, camkit_cluster_list_json,
+ * camkit_cluster_view_json: free with camkit_string_free). Arrays
  * allocated for the caller (camkit_moondream_detect, camkit_moondream_point) come with
  * their count and are freed with their own *_free(array, count). Every caller buffer
  * comes with its length in bytes.
@@ -38,8 +39,8 @@
  * Options structs: zero every field (or call the *_init function) for the defaults; a
  * zero number means "the default". Options pointers documented as nullable may be NULL.
  *
- * Threads. camkit_manager and camkit_demo_camera may be used from any number of threads at
- * once; frames and statuses are immutable and may be read from any thread. Calls that talk
+ * Threads. camkit_manager, camkit_cluster and camkit_demo_camera may be used from any number
+ * of threads at once; frames and statuses are immutable and may be read from any thread. Calls that talk
  * to a camera (camkit_connect, camkit_snapshot, camkit_disconnect, camkit_manager_free)
  * block the calling thread for a bounded time (the config's timeouts, or the snapshot's
  * timeout_ms) while camkit's own threads do the work. A subscription's callback runs on
@@ -151,7 +152,8 @@ enum camkit_result
   CAMKIT_SERVICE_ERROR = 18,
   /**
    * This libcamkit was built without the part the call needs (the Moondream functions
-   * in a build without the cargo feature `moondream`); the message names the feature.
+   * in a build without the cargo feature `moondream`, the cluster functions without
+   * `cluster`); the message names the feature.
    */
   CAMKIT_UNSUPPORTED = 19,
 };
@@ -338,6 +340,18 @@ typedef enum camkit_video_format camkit_video_format;
 typedef uint32_t camkit_video_format;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * This node's membership of a cluster, over the manager it was joined with: the cameras
+ * this node owns run on that manager. Thread-safe: any function may be called on it from
+ * any thread at the same time. Created by `camkit_cluster_join`, freed by
+ * `camkit_cluster_free`.
+ *
+ * The handle keeps what it needs of its manager, so it may be freed before or after the
+ * manager; once the manager is closed, calls through the handle fail with
+ * `CAMKIT_CLOSED`.
+ */
+typedef struct camkit_cluster camkit_cluster;
 
 /**
  * A running demo camera: a synthetic H.264 RTSP camera on 127.0.0.1 (colour band, clock,
@@ -672,6 +686,65 @@ typedef struct camkit_point {
   double y;
 } camkit_point;
 
+/**
+ * How a node joins a cluster: `camkit_cluster_join`'s `options`. Zero it for the defaults
+ * (every zero or NULL is one); `nats_url`, `node_id` and `cluster_key` are required.
+ * Strings are only read during the call (NULL and `""` mean "not given"). Secrets
+ * (`cluster_key`, `password`, `token`) never appear in a message, status, subject or NATS
+ * value.
+ */
+typedef struct camkit_cluster_options {
+  /**
+   * The NATS server(s) with JetStream: `"nats://127.0.0.1:4222"`, `tls://` for TLS,
+   * several separated by commas. Required.
+   */
+  const char *nats_url;
+  /**
+   * This node's id, unique in the cluster: 1-64 of `A-Z a-z 0-9 _ -`. Required.
+   */
+  const char *node_id;
+  /**
+   * The secret that seals the cameras' credentials in NATS, the same on every node, at
+   * least 16 characters (`openssl rand -base64 32`). Required.
+   */
+  const char *cluster_key;
+  /**
+   * NATS user, with `password`; NULL = none.
+   */
+  const char *user;
+  /**
+   * NATS password; NULL = none.
+   */
+  const char *password;
+  /**
+   * NATS token; NULL = none.
+   */
+  const char *token;
+  /**
+   * Path of a file holding a NATS user nkey seed; NULL = none.
+   */
+  const char *nkey_file;
+  /**
+   * Prefix of the NATS subjects and bucket names: clusters sharing a NATS server use
+   * different ones; NULL = `"camkit"`.
+   */
+  const char *prefix;
+  /**
+   * The camera lease's TTL in ms: a dead node's cameras move after about this long,
+   * 2001-3600000 (more than the 2 s fence margin); 0 = 6000.
+   */
+  uint32_t lease_ttl_ms;
+  /**
+   * Bound of connecting to NATS when joining, in ms; 0 = 3000.
+   */
+  uint32_t connect_timeout_ms;
+  /**
+   * Bound of a request forwarded to a camera's owner (status, snapshot), in ms;
+   * 0 = 3000.
+   */
+  uint32_t request_timeout_ms;
+} camkit_cluster_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -942,7 +1015,8 @@ camkit_result camkit_status_json(const struct camkit_manager *mgr,
 
 /**
  * Frees a string returned by camkit (`camkit_status_json`, `camkit_moondream_query`,
- * `camkit_moondream_caption`). NULL is a no-op.
+ * `camkit_moondream_caption`, `camkit_cluster_list_json`, `camkit_cluster_view_json`).
+ * NULL is a no-op.
  */
 void camkit_string_free(char *s);
 
@@ -1292,6 +1366,105 @@ camkit_result camkit_moondream_point(const struct camkit_moondream *md,
  * no-op.
  */
 void camkit_points_free(struct camkit_point *array, size_t count);
+
+/**
+ * Joins a cluster as a node running its cameras on `mgr`, blocking until joined (bounded
+ * by `connect_timeout_ms`), and stores the handle in `*out` (free it with
+ * `camkit_cluster_free`). The options' strings are copied.
+ *
+ * Failures name the field (`camkit_last_error_field`): `CAMKIT_INVALID_INPUT` for a bad
+ * `node_id`, `prefix`, `lease_ttl_ms`, `cluster_key` (too short) or `nats_url`;
+ * `CAMKIT_UNREACHABLE` naming `nats_url` (NATS down, or without JetStream);
+ * `CAMKIT_UNAUTHORIZED` naming `nats_credentials` (NATS refused `user`/`password`,
+ * `token` or `nkey_file`) or `cluster_key` (not the key the cluster's cameras were sealed
+ * with); `CAMKIT_CLOSED` (the manager is closed); `CAMKIT_UNSUPPORTED` (libcamkit was
+ * built without the cargo feature `cluster`).
+ */
+camkit_result camkit_cluster_join(const struct camkit_manager *mgr,
+                                  const struct camkit_cluster_options *options,
+                                  struct camkit_cluster **out);
+
+/**
+ * Leaves the cluster (as `camkit_cluster_leave`, when not done yet) and frees the handle.
+ * NULL is a no-op. No call may be running through it (join the threads that use it
+ * first). The manager stays usable.
+ */
+void camkit_cluster_free(struct camkit_cluster *cluster);
+
+/**
+ * Adds (or replaces) a camera in the cluster's desired set and waits until its owner (the
+ * node the cluster chose, maybe another process) streams it, blocking the calling thread
+ * within the config's `connect_timeout_ms`. Its credentials are stored sealed with the
+ * cluster key. On success, when `out` is not NULL, stores the camera's status on its owner
+ * in `*out` (free it with `camkit_status_free`). On failure the camera is removed again
+ * and the owner's error returned, unless `config->persistent`: then it stays and the call
+ * succeeds with the status (the owner retrying).
+ *
+ * Failures as `camkit_connect`'s, and `CAMKIT_UNREACHABLE` when NATS cannot store it.
+ */
+camkit_result camkit_cluster_connect(const struct camkit_cluster *cluster,
+                                     const struct camkit_camera_config *config,
+                                     struct camkit_status **out);
+
+/**
+ * Removes camera `id` from the cluster's desired set; its owner stops it. Waits (up to
+ * 3 s) until the owner has let it go, so the id can be connected again at once.
+ * `CAMKIT_NOT_FOUND` when the cluster has no camera with that id.
+ */
+camkit_result camkit_cluster_disconnect(const struct camkit_cluster *cluster, const char *id);
+
+/**
+ * Stores the status of camera `id` on its owner in `*out` (free it with
+ * `camkit_status_free`), asking the owner through NATS when it is another node.
+ * `CAMKIT_NOT_FOUND` for an unknown id, `CAMKIT_TIMEOUT` when the owner did not answer
+ * within `request_timeout_ms`.
+ */
+camkit_result camkit_cluster_status(const struct camkit_cluster *cluster,
+                                    const char *id,
+                                    struct camkit_status **out);
+
+/**
+ * Stores camera `id`'s latest picture as JPEG in `*out` (free it with
+ * `camkit_frame_free`), from its owner: this node's manager, or the owning node through
+ * NATS. `options` as `camkit_snapshot`'s (NULL = full size at the camera's quality);
+ * failures as its, and `CAMKIT_TIMEOUT` when the owner did not answer within
+ * `request_timeout_ms` (or `options->timeout_ms`).
+ */
+camkit_result camkit_cluster_snapshot(const struct camkit_cluster *cluster,
+                                      const char *id,
+                                      const struct camkit_snapshot_options *options,
+                                      struct camkit_frame **out);
+
+/**
+ * Every camera of the cluster as a JSON array sorted by id, each with the node holding it
+ * and, when that node answered, its status (camelCase as in the Rust and Node APIs):
+ * `[{"id":"door","owner":"node-a","status":{"id":"door","state":"streaming",...}},...]`
+ * (`owner` and `status` are `null` while a camera has no live owner).
+ *
+ * Stores a NUL-terminated string in `*out` (free it with `camkit_string_free`) and its
+ * length without the NUL in `*out_len` (`out_len` may be NULL). No password is in it.
+ */
+camkit_result camkit_cluster_list_json(const struct camkit_cluster *cluster,
+                                       char **out,
+                                       size_t *out_len);
+
+/**
+ * The cluster as this node sees it, as a JSON object: `{"node":"node-a",
+ * "natsConnected":true,"nodes":[{"id","thisNode","lastSeenMs","startedAtMs","cameras",
+ * "streaming","version"},...],"desired":3,"unowned":[]}` (the live nodes sorted by id;
+ * `unowned`: cameras without a live owner right now). Output as
+ * `camkit_cluster_list_json`.
+ */
+camkit_result camkit_cluster_view_json(const struct camkit_cluster *cluster,
+                                       char **out,
+                                       size_t *out_len);
+
+/**
+ * Leaves the cluster: stops the cameras this node owns, gives their leases up and tells
+ * the other nodes, which take them over. Later calls through the handle fail with
+ * `CAMKIT_CLOSED` (it must still be freed); the manager stays usable. Idempotent.
+ */
+camkit_result camkit_cluster_leave(const struct camkit_cluster *cluster);
 
 #ifdef __cplusplus
 }  // extern "C"

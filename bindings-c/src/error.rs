@@ -58,7 +58,8 @@ pub enum camkit_result {
     /// The vision service (Moondream) answered with an error; the message has its words.
     CAMKIT_SERVICE_ERROR = 18,
     /// This libcamkit was built without the part the call needs (the Moondream functions
-    /// in a build without the cargo feature `moondream`); the message names the feature.
+    /// in a build without the cargo feature `moondream`, the cluster functions without
+    /// `cluster`); the message names the feature.
     CAMKIT_UNSUPPORTED = 19,
 }
 

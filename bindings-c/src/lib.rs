@@ -43,6 +43,8 @@ mod demo_camera;
 
 mod moondream;
 
+mod cluster;
+
 use std::os::raw::c_char;
 
 /// The library version, NUL-terminated.

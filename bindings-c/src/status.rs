@@ -398,7 +398,8 @@ pub unsafe extern "C" fn camkit_status_json(
 }
 
 /// Frees a string returned by camkit (`camkit_status_json`, `camkit_moondream_query`,
-/// `camkit_moondream_caption`). NULL is a no-op.
+/// `camkit_moondream_caption`, `camkit_cluster_list_json`, `camkit_cluster_view_json`).
+/// NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn camkit_string_free(s: *mut c_char) {
     ffi_boundary!(value, {

@@ -14,9 +14,10 @@
 # leaks); the video subscription (tests/video.c: fMP4 written to a file that ffprobe and
 # ffmpeg read); then the fault matrix under valgrind: the demo camera with one fault active
 # (tests/examples/fault_camera.rs) against snapshot and, mid-stream, stream, each exiting
-# with the expected camkit_result (~55 s of the run). Ends with `c-tests: N passed, M failed`; exits 1 when anything failed.
+# with the expected camkit_result (~55 s of the run); cluster mode (tests/cluster.c): two
+# nodes on a real nats-server sharing a camera, a forwarded snapshot, a wrong cluster key. Ends with `c-tests: N passed, M failed`; exits 1 when anything failed.
 #
-# Needs: cc, c++, make, pkg-config, valgrind, cbindgen (installed with cargo when
+# Needs: cc, c++, make, pkg-config, valgrind, nats-server, cbindgen (installed with cargo when
 # missing), and GStreamer's RTSP server for Python (see tests/gst/rtsp_server.py).
 # Everything it makes goes to $CARGO_TARGET_DIR/c-tests (default target/c-tests); the
 # servers it starts read a pipe from this script and end with it, even if it is killed.
@@ -337,6 +338,42 @@ if cc -Wall -Wextra -Werror -std=c11 -g -O1 $video_cflags -o "$bin/video" bindin
   run_valgrind "valgrind video demo" 0 "$bin/video" "$demo" 2 "$work/out/vg-video.mp4"
 else
   fail "compile: bindings-c/tests/video.c" "$logs/video-compile.log"
+fi
+
+# --- cluster mode: two nodes sharing a camera through a real NATS server ---------------
+# bindings-c/tests/cluster.c joins two managers as nodes c-a and c-b of one cluster on a
+# nats-server with JetStream (its own port and store, ended by pid), connects the
+# GStreamer server's camera with digest auth (its credentials sealed in NATS) and takes a
+# forwarded and a local snapshot; a third node with another cluster key must be refused
+# with UNAUTHORIZED naming cluster_key. ~5 s.
+if cc -Wall -Wextra -Werror -std=c11 -g -O1 $video_cflags -o "$bin/cluster" bindings-c/tests/cluster.c $video_libs \
+  >"$logs/cluster-compile.log" 2>&1; then
+  pass "compile: bindings-c/tests/cluster.c (-Wall -Wextra -Werror -std=c11, shared)"
+  nats_bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  nats_port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  mkdir -p "$work/nats"
+  "$nats_bin" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$logs/nats.log" 2>&1 &
+  nats_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+    sleep 0.1
+  done
+  cluster_log="$logs/cluster.log"
+  if "$bin/cluster" "nats://127.0.0.1:$nats_port" "$gst/auth/h264-1080" "ctest$$" \
+    --user camkit --password 's3cr@t:pass/word' >"$cluster_log" 2>&1 \
+    && grep -Eq '^owner=c-[ab] forwarded=1920x1080 local=320x180$' "$cluster_log" \
+    && grep -q '^wrong key: error: UNAUTHORIZED (4): .*(field: cluster_key)$' "$cluster_log"; then
+    pass "cluster: $(grep -m1 '^owner=' "$cluster_log"); another key refused naming cluster_key"
+  else
+    fail "cluster: two nodes through nats-server" "$cluster_log"
+  fi
+  if grep -q 's3cr@t' "$cluster_log" "$logs/nats.log"; then
+    fail "cluster: the camera's password appears in the output"
+  fi
+  kill "$nats_pid" 2>/dev/null || true
+  wait "$nats_pid" 2>/dev/null || true
+else
+  fail "compile: bindings-c/tests/cluster.c" "$logs/cluster-compile.log"
 fi
 
 # --- fault matrix, under valgrind --------------------------------------------------------
