@@ -1,9 +1,9 @@
 //! Cluster mode: camkit nodes that share cameras through NATS (feature `cluster`).
 //!
 //! **Work in progress.** Only this module's unit tests are in the tree
-//! (`cargo test -p camkit --features cluster --lib cluster`); the Node and Express sides,
-//! the C API and the multi-node tests are not, and subscriptions on a non-owner node are
-//! not built.
+//! (`cargo test -p camkit --features cluster --lib cluster`) with the C API
+//! (`bindings-c/src/cluster.rs`, two nodes in `bindings-c/tests/cluster.c`); the Node and
+//! Express sides are not, and subscriptions on a non-owner node are not built.
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
