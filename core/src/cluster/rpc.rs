@@ -6,6 +6,8 @@
 //! - `<prefix>.node.<node>.snapshot`: payload `{"id", "maxWidth"?, "quality"?}`; reply the
 //!   JPEG bytes, headers `Camkit-Width`, `Camkit-Height`, `Camkit-Seq`, `Camkit-Captured-At`.
 //! - `<prefix>.node.<node>.list`: empty payload; reply a JSON array of `CameraStatus`.
+//! - `<prefix>.node.<node>.feed`: start feeding a subscription on another node (see
+//!   [`super::feed`]).
 //!
 //! An error reply has the header `Camkit-Error` (the stable code, `NOT_FOUND` …) and the
 //! message as payload. The owner answers only for cameras whose lease it surely holds.
@@ -42,14 +44,14 @@ fn kind_of(code: &str) -> ErrorKind {
         .unwrap_or(ErrorKind::Internal)
 }
 
-fn error_headers(e: &Error) -> HeaderMap {
+pub(crate) fn error_headers(e: &Error) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(ERROR, e.kind().code());
     h
 }
 
 /// The error an error reply carries, if it is one.
-fn reply_error(m: &Message) -> Option<Error> {
+pub(crate) fn reply_error(m: &Message) -> Option<Error> {
     let code = m.headers.as_ref()?.get(ERROR)?.as_str().to_owned();
     Some(Error::new(
         kind_of(&code),
@@ -84,7 +86,7 @@ impl Shared {
         Ok(())
     }
 
-    async fn answer(&self, msg: Message) {
+    async fn answer(self: &std::sync::Arc<Self>, msg: Message) {
         let Some(reply) = msg.reply.clone() else {
             return;
         };
@@ -105,6 +107,10 @@ impl Shared {
                     .map(|v| (HeaderMap::new(), Bytes::from(v)))
                     .map_err(internal)
             }
+            "feed" => self
+                .open_feed(&msg.payload)
+                .await
+                .map(|()| (HeaderMap::new(), Bytes::new())),
             "snapshot" => match serde_json::from_slice::<SnapshotRequest>(&msg.payload) {
                 Ok(r) => {
                     let opts = SnapshotOptions {

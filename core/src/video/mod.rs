@@ -25,6 +25,8 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 
 pub(crate) use hub::VideoHub;
+#[cfg(feature = "cluster")]
+pub(crate) use queue::Queue;
 
 /// The default bound of a subscriber's queue.
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 4 << 20;
