@@ -6,7 +6,7 @@
 //! `bindings-c/tests/cluster.c`) and the cluster benchmark
 //! (`tests/examples/cluster_bench.rs`). Built but not yet covered by a multi-node test:
 //! the Node `Cluster` class (`bindings-node/src/cluster.rs`) and subscriptions on a
-//! non-owner node ([`feed`]). Not built: the Express side.
+//! non-owner node (`feed.rs`). Not built: the Express side.
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
