@@ -115,7 +115,10 @@ impl Mirror {
                 return;
             }
         };
-        let mut w = match store.watch_all().await {
+        // With history: every key's latest value first (`DeliverPolicy::LastPerSubject`),
+        // then the changes. (`watch_all` delivers only new writes, so a node joining a
+        // cluster that has cameras would never see them.)
+        let mut w = match store.watch_with_history(">").await {
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!(bucket = %store.name, error = %e, "watch failed");
