@@ -108,8 +108,12 @@ impl Mirror {
 
     /// One watch, until it breaks.
     async fn watch_once(&self, store: &Store) {
-        let empty = match store.status().await {
-            Ok(s) => s.values() == 0,
+        // The stream's last sequence when the watch starts: the replay is whole once an
+        // entry at or past it has arrived (or the server says nothing is pending). The
+        // pending count alone is not enough: while other nodes keep writing (heartbeats,
+        // lease renewals) a 2.9 server may never report 0 at the end of the replay.
+        let (empty, last_seq) = match store.status().await {
+            Ok(s) => (s.values() == 0, s.info.state.last_sequence),
             Err(e) => {
                 tracing::debug!(bucket = %store.name, error = %e, "bucket status failed");
                 return;
@@ -152,7 +156,7 @@ impl Mirror {
                     } else {
                         map.remove(&entry.key);
                     }
-                    if entry.delta == 0 {
+                    if entry.delta == 0 || entry.revision >= last_seq {
                         let map = fresh.take().unwrap_or_default();
                         self.swap(map);
                     }
