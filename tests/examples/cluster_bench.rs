@@ -227,7 +227,10 @@ async fn main() {
     let t_move = Instant::now();
     while mgr_b.list().is_empty()
         || mgr_a.list().len() + mgr_b.list().len() < CAMERAS
-        || mgr_b.list().iter().any(|s| s.state != camkit::CameraState::Streaming)
+        || mgr_b
+            .list()
+            .iter()
+            .any(|s| s.state != camkit::CameraState::Streaming)
     {
         assert!(
             t_move.elapsed() < Duration::from_secs(60),
