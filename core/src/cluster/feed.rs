@@ -53,7 +53,7 @@
 //! a live feed must not be stored, and interest has to end when the watcher goes away.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_nats::{HeaderMap, Message, RequestErrorKind, Subscriber};
 use bytes::{Bytes, BytesMut};
@@ -64,7 +64,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::rpc::{error_headers, internal, reply_error};
+use super::rpc::{self, error_headers, internal, reply_error};
 use super::{wait_closed, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{Frame, StreamChoice, SubscribeOptions};
@@ -295,14 +295,7 @@ impl Shared {
             let (headers, payload) = match &mut local {
                 LocalFeed::Frames(sub) => match sub.next().await {
                     Some(Ok(f)) => {
-                        let mut h = HeaderMap::new();
-                        h.insert("Camkit-Width", f.width.to_string().as_str());
-                        h.insert("Camkit-Height", f.height.to_string().as_str());
-                        h.insert("Camkit-Seq", f.seq.to_string().as_str());
-                        h.insert(
-                            "Camkit-Captured-At",
-                            f.captured_at_ms().to_string().as_str(),
-                        );
+                        let mut h = rpc::frame_headers(&f);
                         let state = serde_json::to_string(&sub.state()).unwrap_or_default();
                         h.insert("Camkit-State", state.as_str());
                         (h, f.jpeg)
@@ -606,14 +599,7 @@ async fn receive(
                         {
                             *state.lock() = s;
                         }
-                        Ok(Frame {
-                            width: num(&m, "Camkit-Width") as u32,
-                            height: num(&m, "Camkit-Height") as u32,
-                            seq: num(&m, "Camkit-Seq") as u64,
-                            captured_at: SystemTime::UNIX_EPOCH
-                                + Duration::from_millis(num(&m, "Camkit-Captured-At") as u64),
-                            jpeg: m.payload,
-                        })
+                        Ok(rpc::frame_from(m))
                     }
                 };
                 generation += 1;

@@ -118,17 +118,9 @@ impl Shared {
                         quality: r.quality,
                         stream: r.stream,
                     };
-                    self.local_snapshot(&r.id, opts).await.map(|f| {
-                        let mut h = HeaderMap::new();
-                        h.insert("Camkit-Width", f.width.to_string().as_str());
-                        h.insert("Camkit-Height", f.height.to_string().as_str());
-                        h.insert("Camkit-Seq", f.seq.to_string().as_str());
-                        h.insert(
-                            "Camkit-Captured-At",
-                            f.captured_at_ms().to_string().as_str(),
-                        );
-                        (h, f.jpeg)
-                    })
+                    self.local_snapshot(&r.id, opts)
+                        .await
+                        .map(|f| (frame_headers(&f), f.jpeg))
                 }
                 Err(e) => Err(Error::invalid("request", e)),
             },
@@ -218,20 +210,38 @@ impl Shared {
             .request(node, "snapshot", body)
             .await
             .map_err(|e| e.for_camera(id))?;
-        let num = |name: &str| -> u64 {
-            m.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .and_then(|v| v.as_str().parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(Frame {
-            width: num("Camkit-Width") as u32,
-            height: num("Camkit-Height") as u32,
-            seq: num("Camkit-Seq"),
-            captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(num("Camkit-Captured-At")),
-            jpeg: m.payload,
-        })
+        Ok(frame_from(m))
+    }
+}
+
+/// The headers a frame travels with, in snapshot replies and frame feeds.
+pub(super) fn frame_headers(f: &Frame) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("Camkit-Width", f.width.to_string().as_str());
+    h.insert("Camkit-Height", f.height.to_string().as_str());
+    h.insert("Camkit-Seq", f.seq.to_string().as_str());
+    h.insert(
+        "Camkit-Captured-At",
+        f.captured_at_ms().to_string().as_str(),
+    );
+    h
+}
+
+/// The frame a message with [`frame_headers`] carries (a missing header reads as 0).
+pub(super) fn frame_from(m: Message) -> Frame {
+    let num = |name: &str| -> u64 {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.as_str().parse().ok())
+            .unwrap_or(0)
+    };
+    Frame {
+        width: num("Camkit-Width") as u32,
+        height: num("Camkit-Height") as u32,
+        seq: num("Camkit-Seq"),
+        captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(num("Camkit-Captured-At")),
+        jpeg: m.payload,
     }
 }
 
