@@ -242,6 +242,11 @@ pub(crate) struct Shared {
     started_at_ms: u64,
     manager: CameraManager,
     client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    /// The three buckets' settings (nodes, cameras, leases), to make them again.
+    buckets: [nats::BucketSpec; 3],
+    /// Woken when the NATS connection comes back.
+    reconnected: Arc<tokio::sync::Notify>,
     nodes_kv: Store,
     cameras_kv: Store,
     leases_kv: Store,
@@ -297,33 +302,32 @@ impl Cluster {
     pub async fn join(manager: CameraManager, o: ClusterOptions) -> Result<Cluster> {
         o.validate()?;
         let sealer = Sealer::new(&o.cluster_key)?;
-        let client = nats::connect(&o).await?;
+        let (client, reconnected) = nats::connect(&o).await?;
         let js = async_nats::jetstream::new(client.clone());
         let p = &o.prefix;
-        let nodes_kv = nats::bucket(
-            &js,
-            &format!("{p}_nodes"),
-            o.node_ttl * 4,
-            StorageType::Memory,
-            "camkit node heartbeats",
-        )
-        .await?;
-        let cameras_kv = nats::bucket(
-            &js,
-            &format!("{p}_cameras"),
-            Duration::ZERO,
-            StorageType::File,
-            "camkit desired cameras (credentials sealed)",
-        )
-        .await?;
-        let leases_kv = nats::bucket(
-            &js,
-            &format!("{p}_leases"),
-            o.lease_ttl,
-            StorageType::Memory,
-            "camkit camera leases",
-        )
-        .await?;
+        let specs = [
+            nats::BucketSpec {
+                name: format!("{p}_nodes"),
+                max_age: o.node_ttl * 4,
+                storage: StorageType::Memory,
+                description: "camkit node heartbeats",
+            },
+            nats::BucketSpec {
+                name: format!("{p}_cameras"),
+                max_age: Duration::ZERO,
+                storage: StorageType::File,
+                description: "camkit desired cameras (credentials sealed)",
+            },
+            nats::BucketSpec {
+                name: format!("{p}_leases"),
+                max_age: o.lease_ttl,
+                storage: StorageType::Memory,
+                description: "camkit camera leases",
+            },
+        ];
+        let nodes_kv = specs[0].open(&js).await?;
+        let cameras_kv = specs[1].open(&js).await?;
+        let leases_kv = specs[2].open(&js).await?;
         check_cluster_key(&cameras_kv, &sealer).await?;
 
         let (closed, _) = watch::channel(false);
@@ -332,10 +336,15 @@ impl Cluster {
             instance: instance_id(),
             started_at_ms: epoch_ms(SystemTime::now()),
             manager,
-            nodes: Mirror::start(nodes_kv.clone(), closed.subscribe()),
-            cameras: Mirror::start(cameras_kv.clone(), closed.subscribe()),
-            leases: Mirror::start(leases_kv.clone(), closed.subscribe()),
+            // Heartbeats and leases expire, so their mirrors keep what they saw through a
+            // resync (see `Mirror::start`); the desired set does not.
+            nodes: Mirror::start(nodes_kv.clone(), true, closed.subscribe()),
+            cameras: Mirror::start(cameras_kv.clone(), false, closed.subscribe()),
+            leases: Mirror::start(leases_kv.clone(), true, closed.subscribe()),
             client,
+            js,
+            buckets: specs,
+            reconnected,
             nodes_kv,
             cameras_kv,
             leases_kv,

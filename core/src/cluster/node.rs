@@ -156,8 +156,35 @@ impl Shared {
         }
     }
 
+    /// After the NATS connection came back: makes the buckets again (a restarted
+    /// nats-server lost the in-memory ones), replays them into the mirrors, and writes
+    /// this node's heartbeat and leases at once, before the fence would stop cameras whose
+    /// sessions never depended on NATS.
+    pub(crate) async fn after_reconnect(&self) {
+        for spec in &self.buckets {
+            if let Err(e) = spec.open(&self.js).await {
+                tracing::warn!(bucket = %spec.name, error = %e, "cannot make the bucket again");
+            }
+        }
+        self.nodes.resync();
+        self.cameras.resync();
+        self.leases.resync();
+        tokio::join!(self.heartbeat(), self.renew_all());
+        tracing::info!(node = %self.node, "NATS connection back; heartbeat and leases written again");
+    }
+
     pub(crate) fn spawn_loops(self: Arc<Self>) {
         let rt = self.manager.runtime().clone();
+        let me = self.clone();
+        rt.spawn(async move {
+            let mut closed = me.closed.subscribe();
+            loop {
+                tokio::select! {
+                    _ = super::wait_closed(&mut closed) => return,
+                    () = me.reconnected.notified() => me.after_reconnect().await,
+                }
+            }
+        });
         // Fence: first, and often, so a node waking from a pause stops stale cameras
         // before anything else of it runs for long.
         let me = self.clone();
