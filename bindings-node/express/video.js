@@ -21,7 +21,7 @@
 // camkit_video_segment_delay_seconds. On a backed-up socket the write only queues the bytes
 // in Node (and the subscription is paused): such a client's delay is not what it sees.
 
-const { optionalInt } = require('./validate')
+const { optionalInt, oneOf, STREAMS } = require('./validate')
 const { observeVideoDelay } = require('./metrics')
 
 /**
@@ -38,10 +38,18 @@ function liveTracker () {
   }
 }
 
-/** Options of a video subscription from a request's query or a WebSocket message. */
+/**
+ * Options of a video subscription from a request's query or a WebSocket message:
+ * maxQueueBytes, and stream ('sub' for a camera's sub-stream when it streams, else its main
+ * stream; 'main' and 'auto', the default, for the main stream).
+ */
 function videoOptions (src) {
+  const opts = {}
   const maxQueueBytes = optionalInt(src.maxQueueBytes, 'maxQueueBytes', 65536, 256 * 1024 * 1024)
-  return maxQueueBytes === undefined ? {} : { maxQueueBytes }
+  if (maxQueueBytes !== undefined) opts.maxQueueBytes = maxQueueBytes
+  const stream = oneOf(src.stream, 'stream', STREAMS)
+  if (stream) opts.stream = stream
+  return opts
 }
 
 /** GET /:cameraId/video.mp4: the live stream as one endless fragmented MP4. */

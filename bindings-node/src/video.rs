@@ -62,6 +62,11 @@ pub struct VideoOptions {
     /// Bytes the callback may fall behind before camkit skips to the next keyframe (at
     /// least 65536; default 4 MiB).
     pub max_queue_bytes: Option<u32>,
+    /// Which stream of a camera with a `subStream`: `'sub'` for the sub-stream when it
+    /// streams at subscription time (else the main stream, which the subscription then
+    /// keeps); `'main'` and `'auto'` (default) for the main stream.
+    #[napi(ts_type = "StreamChoice")]
+    pub stream: Option<String>,
 }
 
 /// What a video subscription yields.
@@ -88,6 +93,9 @@ impl VideoOptions {
         }
         if let Some(n) = self.max_queue_bytes {
             o.max_queue_bytes = n as usize;
+        }
+        if let Some(stream) = self.stream {
+            o.stream = stream.parse()?;
         }
         o.validate()?;
         Ok(o)
