@@ -42,6 +42,10 @@
 #  7b. camkit in-process (bench/sub_stream.js): Moondream-sized snapshots (768 px, one a
 #     second) of a 1080p camera with a 640x360 sub-stream against the same camera without
 #     one: CPU per snapshot, both in the same run (its own GStreamer server, live x264).
+#  7c. camkit in-process (tests/examples/cluster_bench.rs, nats-server with JetStream): 32
+#     idle cameras standalone against the same 32 on a one-node cluster (CPU, NATS traffic),
+#     then a second node: snapshot latency local against forwarded (p50/p99), and forwarded
+#     snapshots back to back through the non-owner.
 #  8. camkit's Express server with 0, 1, 8, 32 cameras nobody watches: CPU, RSS, time to
 #     first frame, onDemand snapshots of cameras nobody watched.
 #  9. Prints the table (markdown) and writes everything to OUT/results-<date>.json.
@@ -175,6 +179,7 @@ check_system_packages() {
     if [ "$BROWSER" = 1 ]; then need chromium -- has_cmd chromium; fi
     need python3-venv -- has_venv
     need procps -- has_cmd pkill
+    need nats-server -- has_cmd nats-server
     if [ ${#MISSING[@]} -gt 0 ]; then
         mapfile -t MISSING < <(printf '%s\n' "${MISSING[@]}" | awk '!seen[$0]++')
     fi
@@ -366,6 +371,12 @@ cat "$RUN/data/camkit-throughput-hevc720p.json" >&2
 say "camkit: Moondream-sized snapshots, 1080p camera with and without a 360p sub-stream"
 node bench/sub_stream.js --secs "$TSECS" > "$RUN/data/camkit-sub-stream.json"
 cat "$RUN/data/camkit-sub-stream.json" >&2
+
+say "camkit: cluster mode (32 idle cameras standalone vs one-node cluster; local vs forwarded snapshots)"
+nice cargo build --release -p camkit-tests --example cluster_bench --features cluster >&2
+"${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/cluster_bench" "$ISECS" "$([ "$QUICK" = 1 ] && echo 50 || echo 300)" \
+    > "$RUN/data/camkit-cluster.json"
+cat "$RUN/data/camkit-cluster.json" >&2
 
 # ---------------------------------------------------------------------------------------
 # 8. camkit: cameras nobody watches

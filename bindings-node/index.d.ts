@@ -100,6 +100,67 @@ export declare class CameraManager {
 }
 
 /**
+ * This process as one node of a camkit cluster: the cameras it owns run on the
+ * `CameraManager` it joined with; every call answers for any camera of the cluster.
+ *
+ * Keep a reference for as long as the node should serve: `leave()` (or garbage
+ * collection) stops its cameras and hands them to the other nodes.
+ */
+export declare class Cluster {
+  /**
+   * Joins a cluster with `cameras` running the cameras this node will own. Rejects with
+   * `INVALID_INPUT` (bad option, `field` names it), `UNREACHABLE` naming `natsUrl`
+   * (NATS down, or without JetStream), `UNAUTHORIZED` naming `natsCredentials` (NATS
+   * refused the user/password, token or nkey) or `clusterKey` (not the key the cluster's
+   * cameras were sealed with), `CLOSED` (the manager is closed).
+   */
+  static join(cameras: CameraManager, options: ClusterOptions): Promise<Cluster>
+  /** This node's id. */
+  get nodeId(): string
+  /**
+   * Adds (or replaces) a camera in the cluster and waits until its owner streams it;
+   * resolves to its status there. Its credentials are stored sealed with the cluster
+   * key. Failures as `CameraManager.connect`'s, and `UNREACHABLE` when NATS cannot
+   * store it.
+   */
+  connect(config: CameraConfig): Promise<CameraStatus>
+  /**
+   * Removes a camera from the cluster; its owner stops it. `NOT_FOUND` for an unknown
+   * id.
+   */
+  disconnect(id: string): Promise<void>
+  /**
+   * A camera's status on its owner (asked through NATS when it is another node).
+   * `NOT_FOUND` for an unknown id, `TIMEOUT` when the owner did not answer within
+   * `requestTimeoutMs`.
+   */
+  status(id: string): Promise<CameraStatus>
+  /**
+   * A camera's latest picture as JPEG, from its owner. Options and failures as
+   * `CameraManager.snapshot`'s, and `TIMEOUT` when the owner did not answer.
+   */
+  snapshot(id: string, options?: SnapshotOptions | undefined | null): Promise<Frame>
+  /**
+   * Every camera of the cluster with its owner and (when the owner answered) its
+   * status, sorted by id.
+   */
+  list(): Promise<ClusterCamera[]>
+  /**
+   * The live nodes, the cameras each owns, and the cluster's health, as this node sees
+   * them (no NATS round trip).
+   */
+  view(): ClusterView
+  /**
+   * Stops this node's cameras, gives their leases up and leaves; the other nodes take
+   * the cameras over. The manager stays usable. Later calls reject with `CLOSED`;
+   * calling it again does nothing.
+   */
+  leave(): Promise<void>
+  /** Whether `leave()` was called. */
+  get left(): boolean
+}
+
+/**
  * A running demo camera, from `startDemoCamera()`. Runs until `stop()`, or until this
  * object is garbage-collected: keep a reference while cameras use it.
  */
@@ -476,6 +537,96 @@ export interface CaptionResult {
   caption: string
   /** The cloud's id of the request (Moondream Station gives none). */
   requestId?: string
+}
+
+/** A camera of the cluster, as this node sees it. */
+export interface ClusterCamera {
+  /** Camera id. */
+  id: string
+  /**
+   * The node holding its lease (running it), or `null` while none does (moving, or
+   * failing to start).
+   */
+  owner?: string
+  /** Its status on the owner, or `null` when the owner did not answer. */
+  status?: CameraStatus
+}
+
+/** A live node of the cluster. */
+export interface ClusterNode {
+  /** Node id. */
+  id: string
+  /** Whether this is the node answering. */
+  thisNode: boolean
+  /** Milliseconds since its last heartbeat was seen here. */
+  lastSeenMs: number
+  /** When it started, ms since the Unix epoch. */
+  startedAtMs: number
+  /** The cameras it owns (from its last heartbeat). */
+  cameras: Array<string>
+  /** How many of them stream. */
+  streaming: number
+  /** Its camkit version. */
+  version: string
+}
+
+/** How a node joins a cluster. `natsUrl`, `nodeId` and `clusterKey` are required. */
+export interface ClusterOptions {
+  /**
+   * The NATS server(s) with JetStream: `'nats://127.0.0.1:4222'`, `tls://` for TLS,
+   * several separated by commas.
+   */
+  natsUrl: string
+  /** This node's id, unique in the cluster: 1–64 of `A-Z a-z 0-9 _ -`. */
+  nodeId: string
+  /**
+   * The secret sealing the cameras' credentials in NATS, the same on every node, at
+   * least 16 characters (`openssl rand -base64 32`).
+   */
+  clusterKey: string
+  /** NATS user, with `password`. */
+  user?: string
+  /** NATS password. */
+  password?: string
+  /** NATS token. */
+  token?: string
+  /** Path of a file holding a NATS user nkey seed. */
+  nkeyFile?: string
+  /**
+   * Prefix of the NATS subjects and bucket names (default `'camkit'`): clusters sharing
+   * a NATS server use different ones.
+   */
+  prefix?: string
+  /**
+   * The camera lease's TTL (default 6000, at least 2000 and more than `fenceMarginMs`):
+   * a dead node's cameras move after about this long.
+   */
+  leaseTtlMs?: number
+  /**
+   * How long before the lease TTL an owner that could not renew stops its cameras
+   * (default 2000).
+   */
+  fenceMarginMs?: number
+  /** A node is live while its heartbeat was seen within this (default 3000). */
+  nodeTtlMs?: number
+  /** Bound of connecting to NATS when joining (default 3000). */
+  connectTimeoutMs?: number
+  /** Bound of a request forwarded to a camera's owner (default 3000). */
+  requestTimeoutMs?: number
+}
+
+/** The cluster as this node sees it. */
+export interface ClusterView {
+  /** This node's id. */
+  node: string
+  /** Whether this node's NATS connection is up. */
+  natsConnected: boolean
+  /** The live nodes, sorted by id. */
+  nodes: Array<ClusterNode>
+  /** How many cameras the cluster should run. */
+  desired: number
+  /** Desired cameras without a live owner right now. */
+  unowned: Array<string>
 }
 
 /** When a camera's video is decoded. */

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CameraManager = nativeBinding.CameraManager
+module.exports.Cluster = nativeBinding.Cluster
 module.exports.DemoCamera = nativeBinding.DemoCamera
 module.exports.EventListener = nativeBinding.EventListener
 module.exports.Moondream = nativeBinding.Moondream

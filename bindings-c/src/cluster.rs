@@ -9,12 +9,11 @@
 //! `CAMKIT_UNSUPPORTED`) without it.
 
 use std::os::raw::c_char;
-use std::time::Duration;
 
 use crate::config::{camkit_camera_config, read_config};
 use crate::error::{camkit_result, FfiError};
 use crate::ffi::{arg_ref, arg_str, cstring, free_handle, into_handle, Out};
-use crate::frame::{camkit_frame, camkit_snapshot_options, encoding};
+use crate::frame::{camkit_frame, camkit_snapshot_options, snapshot_args};
 use crate::manager::{camkit_manager, manager_arg};
 use crate::status::camkit_status;
 
@@ -232,13 +231,7 @@ pub unsafe extern "C" fn camkit_cluster_snapshot(
                 Out::new(out, "out")?,
             )
         };
-        let (opts, timeout) = match options {
-            Some(o) => (
-                encoding(o.max_width, o.quality)?,
-                (o.timeout_ms != 0).then(|| Duration::from_millis(u64::from(o.timeout_ms))),
-            ),
-            None => (camkit::SnapshotOptions::full(), None),
-        };
+        let (opts, timeout) = snapshot_args(options)?;
         let frame = c.snapshot(id, opts, timeout)?;
         out.write(into_handle(camkit_frame { frame }));
         Ok(())

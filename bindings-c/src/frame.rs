@@ -31,6 +31,20 @@ pub struct camkit_snapshot_options {
     pub timeout_ms: u32,
 }
 
+/// A snapshot's encoding and extra wait bound from `options` (NULL: full size at the
+/// camera's quality, no extra bound); `camkit_snapshot`'s and `camkit_cluster_snapshot`'s.
+pub(crate) fn snapshot_args(
+    options: Option<&camkit_snapshot_options>,
+) -> Result<(SnapshotOptions, Option<Duration>), FfiError> {
+    Ok(match options {
+        Some(o) => (
+            encoding(o.max_width, o.quality)?,
+            (o.timeout_ms != 0).then(|| Duration::from_millis(u64::from(o.timeout_ms))),
+        ),
+        None => (SnapshotOptions::full(), None),
+    })
+}
+
 /// Core's encoding options from the C fields shared by snapshots and subscriptions.
 pub(crate) fn encoding(max_width: u32, quality: u32) -> Result<SnapshotOptions, FfiError> {
     let quality = match quality {
@@ -80,13 +94,7 @@ pub unsafe extern "C" fn camkit_snapshot(
                 Out::new(out, "out")?,
             )
         };
-        let (opts, timeout) = match options {
-            Some(o) => (
-                encoding(o.max_width, o.quality)?,
-                (o.timeout_ms != 0).then(|| Duration::from_millis(u64::from(o.timeout_ms))),
-            ),
-            None => (SnapshotOptions::full(), None),
-        };
+        let (opts, timeout) = snapshot_args(options)?;
         let cameras = &m.cameras;
         let snapshot = cameras.snapshot(id, opts);
         let frame = match timeout {

@@ -2,7 +2,8 @@
  *   cluster NATS_URL CAMERA_URL PREFIX [--user U --password P]
  *
  * Two nodes (two managers, each joined as its own node) share one camera: it is connected
- * through node "c-a", the cluster picks its owner, and both nodes answer for it: a status
+ * through node "c-a", node "c-b" joins after it (and must see it), and both nodes answer
+ * for it: a status
  * and a JPEG snapshot from the node that does not own it (forwarded through NATS) and from
  * the owner (local). Checks on the way: the options are refused naming the field before
  * NATS is contacted, the camera list and the cluster view are JSON naming the owner and
@@ -91,6 +92,19 @@ static int sees_both(const camkit_cluster *c) {
   return 0;
 }
 
+/* Waits (up to 10 s) until `c` has the one camera in its desired set. */
+static int sees_desired(const camkit_cluster *c) {
+  for (int i = 0; i < 100; i++) {
+    char *view = NULL;
+    if (camkit_cluster_view_json(c, &view, NULL) != CAMKIT_OK) return 0;
+    int one = strstr(view, "\"desired\":1") != NULL;
+    camkit_string_free(view);
+    if (one) return 1;
+    sleep_ms(100);
+  }
+  return 0;
+}
+
 static int is_jpeg(const camkit_frame *f) {
   const uint8_t *d = camkit_frame_data(f);
   return camkit_frame_len(f) > 2 && d[0] == 0xFF && d[1] == 0xD8;
@@ -116,8 +130,6 @@ static int run(camkit_manager *mgr_a, camkit_manager *mgr_b, camkit_manager *mgr
   camkit_cluster_options oa = options(nats, "c-a", KEY, prefix);
   camkit_cluster_options ob = options(nats, "c-b", KEY, prefix);
   TRY(camkit_cluster_join(mgr_a, &oa, &a));
-  TRY(camkit_cluster_join(mgr_b, &ob, &b));
-  CHECK(sees_both(a) && sees_both(b));
 
   /* A third node with another key is refused, naming cluster_key. */
   camkit_cluster_options oc = options(nats, "c-c", "not-the-key-of-this-cluster-0123456789", prefix);
@@ -141,6 +153,12 @@ static int run(camkit_manager *mgr_a, camkit_manager *mgr_b, camkit_manager *mgr
   TRY(camkit_cluster_connect(a, &cfg, &st));
   CHECK(camkit_status_state(st) == CAMKIT_CAMERA_STATE_STREAMING);
   camkit_status_free(st);
+
+  /* c-b joins a cluster that has a camera already: it sees it (it stays on c-a, the
+   * rendezvous winner for "door" over c-a and c-b). */
+  TRY(camkit_cluster_join(mgr_b, &ob, &b));
+  CHECK(sees_both(a) && sees_both(b));
+  CHECK(sees_desired(b));
 
   char *list = NULL;
   TRY(camkit_cluster_list_json(b, &list, NULL));

@@ -3,7 +3,8 @@
 //! The npm package `camkit` (this crate, built with `napi build`) exports `CameraManager`,
 //! its `Subscription`, `VideoSubscription` and `EventListener`, `startDemoCamera()`, and
 //! `Moondream` (visual reasoning about a camera's picture, from `cameras.moondream()`) with
-//! its `Watch`; `index.d.ts` has the types. Conventions:
+//! its `Watch`, and `Cluster` (this process as one node of a NATS cluster of camkit nodes,
+//! [`cluster`]); `index.d.ts` has the types. Conventions:
 //!
 //! - Camera operations return promises; the work runs on a tokio runtime, never on the JS
 //!   thread ([`promise`]).
@@ -15,6 +16,8 @@
 //! - Names are camelCase; configs and results are plain objects ([`config`], [`status`]).
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod delivery;
 mod demo;
@@ -27,6 +30,8 @@ mod status;
 mod subscription;
 mod video;
 
+#[cfg(feature = "cluster")]
+pub use cluster::Cluster;
 pub use config::camera_config_fields;
 pub use demo::{start_demo_camera, DemoCamera};
 pub use manager::CameraManager;

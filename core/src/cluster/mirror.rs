@@ -108,14 +108,21 @@ impl Mirror {
 
     /// One watch, until it breaks.
     async fn watch_once(&self, store: &Store) {
-        let empty = match store.status().await {
-            Ok(s) => s.values() == 0,
+        // The stream's last sequence when the watch starts: the replay is whole once an
+        // entry at or past it has arrived (or the server says nothing is pending). The
+        // pending count alone is not enough: while other nodes keep writing (heartbeats,
+        // lease renewals) a 2.9 server may never report 0 at the end of the replay.
+        let (empty, last_seq) = match store.status().await {
+            Ok(s) => (s.values() == 0, s.info.state.last_sequence),
             Err(e) => {
                 tracing::debug!(bucket = %store.name, error = %e, "bucket status failed");
                 return;
             }
         };
-        let mut w = match store.watch_all().await {
+        // With history: every key's latest value first (`DeliverPolicy::LastPerSubject`),
+        // then the changes. (`watch_all` delivers only new writes, so a node joining a
+        // cluster that has cameras would never see them.)
+        let mut w = match store.watch_with_history(">").await {
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!(bucket = %store.name, error = %e, "watch failed");
@@ -149,7 +156,7 @@ impl Mirror {
                     } else {
                         map.remove(&entry.key);
                     }
-                    if entry.delta == 0 {
+                    if entry.delta == 0 || entry.revision >= last_seq {
                         let map = fresh.take().unwrap_or_default();
                         self.swap(map);
                     }

@@ -1,9 +1,12 @@
 //! Cluster mode: camkit nodes that share cameras through NATS (feature `cluster`).
 //!
-//! **Work in progress.** Only this module's unit tests are in the tree
-//! (`cargo test -p camkit --features cluster --lib cluster`) with the C API
-//! (`bindings-c/src/cluster.rs`, two nodes in `bindings-c/tests/cluster.c`); the Node and
-//! Express sides are not, and subscriptions on a non-owner node are not built.
+//! **Work in progress.** Tested: this module's unit tests
+//! (`cargo test -p camkit --features cluster --lib cluster`), the C API
+//! (`bindings-c/src/cluster.rs`; two nodes on a real nats-server in
+//! `bindings-c/tests/cluster.c`) and the cluster benchmark
+//! (`tests/examples/cluster_bench.rs`). Built but not yet covered by a multi-node test:
+//! the Node `Cluster` class (`bindings-node/src/cluster.rs`) and subscriptions on a
+//! non-owner node (`feed.rs`). Not built: the Express side.
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
@@ -20,7 +23,10 @@
 //! lease and runs the camera through its own `CameraManager`. A node that cannot renew
 //! stops the camera before the lease can expire (see [`lease`]), so a camera that allows one
 //! session is never opened by two nodes. Any node answers for any camera: status and
-//! snapshots are forwarded to the owner by request-reply ([`rpc`]).
+//! snapshots are forwarded to the owner by request-reply ([`rpc`]). Frame and video
+//! subscriptions ([`Cluster::subscribe`], [`Cluster::subscribe_video`]) on a non-owner are
+//! fed from the owner over NATS, only while someone watches, and follow the camera when
+//! it moves ([`feed`]: subjects `<prefix>.node.<owner>.feed` and `<prefix>.feed.<node>.<sid>`).
 //!
 //! Events for other processes (JSON payloads):
 //! - `<prefix>.events.camera.<base64url id>`: a camera changed state on its owner:
@@ -30,6 +36,7 @@
 //!   (lease not renewed in time), `lost` (taken by another node) or `left`.
 //! - `<prefix>.events.node.<node>`: `{"node","action","atMs"}`, action `joined` or `left`.
 
+mod feed;
 mod lease;
 mod mirror;
 mod nats;
@@ -55,15 +62,17 @@ use tokio::task::JoinHandle;
 
 use crate::config::{check_id, CameraConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{Frame, SnapshotOptions};
+use crate::frame::{Frame, SnapshotOptions, SubscribeOptions};
 use crate::manager::CameraManager;
 use crate::status::{CameraState, CameraStatus};
 use crate::util::epoch_ms;
+use crate::video::VideoOptions;
 use lease::Owned;
 use mirror::Mirror;
 use records::{camera_key, DesiredRecord, NodeRecord, KEY_CHECK_KEY};
 use seal::Sealer;
 
+pub use feed::{ClusterSubscription, ClusterVideoSubscription, FEED_TTL, RENEW_EVERY};
 pub use seal::MIN_CLUSTER_KEY_LEN;
 
 /// How a node joins a cluster. Secrets (`cluster_key`, `password`, `token`) never appear
@@ -468,6 +477,26 @@ impl Cluster {
             None => s.local_snapshot(id, opts).await,
             Some(node) => s.remote_snapshot(&node, id, opts).await,
         }
+    }
+
+    /// Frames of a camera, from whichever node owns it (see [`ClusterSubscription`]). On
+    /// the owner this is a local [`crate::Subscription`]; elsewhere the owner publishes the
+    /// frames over NATS while the subscription lives. Fails when the camera is not in the
+    /// cluster or the owner refuses (bad options); a camera without an owner right now
+    /// gives a subscription that waits for one.
+    pub async fn subscribe(&self, id: &str, opts: SubscribeOptions) -> Result<ClusterSubscription> {
+        ClusterSubscription::open(self.inner.shared.clone(), id, opts).await
+    }
+
+    /// Live video of a camera, from whichever node owns it (see
+    /// [`ClusterVideoSubscription`]); as [`subscribe`](Self::subscribe) for frames. An MJPEG
+    /// camera's video is an [`ErrorKind::UnsupportedCodec`] error, as locally.
+    pub async fn subscribe_video(
+        &self,
+        id: &str,
+        opts: VideoOptions,
+    ) -> Result<ClusterVideoSubscription> {
+        ClusterVideoSubscription::open(self.inner.shared.clone(), id, opts).await
     }
 
     /// Every desired camera with its owner and (when the owner answered) its status.

@@ -6,6 +6,8 @@
 //! - `<prefix>.node.<node>.snapshot`: payload `{"id", "maxWidth"?, "quality"?}`; reply the
 //!   JPEG bytes, headers `Camkit-Width`, `Camkit-Height`, `Camkit-Seq`, `Camkit-Captured-At`.
 //! - `<prefix>.node.<node>.list`: empty payload; reply a JSON array of `CameraStatus`.
+//! - `<prefix>.node.<node>.feed`: start feeding a subscription on another node (see
+//!   [`super::feed`]).
 //!
 //! An error reply has the header `Camkit-Error` (the stable code, `NOT_FOUND` …) and the
 //! message as payload. The owner answers only for cameras whose lease it surely holds.
@@ -42,14 +44,14 @@ fn kind_of(code: &str) -> ErrorKind {
         .unwrap_or(ErrorKind::Internal)
 }
 
-fn error_headers(e: &Error) -> HeaderMap {
+pub(crate) fn error_headers(e: &Error) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(ERROR, e.kind().code());
     h
 }
 
 /// The error an error reply carries, if it is one.
-fn reply_error(m: &Message) -> Option<Error> {
+pub(crate) fn reply_error(m: &Message) -> Option<Error> {
     let code = m.headers.as_ref()?.get(ERROR)?.as_str().to_owned();
     Some(Error::new(
         kind_of(&code),
@@ -84,7 +86,7 @@ impl Shared {
         Ok(())
     }
 
-    async fn answer(&self, msg: Message) {
+    async fn answer(self: &std::sync::Arc<Self>, msg: Message) {
         let Some(reply) = msg.reply.clone() else {
             return;
         };
@@ -105,6 +107,10 @@ impl Shared {
                     .map(|v| (HeaderMap::new(), Bytes::from(v)))
                     .map_err(internal)
             }
+            "feed" => self
+                .open_feed(&msg.payload)
+                .await
+                .map(|()| (HeaderMap::new(), Bytes::new())),
             "snapshot" => match serde_json::from_slice::<SnapshotRequest>(&msg.payload) {
                 Ok(r) => {
                     let opts = SnapshotOptions {
@@ -112,17 +118,9 @@ impl Shared {
                         quality: r.quality,
                         stream: r.stream,
                     };
-                    self.local_snapshot(&r.id, opts).await.map(|f| {
-                        let mut h = HeaderMap::new();
-                        h.insert("Camkit-Width", f.width.to_string().as_str());
-                        h.insert("Camkit-Height", f.height.to_string().as_str());
-                        h.insert("Camkit-Seq", f.seq.to_string().as_str());
-                        h.insert(
-                            "Camkit-Captured-At",
-                            f.captured_at_ms().to_string().as_str(),
-                        );
-                        (h, f.jpeg)
-                    })
+                    self.local_snapshot(&r.id, opts)
+                        .await
+                        .map(|f| (frame_headers(&f), f.jpeg))
                 }
                 Err(e) => Err(Error::invalid("request", e)),
             },
@@ -212,20 +210,38 @@ impl Shared {
             .request(node, "snapshot", body)
             .await
             .map_err(|e| e.for_camera(id))?;
-        let num = |name: &str| -> u64 {
-            m.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .and_then(|v| v.as_str().parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(Frame {
-            width: num("Camkit-Width") as u32,
-            height: num("Camkit-Height") as u32,
-            seq: num("Camkit-Seq"),
-            captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(num("Camkit-Captured-At")),
-            jpeg: m.payload,
-        })
+        Ok(frame_from(m))
+    }
+}
+
+/// The headers a frame travels with, in snapshot replies and frame feeds.
+pub(super) fn frame_headers(f: &Frame) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("Camkit-Width", f.width.to_string().as_str());
+    h.insert("Camkit-Height", f.height.to_string().as_str());
+    h.insert("Camkit-Seq", f.seq.to_string().as_str());
+    h.insert(
+        "Camkit-Captured-At",
+        f.captured_at_ms().to_string().as_str(),
+    );
+    h
+}
+
+/// The frame a message with [`frame_headers`] carries (a missing header reads as 0).
+pub(super) fn frame_from(m: Message) -> Frame {
+    let num = |name: &str| -> u64 {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.as_str().parse().ok())
+            .unwrap_or(0)
+    };
+    Frame {
+        width: num("Camkit-Width") as u32,
+        height: num("Camkit-Height") as u32,
+        seq: num("Camkit-Seq"),
+        captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(num("Camkit-Captured-At")),
+        jpeg: m.payload,
     }
 }
 

@@ -26,6 +26,8 @@ use crate::error::{Error, Result};
 use crate::frame::StreamChoice;
 
 pub(crate) use hub::VideoHub;
+#[cfg(feature = "cluster")]
+pub(crate) use queue::Queue;
 
 /// The default bound of a subscriber's queue.
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 4 << 20;
