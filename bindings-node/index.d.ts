@@ -930,6 +930,12 @@ export interface VideoOptions {
    * least 65536; default 4 MiB).
    */
   maxQueueBytes?: number
+  /**
+   * Which stream of a camera with a `subStream`: `'sub'` for the sub-stream when it
+   * streams at subscription time (else the main stream, which the subscription then
+   * keeps); `'main'` and `'auto'` (default) for the main stream.
+   */
+  stream?: StreamChoice
 }
 
 /** A watched question whose answer changed. */

@@ -40,8 +40,9 @@ function liveTracker () {
 
 /**
  * Options of a video subscription from a request's query or a WebSocket message:
- * maxQueueBytes, and stream ('sub' for a camera's sub-stream when it streams, else its main
- * stream; 'main' and 'auto', the default, for the main stream).
+ * maxQueueBytes, and stream ('sub' for a camera's sub-stream when it streams as the
+ * subscription starts, else its main stream; 'main' and 'auto', the default, for the main
+ * stream). A bad one is an INVALID_INPUT error naming the field.
  */
 function videoOptions (src) {
   const opts = {}

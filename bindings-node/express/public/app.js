@@ -16,10 +16,14 @@
   // A grid tile's video (or JPEG frames) comes from the camera's sub-stream when it has one
   // (its status' subStream: cheaper to carry and decode); the camera's full view (the tile's
   // "Full view" button) and the snapshot link from the main stream. The server serves a
-  // request for the sub-stream from the main stream while the sub-stream is off.
+  // request for the sub-stream from the main stream while the sub-stream is off: JPEG
+  // frames move between the streams on their own, a video subscription keeps the stream it
+  // started on, so a tile reopens its video when the sub-stream comes up or goes off.
   const STREAM = { fps: 10, maxWidth: 960 }
   /** The stream a tile asks for: the main one in full view, else the sub-stream if any. */
   const streamOf = (tile) => (!tile.full && tile.hasSub ? 'sub' : 'main')
+  /** The stream the server serves a tile's request from now (its last polled status). */
+  const servedOf = (tile) => (streamOf(tile) === 'sub' && tile.subUp ? 'sub' : 'main')
   /** Playback further than this behind the newest frame jumps to it (seconds). */
   const LIVE_LAG = 1.0
   /** Media older than this behind playback is removed from the buffer (seconds). */
@@ -209,6 +213,7 @@
         pump()
       }, { once: true })
     }
+    tile.videoStream = servedOf(tile)
     ws.onopen = () => ws.send(JSON.stringify({ action: 'video', cameraId: id, stream: streamOf(tile) }))
     ws.onmessage = (msg) => {
       if (typeof msg.data === 'string') {
@@ -318,7 +323,19 @@
       }
     })
     grid.appendChild(el)
-    const tile = { el, ws: null, url: null, videoUrl: null, retry: null, stopped: false, mode: null, full: false, hasSub: Boolean(cam.subStream) }
+    const tile = {
+      el,
+      ws: null,
+      url: null,
+      videoUrl: null,
+      retry: null,
+      stopped: false,
+      mode: null,
+      full: false,
+      hasSub: Boolean(cam.subStream),
+      subUp: Boolean(cam.subStream && cam.subStream.state === 'streaming'),
+      videoStream: null
+    }
     tiles.set(cam.cameraId, tile)
     const refused = FORCE_JPEG ? 'JPEG frames asked for (?video=jpeg)' : mseRefusal(null)
     setMode(tile, refused ? 'jpeg' : 'mse', refused)
@@ -345,6 +362,8 @@
     parts.push(`${cam.frames} frames`)
     if (cam.reconnects) parts.push(`${cam.reconnects} reconnects`)
     const sub = cam.subStream
+    tile.subUp = Boolean(sub && sub.state === 'streaming')
+    if (tile.mode === 'mse' && tile.ws && tile.videoStream !== servedOf(tile)) reopen(cam.cameraId, tile)
     if (sub) parts.push(sub.state === 'streaming' && sub.width ? `sub-stream ${sub.width}×${sub.height}` : 'sub-stream off')
     tile.el.querySelector('.info .details').textContent = parts.join(' · ')
     tile.el.querySelector('.info .details').title = sub && sub.off ? `sub-stream: ${sub.off}` : ''

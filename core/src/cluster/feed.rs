@@ -102,6 +102,8 @@ enum FeedKind {
     Video {
         format: WireFormat,
         max_queue_bytes: usize,
+        #[serde(default)]
+        stream: StreamChoice,
     },
 }
 
@@ -129,6 +131,7 @@ impl FeedKind {
                 VideoFormat::AnnexB => WireFormat::AnnexB,
             },
             max_queue_bytes: o.max_queue_bytes,
+            stream: o.stream,
         }
     }
 }
@@ -200,6 +203,7 @@ impl Shared {
             FeedKind::Video {
                 format,
                 max_queue_bytes,
+                stream,
             } => {
                 let o = VideoOptions {
                     format: match format {
@@ -207,6 +211,7 @@ impl Shared {
                         WireFormat::AnnexB => VideoFormat::AnnexB,
                     },
                     max_queue_bytes,
+                    stream,
                 };
                 LocalFeed::Video(self.manager.subscribe_video(&req.id, o)?)
             }
