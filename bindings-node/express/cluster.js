@@ -48,7 +48,7 @@ function clusterFromEnv (env = process.env) {
   const natsUrl = value(env, 'CAMKIT_NATS_URL')
   if (natsUrl === undefined) return null
   for (const u of natsUrl.split(',')) {
-    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+\/?$/.test(u.trim())) {
+    if (!/^(nats|tls):\/\/[^\s/]+\/?$/.test(u.trim())) {
       throw envError('INVALID_INPUT', 'CAMKIT_NATS_URL', 'must be nats://host:port (tls:// for TLS), several separated by commas')
     }
   }
