@@ -16,6 +16,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
+const WebSocket = require('ws')
+
 const { startGstServer, closedPort, isJpeg, sleep } = require('./helpers')
 const camkit = require('camkit/express')
 const { start } = require('../server')
@@ -62,6 +64,21 @@ async function startNats (args = []) {
       child.kill('SIGTERM')
     })
   }
+}
+
+/** The first WebSocket message on /ws of `port` after subscribing to `cameraId`, parsed. */
+function firstWsMessage (port, cameraId) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('no WebSocket message within 10 s')) }, 10000)
+    ws.on('open', () => ws.send(JSON.stringify({ action: 'subscribe', cameraId, fps: 5 })))
+    ws.on('message', (data) => {
+      clearTimeout(timer)
+      ws.close()
+      resolve(JSON.parse(data.toString()))
+    })
+    ws.on('error', reject)
+  })
 }
 
 /** Runs server.js with `env` until it exits (within 20 s): {code, out}. */
@@ -272,6 +289,11 @@ describe('two nodes', () => {
     const scaled = await get(other, '/api/cameras/gate/frame?maxWidth=320')
     assert.equal(scaled.status, 200)
     assert.equal(scaled.headers.get('x-frame-width'), '320')
+
+    // Frames over the WebSocket of the owner.
+    const m = await firstWsMessage(owner.port, 'gate')
+    assert.equal(m.type, 'frame', JSON.stringify(m))
+    assert.ok(isJpeg(Buffer.from(m.data, 'base64')))
 
     // GET /api/cluster on either node: both nodes alive, the camera with its owner.
     for (const srv of [n1, n2]) {
