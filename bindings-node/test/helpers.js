@@ -12,10 +12,10 @@ const REPO = path.resolve(__dirname, '..', '..')
  * Starts tests/gst/rtsp_server.py (gst-rtsp-server) on a free port. Its stdin stays a pipe:
  * the server exits when it closes, so it cannot outlive this process.
  * Mounts: /h264-720, /h264-1080, /auth/h264-1080 (digest auth, user `camkit`, password
- * `s3cr@t:pass/word`), /h265.
+ * `s3cr@t:pass/word`), /h265; `args` are more of its options (`--cameras 12`, ...).
  */
-function startGstServer () {
-  const child = spawn('/usr/bin/python3', [path.join(REPO, 'tests', 'gst', 'rtsp_server.py'), '--port', '0'], {
+function startGstServer (args = []) {
+  const child = spawn('/usr/bin/python3', [path.join(REPO, 'tests', 'gst', 'rtsp_server.py'), '--port', '0', ...args], {
     stdio: ['pipe', 'pipe', 'inherit']
   })
   return new Promise((resolve, reject) => {
