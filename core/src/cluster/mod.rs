@@ -6,7 +6,7 @@
 //! `bindings-c/tests/cluster.c`), subscriptions on a non-owner node (`feed.rs`; two nodes
 //! on a real nats-server in `tests/tests/cluster_feed.rs`), the Node `Cluster` class's
 //! subscriptions (`bindings-node/test/cluster.test.js`) and the cluster benchmark
-//! (`tests/examples/cluster_bench.rs`). Not built: the Express side.
+//! (`tests/examples/cluster_bench.rs`). The Express side: `bindings-node/express/cluster.js`.
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
