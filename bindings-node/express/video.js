@@ -68,13 +68,11 @@ function videoMp4Handler ({ cameras, metrics }) {
     }
     if (req.method === 'HEAD') {
       // The headers only; the camera's codec string needs its first chunk, so it is left out.
-      try {
-        cameras.status(req.params.cameraId)
-      } catch (e) {
-        return next(e)
-      }
-      res.writeHead(200, { 'Content-Type': 'video/mp4', 'Cache-Control': 'no-store' })
-      return res.end()
+      // status() is a CameraManager's value, a cluster's promise.
+      return Promise.resolve().then(() => cameras.status(req.params.cameraId)).then(() => {
+        res.writeHead(200, { 'Content-Type': 'video/mp4', 'Cache-Control': 'no-store' })
+        res.end()
+      }, next)
     }
     const end = () => {
       if (!res.headersSent) return

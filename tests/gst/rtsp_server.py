@@ -10,6 +10,7 @@ Run it with the *system* Python (``/usr/bin/python3``): the PyGObject bindings
 (``gi``) come from Debian packages and are not visible to pyenv/venv Pythons.
 
     /usr/bin/python3 rtsp_server.py --port 0 [--user U] [--password P]
+        [--cameras N] [--log-sessions FILE]
 
 Prints exactly one line ``READY <port>`` on stdout once it is listening on
 127.0.0.1, then serves until SIGTERM/SIGINT or until its stdin is closed.  The
@@ -47,6 +48,19 @@ Mount points (all 15 fps, 2 s GOP, SMPTE colour bars):
     /shared-file     640x360   H.264 from an mp4 file, one pipeline shared by all
                                clients, seeked back to the start by every PLAY
                                (only with --shared-file; the clip is made at start)
+    /cam/0 .. /cam/N-1  320x180 H.264 Baseline at 10 fps, DIGEST authentication
+                     required (only with --cameras N): many small cameras at once,
+                     as a cluster test needs, cheap enough for 2 cores
+
+Session accounting (--log-sessions FILE): one line per RTSP session that starts or
+stops playing a mount, flushed at once, so a test can tell whether a camera was
+ever open twice:
+
+    <unix time, s> open /cam/3 <sessions of /cam/3 now playing>
+    <unix time, s> close /cam/3 <sessions of /cam/3 now playing>
+
+A session opens with its PLAY (answered 200) and closes with its TEARDOWN or when
+its client's connection closes (a client killed by SIGKILL: the kernel closes it).
 
 Factories are shared (one encoder per mount however many clients) and, as
 gst-rtsp-server does by default, a mount's pipeline only exists while at least
@@ -88,6 +102,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import serve_loop  # noqa: E402 (beside this script)
 
@@ -276,6 +291,72 @@ def shared_file(path):
     )
 
 
+def small_camera():
+    # The many-cameras mounts: 320x180 at 10 fps, Baseline, 2 s GOP, ~150 kbit/s. A
+    # dozen of them cost a fraction of a core with ultrafast.
+    return (
+        "videotestsrc pattern=smpte is-live=true "
+        "! video/x-raw,format=I420,width=320,height=180,framerate=10/1,colorimetry=bt601 "
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=20 bitrate=150 "
+        "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1"
+    )
+
+
+class SessionLog:
+    """Counts the sessions playing each mount and writes every change to a file (see
+    "Session accounting" above). Keyed by RTSP client (one TCP connection) and mount:
+    camkit opens one connection per camera session."""
+
+    def __init__(self, path):
+        self.out = open(path, "a", buffering=1)
+        self.playing = {}  # mount -> set of connection numbers
+        self.by_client = {}  # connection number -> set of mounts
+
+    def _write(self, event, mount):
+        self.out.write("%.3f %s %s %d\n" % (time.time(), event, mount,
+                                              len(self.playing.get(mount, ()))))
+
+    def opened(self, client, mount):
+        mounts = self.by_client.setdefault(client, set())
+        if mount in mounts:
+            return
+        mounts.add(mount)
+        self.playing.setdefault(mount, set()).add(client)
+        self._write("open", mount)
+
+    def closed(self, client, mount=None):
+        mounts = self.by_client.get(client, set())
+        for m in sorted(mounts) if mount is None else [mount]:
+            if m in mounts:
+                mounts.discard(m)
+                self.playing[m].discard(client)
+                self._write("close", m)
+        if not mounts:
+            self.by_client.pop(client, None)
+
+    def attach(self, server):
+        def mount_of(ctx):
+            # The request line's URI; the mount is its path without the stream suffix
+            # SETUP adds (/stream=0) or the slash of an aggregate control URL.
+            _res, _method, uri, _version = ctx.request.parse_request()
+            path = GstRtsp.RTSPUrl.parse(uri)[1].abspath
+            return path.split("/stream=")[0].rstrip("/")
+
+        clients = iter(range(1, 1 << 62))
+
+        def on_client(_server, client):
+            # A number of our own per connection: Python wrappers of GObjects are not
+            # stable identities across signal emissions.
+            key = next(clients)
+            client.connect("play-request",
+                           lambda _c, ctx: self.opened(key, mount_of(ctx)))
+            client.connect("teardown-request",
+                           lambda _c, ctx: self.closed(key, mount_of(ctx)))
+            client.connect("closed", lambda _c: self.closed(key))
+
+        server.connect("client-connected", on_client)
+
+
 def make_factory(launch, protected, udp_only=False):
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( %s )" % launch)
@@ -323,6 +404,11 @@ def main():
     parser.add_argument("--password", default="s3cr@t:pass/word")
     parser.add_argument("--shared-file", action="store_true",
                         help="also serve /shared-file (encodes a clip at start)")
+    parser.add_argument("--cameras", type=int, default=0, metavar="N",
+                        help="also serve /cam/0 .. /cam/N-1 (small, password protected)")
+    parser.add_argument("--log-sessions", metavar="FILE",
+                        help="append a line to FILE whenever a session starts or "
+                        "stops playing a mount")
     parser.add_argument("--ignore-stdin", action="store_true",
                         help="do not exit when stdin closes (manual runs)")
     args = parser.parse_args()
@@ -355,6 +441,10 @@ def main():
         mounts.add_factory(path, make_factory(launch, protected=True))
     for path, launch in UDP_ONLY_MOUNTS.items():
         mounts.add_factory(path, make_factory(launch, protected=False, udp_only=True))
+    for i in range(args.cameras):
+        mounts.add_factory("/cam/%d" % i, make_factory(small_camera(), protected=True))
+    if args.log_sessions:
+        SessionLog(args.log_sessions).attach(server)
     if args.shared_file:
         clip_dir = tempfile.mkdtemp(prefix="camkit-gst-")
         atexit.register(shutil.rmtree, clip_dir, True)
