@@ -141,6 +141,36 @@ export declare class Cluster {
    */
   snapshot(id: string, options?: SnapshotOptions | undefined | null): Promise<Frame>
   /**
+   * Calls `callback(null, frame)` with a camera's frames, from whichever node owns it,
+   * as `CameraManager.subscribe` does (latest wins, at most `options.fps`), until
+   * `unsubscribe()`. On the owner the frames come from its own camera; elsewhere the
+   * owner sends them through NATS only while this subscription lives (an `onDemand`
+   * camera nobody watches stays undecoded), and when the camera moves to another node
+   * the subscription follows it.
+   *
+   * Returns at once: it throws `INVALID_INPUT` (naming the field), `NOT_FOUND` (no such
+   * camera in the cluster) or `CLOSED` (this node left), and asks the owner
+   * afterwards; while no owner answers (the camera is moving, the owner is busy) it
+   * waits and asks again. The callback's last call is an error whose code is `'CLOSED'`
+   * once the camera was removed from the cluster or this node left it. Dropping the
+   * returned object does not unsubscribe.
+   */
+  subscribe(id: string, options: SubscribeOptions, callback: (err: Error | null, frame: Frame) => void): Subscription
+  /**
+   * Calls `callback(null, chunk)` with a camera's live video, from whichever node owns
+   * it, as `CameraManager.subscribeVideo` does (an `'init'` chunk, then `'media'`
+   * chunks; `pause()` / `resume()`, `skipped`), until `unsubscribe()`. When the camera
+   * moves to another node the subscription follows it, starting with a new `'init'`
+   * chunk, as after a reconnect.
+   *
+   * Returns at once, as `subscribe` does: it throws `INVALID_INPUT`, `NOT_FOUND` or
+   * `CLOSED`; an MJPEG camera (which camkit cannot carry as video) is known only to its
+   * owner, so it ends the subscription through the callback: its only call is an error
+   * whose code is `'UNSUPPORTED_CODEC'`. Otherwise the last call is `'CLOSED'` once the
+   * camera was removed from the cluster or this node left it.
+   */
+  subscribeVideo(id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | undefined | null): VideoSubscription
+  /**
    * Every camera of the cluster with its owner and (when the owner answered) its
    * status, sorted by id.
    */
@@ -249,7 +279,10 @@ export declare class Moondream {
   watch(cameraId: string, question: string, options: WatchOptions | undefined | null, callback: (err: Error | null, event: WatchEvent) => void): Watch
 }
 
-/** A live frame subscription, returned by `CameraManager.subscribe()`. */
+/**
+ * A live frame subscription, returned by `CameraManager.subscribe()` and
+ * `Cluster.subscribe()`.
+ */
 export declare class Subscription {
   /**
    * Stops the deliveries: no callback runs after this returns, not even one already
@@ -260,7 +293,8 @@ export declare class Subscription {
   get cameraId(): string
   /**
    * Whether frames are still being delivered (false after `unsubscribe()`, or once the
-   * camera is disconnected or the manager closed).
+   * camera is disconnected or the manager closed; for a cluster's subscription, once
+   * the camera left the cluster or the node left it).
    */
   get active(): boolean
   /** Frames handed to the callback. */
@@ -272,7 +306,10 @@ export declare class Subscription {
   get dropped(): number
 }
 
-/** A live video subscription, returned by `CameraManager.subscribeVideo()`. */
+/**
+ * A live video subscription, returned by `CameraManager.subscribeVideo()` and
+ * `Cluster.subscribeVideo()`.
+ */
 export declare class VideoSubscription {
   /**
    * Stops the deliveries: no callback runs after this returns, not even one already
@@ -930,6 +967,12 @@ export interface VideoOptions {
    * least 65536; default 4 MiB).
    */
   maxQueueBytes?: number
+  /**
+   * Which stream of a camera with a `subStream`: `'sub'` for the sub-stream when it
+   * streams at subscription time (else the main stream, which the subscription then
+   * keeps); `'main'` and `'auto'` (default) for the main stream.
+   */
+  stream?: StreamChoice
 }
 
 /** A watched question whose answer changed. */

@@ -5,7 +5,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Application, ErrorRequestHandler, RequestHandler, Router } from 'express'
 import type { ServeStaticOptions } from 'serve-static'
 import type { WebSocketServer } from 'ws'
-import type { CameraConfig, CameraManager, Decoder } from '../index'
+import type { CameraConfig, CameraManager, CameraStatus, Cluster, ClusterOptions, Decoder, Frame, Moondream, MoondreamOptions, SnapshotOptions, Subscription, SubscribeOptions, VideoSubscription, VideoChunk, VideoOptions } from '../index'
 
 /** The security options every piece takes; the defaults are the safe ones of camkit's server. */
 export interface AccessOptions {
@@ -35,16 +35,92 @@ export interface MoondreamRouterOptions extends AccessOptions {
   env?: Record<string, string | undefined>
 }
 
+/** A camera's status in cluster mode: as on its owner, plus the owner's node id. */
+export interface ClusterCameraStatus extends Omit<CameraStatus, 'state'> {
+  /** The node running it; null while none does (moving, or failing to start). */
+  owner: string | null
+  /** As CameraStatus's, or 'unknown' when its owner did not answer in time. */
+  state: CameraStatus['state'] | 'unknown'
+}
+
+/** A node of the cluster, as GET /api/cluster shows it. */
+export interface ClusterNodeView {
+  id: string
+  thisNode: boolean
+  /** false for a node seen live in the last ten minutes that no longer is. */
+  alive: boolean
+  /** Time since its last heartbeat was seen by this node. */
+  lastHeartbeatAgeMs: number
+  startedAtMs: number
+  version: string
+  /** The cameras it runs (empty for a node that is not alive). */
+  cameras: string[]
+  streaming: number
+}
+
+/** The cluster as this node sees it (GET /api/cluster without its `cameras`). */
+export interface ClusterNodesView {
+  node: string
+  natsConnected: boolean
+  desired: number
+  unowned: string[]
+  nodes: ClusterNodeView[]
+}
+
+/**
+ * The cameras of a whole cluster with a CameraManager's methods, for every piece of
+ * camkit/express in place of a CameraManager. list() and status() return promises.
+ */
+export declare class ClusterCameras {
+  readonly cluster: Cluster
+  readonly manager: CameraManager
+  readonly nodeId: string
+  readonly closed: boolean
+  /** Requests of this node for cameras of other nodes, by kind. */
+  readonly forwarded: { status: number, snapshot: number, subscribe: number, video: number }
+  connect(config: CameraConfig): Promise<CameraStatus>
+  disconnect(id: string): Promise<void>
+  list(): Promise<ClusterCameraStatus[]>
+  status(id: string): Promise<ClusterCameraStatus>
+  snapshot(id: string, options?: SnapshotOptions | null): Promise<Frame>
+  subscribe(id: string, options: SubscribeOptions | null | undefined, callback: (err: Error | null, frame: Frame) => void): Subscription
+  subscribeVideo(id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | null): VideoSubscription
+  moondream(options: MoondreamOptions): Moondream
+  onEvent: CameraManager['onEvent']
+  /** The node owning camera `id` as this node sees it, or null. */
+  ownerOf(id: string): string | null
+  /** The nodes and their health (no NATS round trip). */
+  nodes(): ClusterNodesView
+}
+
+/** What every piece takes: a CameraManager, or the cameras of a cluster. */
+export type Cameras = CameraManager | ClusterCameras
+
 /** The seed's camera API, to mount at /api/cameras. */
-export declare function camerasRouter(cameras: CameraManager, options?: AccessOptions): Router
+export declare function camerasRouter(cameras: Cameras, options?: AccessOptions): Router
+/** GET /api/cluster (cluster mode), to mount at /api/cluster. */
+export declare function clusterRouter(cameras: ClusterCameras, options?: AccessOptions): Router
 /** The Moondream routes, to mount at /api/moondream. */
-export declare function moondreamRouter(cameras: CameraManager, options?: MoondreamRouterOptions): Router
+export declare function moondreamRouter(cameras: Cameras, options?: MoondreamRouterOptions): Router
 /** GET handler for Prometheus metrics, to mount at /metrics. */
-export declare function metricsHandler(cameras: CameraManager, options?: AccessOptions): RequestHandler
+export declare function metricsHandler(cameras: Cameras, options?: AccessOptions): RequestHandler
 /** The seed's WebSocket protocol on /ws of the HTTP server. */
-export declare function attachWebSocket(httpServer: HttpServer | HttpsServer, cameras: CameraManager, options?: AccessOptions): WebSocketServer
+export declare function attachWebSocket(httpServer: HttpServer | HttpsServer, cameras: Cameras, options?: AccessOptions): WebSocketServer
 /** Plain frame requests without Express: true when it took the request. */
-export declare function frameFastPath(cameras: CameraManager, options?: AccessOptions): (req: IncomingMessage, res: ServerResponse) => boolean
+export declare function frameFastPath(cameras: Cameras, options?: AccessOptions): (req: IncomingMessage, res: ServerResponse) => boolean
+/** The cameras of the cluster `cluster` (Cluster.join) joined with `manager`. */
+export declare function clusterCameras(cluster: Cluster, manager: CameraManager): ClusterCameras
+/**
+ * Cluster.join options from CAMKIT_NATS_URL, CAMKIT_NODE_ID, CAMKIT_CLUSTER_KEY,
+ * CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN, CAMKIT_NATS_NKEY_FILE,
+ * CAMKIT_CLUSTER_PREFIX, CAMKIT_LEASE_TTL_MS; null when CAMKIT_NATS_URL is unset. Throws
+ * INVALID_INPUT with `field` naming the variable.
+ */
+export declare function clusterFromEnv(env?: Record<string, string | undefined>): ClusterOptions | null
+/** Cluster.join with clusterFromEnv's options; rejects with `field` naming the variable. Null without CAMKIT_NATS_URL. */
+export declare function joinClusterFromEnv(manager: CameraManager, env?: Record<string, string | undefined>): Promise<Cluster | null>
+/** A NATS URL list without credentials, for a log line. */
+export declare function redactNatsUrl(natsUrl: string): string
 /** The viewer page's static files. */
 export declare function viewer(options?: ServeStaticOptions): RequestHandler
 /** Mounts the viewer page at `at` (default '/'). */

@@ -23,6 +23,10 @@
 //
 // Counters shared by the routes, the WebSocket and /metrics are kept per CameraManager, so
 // the pieces need no object passed between them.
+//
+// Cluster mode: every piece takes `clusterCameras(cluster, manager)` in place of the
+// CameraManager (cluster from `Cluster.join(manager, options)`, or `joinClusterFromEnv`);
+// `clusterRouter` adds GET /api/cluster. See cluster.js.
 const path = require('node:path')
 
 // Peer dependencies: the app's own copies. Said clearly when one is missing.
@@ -44,6 +48,8 @@ const { errorMiddleware, BODY_LIMIT } = require('./errors')
 const security = require('./security')
 const { createAllowlist } = require('./allowlist')
 const cameraConfig = require('./config')
+const cluster = require('./cluster')
+const clusterRoutes = require('./routes/cluster')
 const { defaultDecoder } = require('./validate')
 
 /** The directory of the viewer page's static files. */
@@ -67,7 +73,7 @@ function defaultLog (msg) {
 
 function checkCameras (cameras, where) {
   if (!cameras || typeof cameras.snapshot !== 'function' || typeof cameras.list !== 'function') {
-    throw new TypeError(`${where}: cameras: must be a camkit CameraManager`)
+    throw new TypeError(`${where}: cameras: must be a camkit CameraManager or clusterCameras()`)
   }
 }
 
@@ -144,6 +150,20 @@ function moondreamRouter (cameras, options = {}) {
   return r
 }
 
+/**
+ * GET /api/cluster (mount it at /api/cluster): this node, the nodes with their cameras and
+ * health, the cameras with their owners. `cameras` is `clusterCameras(cluster, manager)`.
+ */
+function clusterRouter (cameras, options = {}) {
+  if (!(cameras instanceof cluster.ClusterCameras)) throw new TypeError('clusterRouter: cameras: must be clusterCameras(cluster, manager)')
+  const o = resolveOptions(options, 'clusterRouter')
+  const r = express.Router()
+  r.use(guard(o))
+  r.use(clusterRoutes.clusterRouter({ cameras }))
+  r.use(errorMiddleware(o.log))
+  return r
+}
+
 /** GET handler for Prometheus metrics (mount it at /metrics). Needs the token when one is set. */
 function metricsHandler (cameras, options = {}) {
   checkCameras(cameras, 'metricsHandler')
@@ -152,8 +172,10 @@ function metricsHandler (cameras, options = {}) {
   return (req, res, next) => token(req, res, () => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next()
     // Written raw: res.send() would reorder the parameters of this exact content type.
-    res.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-    res.end(Buffer.from(renderMetrics(cameras, metricsOf(cameras))))
+    renderMetrics(cameras, metricsOf(cameras)).then((text) => {
+      res.set('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+      res.end(Buffer.from(text))
+    }, next)
   })
 }
 
@@ -214,6 +236,11 @@ function describeAccess (options = {}) {
 
 module.exports = {
   camerasRouter,
+  clusterRouter,
+  clusterCameras: cluster.clusterCameras,
+  clusterFromEnv: cluster.clusterFromEnv,
+  joinClusterFromEnv: cluster.joinFromEnv,
+  redactNatsUrl: cluster.redactNatsUrl,
   moondreamRouter,
   metricsHandler,
   attachWebSocket,

@@ -34,8 +34,14 @@ function label (v) {
   return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
 }
 
-function renderMetrics (cameras, metrics) {
-  const list = cameras.closed ? [] : cameras.list()
+/**
+ * The metrics text. In cluster mode (`cameras` from clusterCameras()) the per-camera
+ * figures are those of the cameras this node runs (each camera is counted once across the
+ * nodes' scrapes), and camkit_cluster_* families give the cluster as this node sees it.
+ */
+async function renderMetrics (cameras, metrics) {
+  const local = cameras.manager ?? cameras
+  const list = cameras.closed ? [] : await local.list()
   const out = []
   const family = (name, type, help, samples) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
@@ -86,10 +92,27 @@ function renderMetrics (cameras, metrics) {
     `camkit_video_segment_delay_seconds_sum ${metrics.videoDelay.sumMs / 1000}`,
     `camkit_video_segment_delay_seconds_count ${metrics.videoDelay.n}`)
   family('camkit_snapshots_total', 'counter', 'Frames served by GET /api/cameras/:id/frame.', [[{}, c.snapshots]])
+  if (typeof cameras.nodes === 'function' && !cameras.closed) clusterFamilies(cameras, family)
   family('process_resident_memory_bytes', 'gauge', 'Resident memory of this process.', [[{}, process.memoryUsage.rss()]])
   const cpu = process.cpuUsage()
   family('process_cpu_seconds_total', 'counter', 'CPU time of this process (user + system).', [[{}, (cpu.user + cpu.system) / 1e6]])
   return out.join('\n') + '\n'
+}
+
+/** Cluster mode: the nodes, what each owns, and the requests forwarded to other nodes. */
+function clusterFamilies (cameras, family) {
+  const v = cameras.nodes()
+  const live = v.nodes.filter((n) => n.alive)
+  family('camkit_cluster_nats_connected', 'gauge', '1 while this node\'s NATS connection is up.', [[{ node: v.node }, v.natsConnected ? 1 : 0]])
+  family('camkit_cluster_nodes', 'gauge', 'Live nodes of the cluster, as this node sees them.', [[{}, live.length]])
+  family('camkit_cluster_node_up', 'gauge', '1 for a live node, 0 for one seen live in the last ten minutes that no longer is.', v.nodes.map((n) => [{ node: n.id }, n.alive ? 1 : 0]))
+  family('camkit_cluster_node_heartbeat_age_seconds', 'gauge', 'Time since the node\'s last heartbeat was seen here.', v.nodes.map((n) => [{ node: n.id }, n.lastHeartbeatAgeMs / 1000]))
+  family('camkit_cluster_cameras_owned', 'gauge', 'Cameras each live node runs (from its heartbeat).', live.map((n) => [{ node: n.id }, n.cameras.length]))
+  family('camkit_cluster_cameras_streaming', 'gauge', 'Cameras streaming on each live node (from its heartbeat).', live.map((n) => [{ node: n.id }, n.streaming]))
+  family('camkit_cluster_cameras_desired', 'gauge', 'Cameras the cluster should run.', [[{}, v.desired]])
+  family('camkit_cluster_cameras_unowned', 'gauge', 'Desired cameras without a live owner right now.', [[{}, v.unowned.length]])
+  family('camkit_cluster_forwarded_requests_total', 'counter', 'Requests of this node for a camera another node runs (status, snapshot, subscribe, video), answered by that node over NATS.',
+    Object.entries(cameras.forwarded).map(([kind, n]) => [{ node: v.node, kind }, n]))
 }
 
 module.exports = { createMetrics, renderMetrics, observeVideoDelay, DELAY_BUCKETS_MS }

@@ -21,7 +21,7 @@
 // camkit_video_segment_delay_seconds. On a backed-up socket the write only queues the bytes
 // in Node (and the subscription is paused): such a client's delay is not what it sees.
 
-const { optionalInt } = require('./validate')
+const { optionalInt, oneOf, STREAMS } = require('./validate')
 const { observeVideoDelay } = require('./metrics')
 
 /**
@@ -38,10 +38,19 @@ function liveTracker () {
   }
 }
 
-/** Options of a video subscription from a request's query or a WebSocket message. */
+/**
+ * Options of a video subscription from a request's query or a WebSocket message:
+ * maxQueueBytes, and stream ('sub' for a camera's sub-stream when it streams as the
+ * subscription starts, else its main stream; 'main' and 'auto', the default, for the main
+ * stream). A bad one is an INVALID_INPUT error naming the field.
+ */
 function videoOptions (src) {
+  const opts = {}
   const maxQueueBytes = optionalInt(src.maxQueueBytes, 'maxQueueBytes', 65536, 256 * 1024 * 1024)
-  return maxQueueBytes === undefined ? {} : { maxQueueBytes }
+  if (maxQueueBytes !== undefined) opts.maxQueueBytes = maxQueueBytes
+  const stream = oneOf(src.stream, 'stream', STREAMS)
+  if (stream) opts.stream = stream
+  return opts
 }
 
 /** GET /:cameraId/video.mp4: the live stream as one endless fragmented MP4. */
@@ -59,13 +68,11 @@ function videoMp4Handler ({ cameras, metrics }) {
     }
     if (req.method === 'HEAD') {
       // The headers only; the camera's codec string needs its first chunk, so it is left out.
-      try {
-        cameras.status(req.params.cameraId)
-      } catch (e) {
-        return next(e)
-      }
-      res.writeHead(200, { 'Content-Type': 'video/mp4', 'Cache-Control': 'no-store' })
-      return res.end()
+      // status() is a CameraManager's value, a cluster's promise.
+      return Promise.resolve().then(() => cameras.status(req.params.cameraId)).then(() => {
+        res.writeHead(200, { 'Content-Type': 'video/mp4', 'Cache-Control': 'no-store' })
+        res.end()
+      }, next)
     }
     const end = () => {
       if (!res.headersSent) return

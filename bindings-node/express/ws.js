@@ -22,7 +22,9 @@
 //   - Errors are reported instead of ignored:
 //       {"type":"error","cameraId":"cam1","code":"NOT_FOUND","error":"…"}
 //     (unknown camera, bad fps, camera disconnected — code CLOSED — or a bad message).
-//   - {"action":"video","cameraId":"cam1"} (maxQueueBytes optional): the camera's live
+//   - {"action":"video","cameraId":"cam1"} (maxQueueBytes and stream optional; stream 'sub'
+//       takes the sub-stream if it streams now, else the main stream, which 'auto' and
+//       'main' take; the subscription keeps the stream it started on): the camera's live
 //       video as the camera sent it, fragmented MP4 for Media Source Extensions: a text
 //       message {"type":"video","cameraId","mimeType":"video/mp4; codecs=\"avc1.…\"","codec"}
 //       (for MediaSource.isTypeSupported() / addSourceBuffer()), then the init segment and

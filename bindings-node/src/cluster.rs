@@ -17,12 +17,14 @@ use napi::bindgen_prelude::{PromiseRaw, Unknown};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::config::{CameraConfig, SnapshotOptions};
+use crate::config::{CameraConfig, SnapshotOptions, SubscribeOptions};
 use crate::error::{convert, reject};
 use crate::frame::JsFrame;
-use crate::manager::{is_nullish, CameraManager};
+use crate::manager::{function_arg, is_nullish, CameraManager};
 use crate::promise;
 use crate::status::CameraStatus;
+use crate::subscription::{gate, FrameSource, Subscription};
+use crate::video::{VideoOptions, VideoSource, VideoSubscription};
 
 /// How a node joins a cluster. `natsUrl`, `nodeId` and `clusterKey` are required.
 #[napi(object, object_to_js = false)]
@@ -362,6 +364,83 @@ impl Cluster {
             async move { node.snapshot(&id, opts).await },
             |_, f| Ok(JsFrame(f)),
         )
+    }
+
+    /// Calls `callback(null, frame)` with a camera's frames, from whichever node owns it,
+    /// as `CameraManager.subscribe` does (latest wins, at most `options.fps`), until
+    /// `unsubscribe()`. On the owner the frames come from its own camera; elsewhere the
+    /// owner sends them through NATS only while this subscription lives (an `onDemand`
+    /// camera nobody watches stays undecoded), and when the camera moves to another node
+    /// the subscription follows it.
+    ///
+    /// Returns at once: it throws `INVALID_INPUT` (naming the field), `NOT_FOUND` (no such
+    /// camera in the cluster) or `CLOSED` (this node left), and asks the owner
+    /// afterwards; while no owner answers (the camera is moving, the owner is busy) it
+    /// waits and asks again. The callback's last call is an error whose code is `'CLOSED'`
+    /// once the camera was removed from the cluster or this node left it. Dropping the
+    /// returned object does not unsubscribe.
+    #[napi(
+        ts_args_type = "id: string, options: SubscribeOptions, callback: (err: Error | null, frame: Frame) => void"
+    )]
+    pub fn subscribe(
+        &self,
+        env: &Env,
+        id: String,
+        options: Unknown,
+        callback: Unknown,
+    ) -> napi::Result<Subscription> {
+        let node = self.open().map_err(|e| reject(env, &e))?;
+        let options: SubscribeOptions = convert(options, "options").map_err(|e| reject(env, &e))?;
+        let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
+        let sub = options
+            .into_core()
+            .and_then(|o| node.subscribe_deferred(&id, o))
+            .map_err(|e| reject(env, &e))?;
+        let callback = gate(env, callback).map_err(|e| reject(env, &e))?;
+        let source = FrameSource::Cluster(Box::new(sub));
+        Ok(Subscription::start(
+            self.cameras.runtime(),
+            id,
+            source,
+            callback,
+        ))
+    }
+
+    /// Calls `callback(null, chunk)` with a camera's live video, from whichever node owns
+    /// it, as `CameraManager.subscribeVideo` does (an `'init'` chunk, then `'media'`
+    /// chunks; `pause()` / `resume()`, `skipped`), until `unsubscribe()`. When the camera
+    /// moves to another node the subscription follows it, starting with a new `'init'`
+    /// chunk, as after a reconnect.
+    ///
+    /// Returns at once, as `subscribe` does: it throws `INVALID_INPUT`, `NOT_FOUND` or
+    /// `CLOSED`; an MJPEG camera (which camkit cannot carry as video) is known only to its
+    /// owner, so it ends the subscription through the callback: its only call is an error
+    /// whose code is `'UNSUPPORTED_CODEC'`. Otherwise the last call is `'CLOSED'` once the
+    /// camera was removed from the cluster or this node left it.
+    #[napi(
+        ts_args_type = "id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | undefined | null"
+    )]
+    pub fn subscribe_video(
+        &self,
+        env: &Env,
+        id: String,
+        callback: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<VideoSubscription> {
+        let node = self.open().map_err(|e| reject(env, &e))?;
+        let opts = VideoOptions::from_arg(options).map_err(|e| reject(env, &e))?;
+        let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
+        let sub = node
+            .subscribe_video_deferred(&id, opts)
+            .map_err(|e| reject(env, &e))?;
+        let callback = gate(env, callback).map_err(|e| reject(env, &e))?;
+        let source = VideoSource::Cluster(Box::new(sub));
+        Ok(VideoSubscription::start(
+            self.cameras.runtime(),
+            id,
+            source,
+            callback,
+        ))
     }
 
     /// Every camera of the cluster with its owner and (when the owner answered) its

@@ -10,6 +10,9 @@
 //! callback from starving the event loop: Node dispatches up to 1000 queued thread-safe
 //! calls in one go, so a producer that kept the queue full would hold the JS thread there.
 //!
+//! The same `Subscription` class serves `CameraManager.subscribe()` and
+//! `Cluster.subscribe()`: only where the frames come from differs ([`FrameSource`]).
+//!
 //! `unsubscribe()` and `remove()` are final: no callback runs once they have returned, not
 //! even a call already waiting in the thread-safe function's queue. The thread-safe function
 //! does not call the user's callback directly but a small native function ([`gate`]) that
@@ -116,6 +119,43 @@ pub fn gate<C: FromNapiValue + TypeName>(
     Ok((callback, closed))
 }
 
+/// Where a subscription's frames come from: this process's cameras, or a camera of the
+/// cluster wherever it runs.
+pub enum FrameSource {
+    Local(camkit::Subscription),
+    #[cfg(feature = "cluster")]
+    Cluster(Box<camkit::cluster::ClusterSubscription>),
+}
+
+impl FrameSource {
+    async fn next(&mut self) -> Option<camkit::Result<camkit::Frame>> {
+        match self {
+            FrameSource::Local(s) => s.next().await,
+            #[cfg(feature = "cluster")]
+            FrameSource::Cluster(s) => s.next().await,
+        }
+    }
+
+    /// The final error's message, once `next` returned `None`.
+    fn ended(&self, id: &str) -> String {
+        match self {
+            FrameSource::Local(_) => format!(
+                "camera {id:?} was disconnected or its manager closed; the subscription has ended"
+            ),
+            #[cfg(feature = "cluster")]
+            FrameSource::Cluster(_) => format!(
+                "camera {id:?} was disconnected from the cluster or this node left it; the subscription has ended"
+            ),
+        }
+    }
+}
+
+impl From<camkit::Subscription> for FrameSource {
+    fn from(s: camkit::Subscription) -> Self {
+        FrameSource::Local(s)
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     active: AtomicBool,
@@ -123,7 +163,8 @@ struct Counters {
     dropped: AtomicU64,
 }
 
-/// A live frame subscription, returned by `CameraManager.subscribe()`.
+/// A live frame subscription, returned by `CameraManager.subscribe()` and
+/// `Cluster.subscribe()`.
 #[napi]
 pub struct Subscription {
     camera_id: String,
@@ -138,9 +179,10 @@ impl Subscription {
     pub fn start(
         runtime: &Handle,
         camera_id: String,
-        mut sub: camkit::Subscription,
+        sub: impl Into<FrameSource>,
         (callback, gate): (FrameCallback, Gate),
     ) -> Self {
+        let mut sub = sub.into();
         let counters = Arc::new(Counters::default());
         counters.active.store(true, Ordering::Release);
         let c = Arc::clone(&counters);
@@ -165,13 +207,8 @@ impl Subscription {
                 }
             }
             c.active.store(false, Ordering::Release);
+            let end = Error::new(ErrorKind::Closed, sub.ended(&id));
             drop(sub);
-            let end = Error::new(
-                ErrorKind::Closed,
-                format!(
-                    "camera {id:?} was disconnected or its manager closed; the subscription has ended"
-                ),
-            );
             // The last word must not be lost to a full queue.
             call_err(&callback, &end).await;
         });
@@ -202,7 +239,8 @@ impl Subscription {
     }
 
     /// Whether frames are still being delivered (false after `unsubscribe()`, or once the
-    /// camera is disconnected or the manager closed).
+    /// camera is disconnected or the manager closed; for a cluster's subscription, once
+    /// the camera left the cluster or the node left it).
     #[napi(getter)]
     pub fn active(&self) -> bool {
         self.counters.active.load(Ordering::Acquire) && !self.task.is_finished()

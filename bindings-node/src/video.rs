@@ -15,7 +15,9 @@
 //! whose `write()` returned `false` calls it, and `resume()` on `'drain'`), which is how a
 //! slow HTTP or WebSocket client is held to the queue's bound instead of growing Node's
 //! memory. The final-call and gate rules are those of frame subscriptions
-//! ([`crate::subscription`]).
+//! ([`crate::subscription`]), and so is the one class for both sources: the same
+//! `VideoSubscription` serves `CameraManager.subscribeVideo()` and
+//! `Cluster.subscribeVideo()` ([`VideoSource`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,6 +64,11 @@ pub struct VideoOptions {
     /// Bytes the callback may fall behind before camkit skips to the next keyframe (at
     /// least 65536; default 4 MiB).
     pub max_queue_bytes: Option<u32>,
+    /// Which stream of a camera with a `subStream`: `'sub'` for the sub-stream when it
+    /// streams at subscription time (else the main stream, which the subscription then
+    /// keeps); `'main'` and `'auto'` (default) for the main stream.
+    #[napi(ts_type = "StreamChoice")]
+    pub stream: Option<String>,
 }
 
 /// What a video subscription yields.
@@ -74,6 +81,14 @@ pub enum VideoFormat {
 }
 
 impl VideoOptions {
+    /// camkit's options from the optional `options` argument.
+    pub(crate) fn from_arg(options: Option<Unknown>) -> camkit::Result<camkit::VideoOptions> {
+        match options {
+            Some(o) if !is_nullish(&o) => convert::<VideoOptions>(o, "options")?.into_core(),
+            _ => VideoOptions::default().into_core(),
+        }
+    }
+
     fn into_core(self) -> camkit::Result<camkit::VideoOptions> {
         let mut o = camkit::VideoOptions::default();
         match self.format.as_deref() {
@@ -88,6 +103,9 @@ impl VideoOptions {
         }
         if let Some(n) = self.max_queue_bytes {
             o.max_queue_bytes = n as usize;
+        }
+        if let Some(stream) = self.stream {
+            o.stream = stream.parse()?;
         }
         o.validate()?;
         Ok(o)
@@ -149,6 +167,57 @@ impl ToNapiValue for JsVideoChunk {
     }
 }
 
+/// Where a video subscription's chunks come from: this process's cameras, or a camera of
+/// the cluster wherever it runs.
+pub enum VideoSource {
+    Local(camkit::VideoSubscription),
+    #[cfg(feature = "cluster")]
+    Cluster(Box<camkit::cluster::ClusterVideoSubscription>),
+}
+
+impl VideoSource {
+    async fn next(&mut self) -> Option<VideoChunk> {
+        match self {
+            VideoSource::Local(s) => s.next().await,
+            #[cfg(feature = "cluster")]
+            VideoSource::Cluster(s) => s.next().await,
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        match self {
+            VideoSource::Local(s) => s.skipped(),
+            #[cfg(feature = "cluster")]
+            VideoSource::Cluster(s) => s.skipped(),
+        }
+    }
+
+    /// The final error, once `next` returned `None`.
+    fn end_error(&self, id: &str) -> Error {
+        let (e, what) = match self {
+            VideoSource::Local(s) => (s.end_error(), "was disconnected or its manager closed"),
+            #[cfg(feature = "cluster")]
+            VideoSource::Cluster(s) => (
+                s.end_error(),
+                "was disconnected from the cluster or this node left it",
+            ),
+        };
+        // A camera that came back with video the stream cannot carry says so.
+        e.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Closed,
+                format!("camera {id:?} {what}; the video subscription has ended"),
+            )
+        })
+    }
+}
+
+impl From<camkit::VideoSubscription> for VideoSource {
+    fn from(s: camkit::VideoSubscription) -> Self {
+        VideoSource::Local(s)
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     active: AtomicBool,
@@ -156,7 +225,8 @@ struct Counters {
     skipped: AtomicU64,
 }
 
-/// A live video subscription, returned by `CameraManager.subscribeVideo()`.
+/// A live video subscription, returned by `CameraManager.subscribeVideo()` and
+/// `Cluster.subscribeVideo()`.
 #[napi]
 pub struct VideoSubscription {
     camera_id: String,
@@ -169,12 +239,15 @@ pub struct VideoSubscription {
 }
 
 impl VideoSubscription {
-    fn start(
+    /// Starts delivering `sub`'s chunks to `callback` (made by [`gate`], with its `gate`)
+    /// from a task on `runtime`.
+    pub fn start(
         runtime: &Handle,
         camera_id: String,
-        mut sub: camkit::VideoSubscription,
+        sub: impl Into<VideoSource>,
         (callback, gate): (VideoCallback, Gate),
     ) -> Self {
+        let mut sub = sub.into();
         let counters = Arc::new(Counters::default());
         counters.active.store(true, Ordering::Release);
         let (paused, mut paused_rx) = watch::channel(false);
@@ -204,15 +277,7 @@ impl VideoSubscription {
                 c.delivered.fetch_add(1, Ordering::Relaxed);
             }
             c.active.store(false, Ordering::Release);
-            // A camera that came back with video the stream cannot carry says so.
-            let end = sub.end_error().unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::Closed,
-                    format!(
-                        "camera {id:?} was disconnected or its manager closed; the video subscription has ended"
-                    ),
-                )
-            });
+            let end = sub.end_error(&id);
             drop(sub);
             call_err(&callback, &end).await;
         });
@@ -309,11 +374,7 @@ impl CameraManager {
         callback: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<VideoSubscription> {
-        let options: VideoOptions = match options {
-            Some(o) if !is_nullish(&o) => convert(o, "options").map_err(|e| reject(env, &e))?,
-            _ => VideoOptions::default(),
-        };
-        let opts = options.into_core().map_err(|e| reject(env, &e))?;
+        let opts = VideoOptions::from_arg(options).map_err(|e| reject(env, &e))?;
         let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
         let core = self.core();
         let sub = core

@@ -302,10 +302,13 @@ impl CameraManager {
 
     /// Live video of a camera as it sent it, without decoding: fragmented MP4 or Annex B
     /// access units (see [`crate::video`]). Starts with the frames since the last keyframe.
+    /// `opts.stream` `Sub` takes a camera's sub-stream when it streams at that moment,
+    /// else its main stream (the subscription stays on the stream it started on).
     pub fn subscribe_video(&self, id: &str, opts: VideoOptions) -> Result<VideoSubscription> {
         opts.validate()?;
-        let cam = self.camera(id)?;
-        VideoSubscription::new(cam.id(), cam.video(), opts)
+        let main = self.camera(id)?;
+        let cam = main.pick(None, opts.stream);
+        VideoSubscription::new(main.id(), cam.video(), opts)
     }
 
     /// Changes a camera's decode policy at run time.

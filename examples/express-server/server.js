@@ -12,6 +12,19 @@
 // CAMKIT_CORS_ORIGINS and CAMKIT_ALLOWED_CAMERA_NETS restrict who may use the API and which
 // cameras it may reach. Everything but the start-up is camkit/express (bindings-node/express).
 // Without configured cameras the built-in demo camera is started and connected as `demo`.
+//
+// Cluster mode (several servers sharing cameras through NATS JetStream, docs/cluster.md):
+// CAMKIT_NATS_URL (nats://host:4222, tls:// for TLS, several separated by commas) turns it
+// on; then CAMKIT_NODE_ID (this node's id, unique) and CAMKIT_CLUSTER_KEY (the same secret
+// on every node, at least 16 characters) are required, and NATS credentials are given by
+// CAMKIT_NATS_USER + CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN or CAMKIT_NATS_NKEY_FILE.
+// Optional: CAMKIT_CLUSTER_PREFIX (subjects and buckets, default camkit), CAMKIT_LEASE_TTL_MS
+// (default 6000: how long a dead node's cameras wait before moving). Every node serves every
+// camera; GET /api/cluster shows the nodes. Start-up cameras are connected through the
+// cluster unless the cluster already has them (a restarting node does not restart them).
+// The demo camera only with CAMKIT_DEMO=1, as `demo-<node id>`: its URL is this machine's
+// 127.0.0.1, so it suits nodes on one machine only. A node that cannot join (NATS down,
+// wrong credentials or cluster key) does not start; the error names the variable.
 const http = require('node:http')
 const express = require('express')
 
@@ -27,32 +40,56 @@ function defaultLog (msg) {
  * have failed, which is logged). Options: port, host, cameras (camkit configs; default from
  * the environment), demo (true / false / 'auto': when no camera is configured), demoSize,
  * log, security ({apiToken, corsOrigins}: override CAMKIT_API_TOKEN / CAMKIT_CORS_ORIGINS),
- * allowedCameraNets (overrides CAMKIT_ALLOWED_CAMERA_NETS).
+ * allowedCameraNets (overrides CAMKIT_ALLOWED_CAMERA_NETS), env (the environment read for
+ * everything else, default process.env). With CAMKIT_NATS_URL in it, the server joins the
+ * cluster before it listens; a failure rejects with `field` naming the variable.
  */
 async function start (opts = {}) {
   const log = opts.log || defaultLog
+  const env = opts.env ?? process.env
   const port = opts.port ?? 5000
   const host = opts.host ?? '127.0.0.1'
-  const configured = opts.cameras !== undefined ? opts.cameras : camkit.camerasFromEnv()
+  const configured = opts.cameras !== undefined ? opts.cameras : camkit.camerasFromEnv(env)
   // Bad security settings stop the start: never run more open than configured.
-  const fromEnv = camkit.optionsFromEnv()
+  const fromEnv = camkit.optionsFromEnv(env)
   const access = { ...fromEnv, ...opts.security, allowedCameraNets: opts.allowedCameraNets ?? fromEnv.allowedCameraNets, log }
-  const demoWanted = opts.demo === true || ((opts.demo ?? 'auto') === 'auto' && !(configured && configured.length))
+  // Bad cluster settings too, before anything is started.
+  const clusterOptions = camkit.clusterFromEnv(env)
+  const clustered = clusterOptions !== null
+  // A demo camera's URL is this machine's 127.0.0.1: in a cluster only when asked for.
+  const demoWanted = opts.demo === true || (!clustered && (opts.demo ?? 'auto') === 'auto' && !(configured && configured.length))
 
-  const cameras = new CameraManager()
-  const events = cameras.onEvent((e) => {
+  const manager = new CameraManager()
+  const events = manager.onEvent((e) => {
     log(`camera ${JSON.stringify(e.cameraId)}: ${e.state}${e.error ? ` (${e.error.code}: ${e.error.message})` : ''}`)
   })
+  let cluster = null
+  if (clustered) {
+    try {
+      cluster = await camkit.joinClusterFromEnv(manager, env)
+    } catch (e) {
+      events.remove()
+      manager.close()
+      throw e
+    }
+    log(`cluster: node ${JSON.stringify(cluster.nodeId)} joined through NATS at ${camkit.redactNatsUrl(clusterOptions.natsUrl)}`)
+  }
+  // Every piece below serves the cluster's cameras in cluster mode, this process's otherwise.
+  const cameras = cluster ? camkit.clusterCameras(cluster, manager) : manager
 
   const app = express()
   app.disable('x-powered-by')
   app.use(camkit.securityHeaders())
-  app.get('/health', (req, res) => {
-    res.json({ status: 'ok', activeCameras: cameras.list().length })
+  app.get('/health', (req, res, next) => {
+    // list() is a promise in cluster mode (every camera of the cluster).
+    Promise.resolve(cameras.list()).then((list) => {
+      res.json({ status: 'ok', activeCameras: list.length, ...(cluster && { node: cluster.nodeId }) })
+    }, next)
   })
   app.get('/metrics', camkit.metricsHandler(cameras, access))
   app.use('/api/cameras', camkit.camerasRouter(cameras, access))
-  app.use('/api/moondream', camkit.moondreamRouter(cameras, access))
+  if (cluster) app.use('/api/cluster', camkit.clusterRouter(cameras, access))
+  app.use('/api/moondream', camkit.moondreamRouter(cameras, { ...access, env }))
   app.use('/api', camkit.notFound(access))
   camkit.mountViewer(app)
   app.use(camkit.notFound())
@@ -61,22 +98,41 @@ async function start (opts = {}) {
   const fastFrame = camkit.frameFastPath(cameras, access)
   const server = http.createServer((req, res) => fastFrame(req, res) || app(req, res))
   const wss = camkit.attachWebSocket(server, cameras, access)
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, resolve)
-  })
+  try {
+    await new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, resolve)
+    })
+  } catch (e) {
+    wss.close()
+    if (cluster) await cluster.leave()
+    events.remove()
+    manager.close()
+    throw e
+  }
   const actualPort = server.address().port
   log(`camkit express server listening on http://${host}:${actualPort} (WebSocket ws://${host}:${actualPort}/ws)`)
   log(`access: ${camkit.describeAccess(access)}`)
 
   let demo = null
-  const toConnect = [...(configured || [])]
+  let demoId = null
+  let toConnect = [...(configured || [])]
+  if (cluster && toConnect.length) {
+    // Cameras the cluster already has are left as they are: connecting them again would
+    // restart them on their owner every time a node starts.
+    const known = new Set((await cameras.list()).map((s) => s.id))
+    toConnect = toConnect.filter((config) => {
+      if (known.has(config.id)) log(`camera ${JSON.stringify(config.id)}: already in the cluster, left as it is`)
+      return !known.has(config.id)
+    })
+  }
   if (demoWanted) {
-    const [width, height] = String(opts.demoSize || process.env.CAMKIT_DEMO_SIZE || '1280x720').split('x').map(Number)
+    const [width, height] = String(opts.demoSize || env.CAMKIT_DEMO_SIZE || '1280x720').split('x').map(Number)
     demo = await startDemoCamera({ width, height, fps: 15 })
     log(`demo camera serving ${demo.url} (${width}x${height} @ 15 fps)`)
-    const decoder = camkit.defaultDecoder()
-    toConnect.push({ id: 'demo', url: demo.url, persistent: true, ...(decoder && { decoder }) })
+    const decoder = camkit.defaultDecoder(env)
+    demoId = cluster ? `demo-${cluster.nodeId}` : 'demo'
+    toConnect.push({ id: demoId, url: demo.url, persistent: true, ...(decoder && { decoder }) })
   }
   await Promise.all(toConnect.map(async (config) => {
     try {
@@ -96,13 +152,18 @@ async function start (opts = {}) {
       wss.close()
       server.closeAllConnections?.()
       await new Promise((resolve) => server.close(() => resolve()))
+      if (cluster) {
+        // This node's demo camera goes with it; the other cameras move to the other nodes.
+        if (demoId) await cluster.disconnect(demoId).catch(() => {})
+        await cluster.leave()
+      }
       events.remove()
-      cameras.close()
+      manager.close()
       if (demo) await demo.stop()
     })()
     return closing
   }
-  return { app, server, port: actualPort, cameras, demo, close }
+  return { app, server, port: actualPort, cameras, manager, cluster, demo, close }
 }
 
 module.exports = { start }
@@ -120,7 +181,8 @@ if (require.main === module) {
       process.once('SIGTERM', stop)
     })
     .catch((e) => {
-      console.error(`camkit express server: cannot start: ${e.message}`)
+      // One line; a cluster setting's error names its variable (e.field).
+      console.error(`camkit express server: cannot start: ${String(e.message).replace(/\s*\n\s*/g, ' ')}`)
       process.exit(1)
     })
 }

@@ -18,14 +18,11 @@
 //! SECS defaults to 20, N to 300. Needs `nats-server` (Debian package) in PATH or
 //! /usr/sbin. Prints one JSON object; BENCHMARKS.md quotes it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use camkit::cluster::{Cluster, ClusterOptions};
 use camkit::{CameraConfig, CameraManager, SnapshotOptions};
-use camkit_tests::GstServer;
+use camkit_tests::{GstServer, NatsServer};
 
 const CAMERAS: usize = 32;
 const KEY: &str = "cluster-bench-key-0123456789abcdef";
@@ -37,94 +34,6 @@ fn cpu_ms() -> f64 {
     let f: Vec<&str> = rest.split(' ').collect();
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
     ticks as f64 * 10.0
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A nats-server with JetStream on loopback, killed on drop.
-struct Nats {
-    child: Child,
-    port: u16,
-    monitor: u16,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let bin = ["nats-server", "/usr/sbin/nats-server"]
-            .into_iter()
-            .find(|b| {
-                Command::new(b)
-                    .arg("--version")
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok()
-            })
-            .expect("nats-server (apt-get install nats-server)");
-        let dir = std::env::temp_dir().join(format!("camkit-cluster-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (port, monitor) = (free_port(), free_port());
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m"])
-            .arg(monitor.to_string())
-            .args(["-js", "-sd"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nats {
-            child,
-            port,
-            monitor,
-            _dir: TempDir(dir),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// The server's `/varz` counters. A plain HTTP/1.0 GET on loopback: the one request
-    /// this program makes does not warrant an HTTP client dependency.
-    fn varz(&self) -> serde_json::Value {
-        let mut s = TcpStream::connect(("127.0.0.1", self.monitor)).expect("monitor port");
-        s.write_all(b"GET /varz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        let json = &body[body.find("\r\n\r\n").expect("HTTP reply") + 4..];
-        serde_json::from_str(json).expect("varz JSON")
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn configs(url: &str) -> Vec<CameraConfig> {
@@ -161,7 +70,7 @@ fn summary(mut ms: Vec<f64>) -> serde_json::Value {
     })
 }
 
-fn options(nats: &Nats, node: &str) -> ClusterOptions {
+fn options(nats: &NatsServer, node: &str) -> ClusterOptions {
     ClusterOptions {
         prefix: "bench".into(),
         ..ClusterOptions::new(nats.url(), node, KEY)
@@ -173,7 +82,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let secs: u64 = args.next().map_or(20, |s| s.parse().expect("SECS"));
     let n: usize = args.next().map_or(300, |s| s.parse().expect("N"));
-    let nats = Nats::start();
+    let nats = NatsServer::start().expect("nats-server starts");
     let gst = GstServer::start().expect("GStreamer RTSP server starts");
     // One shared 640x360 H.264 pipeline for every client (gst-rtsp-server shared factory).
     let url = gst.url("/high");
@@ -199,10 +108,10 @@ async fn main() {
         a.connect(cfg).await.expect("connects through the cluster");
     }
     tokio::time::sleep(settle).await;
-    let v0 = counters(&nats.varz());
+    let v0 = counters(&nats.varz().expect("varz"));
     let t0 = Instant::now();
     let cluster_cpu = cpu_pct(secs).await;
-    let v1 = counters(&nats.varz());
+    let v1 = counters(&nats.varz().expect("varz"));
     let wall = t0.elapsed().as_secs_f64();
     let rate = |i: usize| ((v1[i] - v0[i]) / wall).round();
     let traffic = serde_json::json!({

@@ -20,6 +20,7 @@
 //! * [`MoondreamMock`]: a Moondream API (cloud or Station flavour) on loopback that checks
 //!   every request (auth, JSON fields, the picture) and answers as scripted, for tests
 //!   that need no internet.
+//! * [`NatsServer`]: a real `nats-server` with JetStream on loopback, for cluster mode.
 //!
 //! Missing system packages are reported as errors naming the `apt-get` command that installs
 //! them; nothing here skips a test quietly.
@@ -31,6 +32,7 @@ mod impair;
 mod jpeg_check;
 mod moondream_mock;
 pub mod mutate;
+mod nats;
 mod proc_stats;
 mod silent_server;
 mod smpte;
@@ -44,6 +46,7 @@ pub use moondream_mock::{
     Flavour, MoondreamMock, RecordedRequest, Reply, DETECT_BOX, MAX_SIDE as MOONDREAM_MAX_SIDE,
     POINT,
 };
+pub use nats::NatsServer;
 pub use proc_stats::ProcStats;
 pub use silent_server::{closed_port_url, SilentServer};
 pub use smpte::{

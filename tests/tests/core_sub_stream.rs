@@ -1,7 +1,8 @@
 //! Cameras with a sub-stream: a 1080p main stream and a 640×360 sub-stream from
 //! GStreamer's RTSP server, and a one-session demo camera that refuses the second
 //! session. Which stream served a picture is read from the status counters: each stream
-//! counts the frames it decoded.
+//! counts the frames it decoded; which stream a video subscription carries, from the size
+//! ffprobe reads in its fragmented MP4.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use camkit::moondream::MoondreamConfig;
 use camkit::{
     CameraConfig, CameraManager, CameraState, CameraStatus, ErrorKind, SnapshotOptions,
-    StreamChoice, SubStreamStatus, SubscribeOptions,
+    StreamChoice, SubStreamStatus, SubscribeOptions, VideoOptions,
 };
 use camkit_demo_camera::faults::Faults;
 use camkit_tests::{check_smpte, demo, Flavour, GstServer, MoondreamMock, Reply};
@@ -52,6 +53,66 @@ async fn until(cams: &CameraManager, id: &str, what: &str, f: impl Fn(&CameraSta
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Two seconds of a camera's fMP4 video from `stream`, as ffprobe reads it: (width, height).
+async fn video_size(cams: &CameraManager, id: &str, stream: StreamChoice) -> (u32, u32) {
+    let opts = VideoOptions {
+        stream,
+        ..VideoOptions::fmp4()
+    };
+    let mut sub = cams.subscribe_video(id, opts).unwrap();
+    let mut mp4 = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(c)) = tokio::time::timeout_at(until, sub.next()).await {
+        mp4.extend_from_slice(&c.data);
+    }
+    assert!(!mp4.is_empty(), "{id} ({stream}): no video within 2 s");
+    let file =
+        std::env::temp_dir().join(format!("camkit-{}-{id}-{stream}.mp4", std::process::id()));
+    std::fs::write(&file, &mp4).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=width,height", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    std::fs::remove_file(&file).ok();
+    let out = String::from_utf8_lossy(&probe.stdout);
+    let (w, h) = out
+        .trim()
+        .split_once(',')
+        .unwrap_or_else(|| panic!("ffprobe: {out} {}", String::from_utf8_lossy(&probe.stderr)));
+    (w.parse().unwrap(), h.parse().unwrap())
+}
+
+/// Video subscriptions: `stream: sub` carries the 640×360 sub-stream as the camera sent
+/// it, `auto` (the default) and `main` the 1080p main stream; nothing is decoded for
+/// either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_subscriptions_carry_the_stream_they_ask_for() {
+    let cams = CameraManager::new();
+    let cfg = CameraConfig {
+        sub_stream: Some("/high".into()),
+        ..CameraConfig::from_url("vid", server().url("/h264-1080"))
+    };
+    let st = cams.connect(cfg).await.expect("connects");
+    assert_eq!(sub_of(&st).state, CameraState::Streaming, "{st:#?}");
+    let before = decoded(&cams, "vid");
+    assert_eq!(
+        video_size(&cams, "vid", StreamChoice::Sub).await,
+        (640, 360)
+    );
+    assert_eq!(
+        video_size(&cams, "vid", StreamChoice::Auto).await,
+        (1920, 1080)
+    );
+    assert_eq!(
+        video_size(&cams, "vid", StreamChoice::Main).await,
+        (1920, 1080)
+    );
+    assert_eq!(decoded(&cams, "vid"), before, "video decodes nothing");
+    cams.disconnect("vid").await.unwrap();
 }
 
 /// A 1080p camera behind digest authentication whose sub-stream is a path on it: the
@@ -249,10 +310,15 @@ async fn a_one_session_camera_keeps_working_on_its_main_stream() {
         .expect("served by the main stream");
     assert_eq!((f.width, f.height), (320, 180));
     assert!(cams.status("one").unwrap().frames_decoded > before);
-    // Asking for the sub-stream explicitly is served by the main stream too.
+    // Asking for the sub-stream explicitly is served by the main stream too, a snapshot
+    // and video (the sub-stream never streamed: video from it would never come).
     cams.snapshot("one", SnapshotOptions::full().stream(StreamChoice::Sub))
         .await
         .expect("served by the main stream");
+    assert_eq!(
+        video_size(&cams, "one", StreamChoice::Sub).await,
+        (640, 360)
+    );
     cams.disconnect("one").await.unwrap();
     cam.stop().await;
 }

@@ -13,9 +13,17 @@
 // `?video=jpeg` in the page's address forces JPEG frames.
 ;(() => {
   const POLL_MS = 1500
-  // A tile's JPEG frames come from the camera's sub-stream when it has one (its config's
-  // subStream: cheaper to decode); the snapshot link, the camera's full view, from the main.
-  const STREAM = { fps: 10, maxWidth: 960, stream: 'sub' }
+  // A grid tile's video (or JPEG frames) comes from the camera's sub-stream when it has one
+  // (its status' subStream: cheaper to carry and decode); the camera's full view (the tile's
+  // "Full view" button) and the snapshot link from the main stream. The server serves a
+  // request for the sub-stream from the main stream while the sub-stream is off: JPEG
+  // frames move between the streams on their own, a video subscription keeps the stream it
+  // started on, so a tile reopens its video when the sub-stream comes up or goes off.
+  const STREAM = { fps: 10, maxWidth: 960 }
+  /** The stream a tile asks for: the main one in full view, else the sub-stream if any. */
+  const streamOf = (tile) => (!tile.full && tile.hasSub ? 'sub' : 'main')
+  /** The stream the server serves a tile's request from now (its last polled status). */
+  const servedOf = (tile) => (streamOf(tile) === 'sub' && tile.subUp ? 'sub' : 'main')
   /** Playback further than this behind the newest frame jumps to it (seconds). */
   const LIVE_LAG = 1.0
   /** Media older than this behind playback is removed from the buffer (seconds). */
@@ -111,7 +119,7 @@
     const ws = new WebSocket(withToken(wsUrl))
     ws.binaryType = 'arraybuffer'
     tile.ws = ws
-    ws.onopen = () => ws.send(JSON.stringify({ action: 'subscribe', cameraId: id, binary: true, ...STREAM }))
+    ws.onopen = () => ws.send(JSON.stringify({ action: 'subscribe', cameraId: id, binary: true, ...STREAM, ...(tile.full ? { maxWidth: undefined } : {}), stream: streamOf(tile) }))
     ws.onmessage = (msg) => {
       if (typeof msg.data === 'string') {
         const m = JSON.parse(msg.data)
@@ -205,7 +213,8 @@
         pump()
       }, { once: true })
     }
-    ws.onopen = () => ws.send(JSON.stringify({ action: 'video', cameraId: id }))
+    tile.videoStream = servedOf(tile)
+    ws.onopen = () => ws.send(JSON.stringify({ action: 'video', cameraId: id, stream: streamOf(tile) }))
     ws.onmessage = (msg) => {
       if (typeof msg.data === 'string') {
         const m = JSON.parse(msg.data)
@@ -243,6 +252,20 @@
     }
   }
 
+  /** Replaces a tile's stream by a new one (another stream choice). */
+  function reopen (id, tile) {
+    clearTimeout(tile.retry)
+    const old = tile.ws
+    tile.ws = null
+    if (old) {
+      old.onclose = null
+      old.close()
+    }
+    if (tile.videoUrl) URL.revokeObjectURL(tile.videoUrl)
+    tile.videoUrl = null
+    openStream(id, tile)
+  }
+
   function closeStream (tile) {
     tile.stopped = true
     clearTimeout(tile.retry)
@@ -277,6 +300,14 @@
         }
       })
     }
+    el.querySelector('.full-view').addEventListener('click', (ev) => {
+      // Full view: the tile over the page, on the main stream; again: back to the grid.
+      const tile = tiles.get(cam.cameraId)
+      tile.full = !tile.full
+      el.classList.toggle('full', tile.full)
+      ev.target.textContent = tile.full ? 'Back to grid' : 'Full view'
+      reopen(cam.cameraId, tile)
+    })
     el.querySelector('.disconnect').addEventListener('click', async (ev) => {
       ev.target.disabled = true
       try {
@@ -292,7 +323,19 @@
       }
     })
     grid.appendChild(el)
-    const tile = { el, ws: null, url: null, videoUrl: null, retry: null, stopped: false, mode: null }
+    const tile = {
+      el,
+      ws: null,
+      url: null,
+      videoUrl: null,
+      retry: null,
+      stopped: false,
+      mode: null,
+      full: false,
+      hasSub: Boolean(cam.subStream),
+      subUp: Boolean(cam.subStream && cam.subStream.state === 'streaming'),
+      videoStream: null
+    }
     tiles.set(cam.cameraId, tile)
     const refused = FORCE_JPEG ? 'JPEG frames asked for (?video=jpeg)' : mseRefusal(null)
     setMode(tile, refused ? 'jpeg' : 'mse', refused)
@@ -319,6 +362,8 @@
     parts.push(`${cam.frames} frames`)
     if (cam.reconnects) parts.push(`${cam.reconnects} reconnects`)
     const sub = cam.subStream
+    tile.subUp = Boolean(sub && sub.state === 'streaming')
+    if (tile.mode === 'mse' && tile.ws && tile.videoStream !== servedOf(tile)) reopen(cam.cameraId, tile)
     if (sub) parts.push(sub.state === 'streaming' && sub.width ? `sub-stream ${sub.width}×${sub.height}` : 'sub-stream off')
     tile.el.querySelector('.info .details').textContent = parts.join(' · ')
     tile.el.querySelector('.info .details').title = sub && sub.off ? `sub-stream: ${sub.off}` : ''

@@ -15,9 +15,12 @@ const { invalid } = require('../errors')
 const { mjpegHandler } = require('../mjpeg')
 const { videoMp4Handler } = require('../video')
 
-/** The JSON view of one camera: the seed's three fields first, then camkit's status. */
+/**
+ * The JSON view of one camera: the seed's three fields first, then camkit's status (and, in
+ * cluster mode, `owner`: the node running it).
+ */
 function cameraView (s) {
-  return {
+  const view = {
     cameraId: s.id,
     connected: s.state === 'streaming',
     frames: s.framesReceived,
@@ -40,6 +43,8 @@ function cameraView (s) {
     lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message, atMs: s.lastError.atMs } : null,
     subStream: s.subStream ? subStreamView(s.subStream) : null
   }
+  if (s.owner !== undefined) view.owner = s.owner
+  return view
 }
 
 /** A camera's sub-stream (config `subStream`): its own state, size, counters and error. */
@@ -116,16 +121,18 @@ function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
   })
 
   // Beyond the seed: every camera with its status.
-  r.get('/', (req, res) => {
-    res.json({ cameras: cameras.list().map(cameraView) })
-  })
+  // list() and status() are a CameraManager's values, a cluster's promises: awaited.
+  r.get('/', route(async (req, res) => {
+    res.json({ cameras: (await cameras.list()).map(cameraView) })
+  }))
 
   r.post('/connect', route(async (req, res) => {
     let config = connectConfig(req.body)
     // Before anything is sent anywhere (and before a camera with this id is replaced).
     if (allowlist) config = await allowlist.check(config)
-    // As the seed: connecting an id that is already connected replaces that camera.
-    if (cameras.list().some((s) => s.id === config.id)) await cameras.disconnect(config.id).catch(() => {})
+    // As the seed: connecting an id that is already connected replaces that camera (a
+    // cluster's connect replaces it itself).
+    if (!cameras.connectReplaces && (await cameras.list()).some((s) => s.id === config.id)) await cameras.disconnect(config.id).catch(() => {})
     const where = config.url ? 'its url' : `${config.host}:${config.port}${config.path}`
     log(`camera ${JSON.stringify(config.id)}: connecting to ${where}${config.username ? ` as ${JSON.stringify(config.username)}` : ''}`)
     try {
@@ -154,9 +161,9 @@ function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
     res.json({ running: true, port, baseUrl: `${req.protocol}://${req.get('host') || `127.0.0.1:${port}`}` })
   })
 
-  r.get('/:cameraId/status', (req, res) => {
-    res.json(cameraView(cameras.status(req.params.cameraId)))
-  })
+  r.get('/:cameraId/status', route(async (req, res) => {
+    res.json(cameraView(await cameras.status(req.params.cameraId)))
+  }))
 
   r.get('/:cameraId/frame', route(async (req, res) => {
     const opts = frameOptions(req.query)
@@ -170,9 +177,9 @@ function camerasRouter ({ cameras, metrics, log, allowlist = null }) {
   // Live fragmented MP4 as the camera sent it (no decoding): <video src>, ffmpeg, VLC.
   r.get('/:cameraId/video.mp4', videoMp4Handler({ cameras, metrics }))
 
-  r.get('/:cameraId', (req, res) => {
-    res.json(cameraView(cameras.status(req.params.cameraId)))
-  })
+  r.get('/:cameraId', route(async (req, res) => {
+    res.json(cameraView(await cameras.status(req.params.cameraId)))
+  }))
 
   return r
 }

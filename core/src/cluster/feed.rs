@@ -102,6 +102,8 @@ enum FeedKind {
     Video {
         format: WireFormat,
         max_queue_bytes: usize,
+        #[serde(default)]
+        stream: StreamChoice,
     },
 }
 
@@ -129,6 +131,7 @@ impl FeedKind {
                 VideoFormat::AnnexB => WireFormat::AnnexB,
             },
             max_queue_bytes: o.max_queue_bytes,
+            stream: o.stream,
         }
     }
 }
@@ -200,6 +203,7 @@ impl Shared {
             FeedKind::Video {
                 format,
                 max_queue_bytes,
+                stream,
             } => {
                 let o = VideoOptions {
                     format: match format {
@@ -207,6 +211,7 @@ impl Shared {
                         WireFormat::AnnexB => VideoFormat::AnnexB,
                     },
                     max_queue_bytes,
+                    stream,
                 };
                 LocalFeed::Video(self.manager.subscribe_video(&req.id, o)?)
             }
@@ -677,6 +682,14 @@ async fn renew(
     lost.send_replace(true);
 }
 
+/// `NOT_FOUND` unless the camera is in the cluster (with or without an owner right now).
+fn known(shared: &Shared, id: &str) -> Result<()> {
+    match shared.route(id) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// What a frame subscription reads from now.
 enum FrameSource {
     Local(Box<Subscription>),
@@ -700,25 +713,30 @@ pub struct ClusterSubscription {
 }
 
 impl ClusterSubscription {
-    pub(crate) async fn open(
-        shared: Arc<Shared>,
-        id: &str,
-        opts: SubscribeOptions,
-    ) -> Result<Self> {
+    /// Checks the id, the options and that the camera is in the cluster; the owner is
+    /// asked at the first [`next`](Self::next).
+    pub(crate) fn deferred(shared: Arc<Shared>, id: &str, opts: SubscribeOptions) -> Result<Self> {
         crate::config::check_id(id)?;
         opts.validate()?;
-        let mut sub = ClusterSubscription {
+        known(&shared, id)?;
+        Ok(ClusterSubscription {
             shared,
             id: id.to_owned(),
             opts,
             source: FrameSource::None,
             last_generation: 0,
-        };
-        match sub.shared.route(id) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
-            // No owner right now: `next` waits for one.
-            Err(_) => {}
-            Ok(owner) => sub.source = sub.open_source(owner).await?,
+        })
+    }
+
+    pub(crate) async fn open(
+        shared: Arc<Shared>,
+        id: &str,
+        opts: SubscribeOptions,
+    ) -> Result<Self> {
+        let mut sub = Self::deferred(shared, id, opts)?;
+        // No owner right now: `next` waits for one.
+        if let Ok(owner) = sub.shared.route(id) {
+            sub.source = sub.open_source(owner).await?;
         }
         Ok(sub)
     }
@@ -885,21 +903,25 @@ pub struct ClusterVideoSubscription {
 }
 
 impl ClusterVideoSubscription {
-    pub(crate) async fn open(shared: Arc<Shared>, id: &str, opts: VideoOptions) -> Result<Self> {
+    /// As [`ClusterSubscription::deferred`].
+    pub(crate) fn deferred(shared: Arc<Shared>, id: &str, opts: VideoOptions) -> Result<Self> {
         crate::config::check_id(id)?;
         opts.validate()?;
-        let mut sub = ClusterVideoSubscription {
+        known(&shared, id)?;
+        Ok(ClusterVideoSubscription {
             shared,
             id: id.to_owned(),
             opts,
             source: VideoSource::None,
             skipped_before: 0,
             end_error: None,
-        };
-        match sub.shared.route(id) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
-            Err(_) => {}
-            Ok(owner) => sub.source = sub.open_source(owner).await?,
+        })
+    }
+
+    pub(crate) async fn open(shared: Arc<Shared>, id: &str, opts: VideoOptions) -> Result<Self> {
+        let mut sub = Self::deferred(shared, id, opts)?;
+        if let Ok(owner) = sub.shared.route(id) {
+            sub.source = sub.open_source(owner).await?;
         }
         Ok(sub)
     }

@@ -3,10 +3,10 @@
 //! **Work in progress.** Tested: this module's unit tests
 //! (`cargo test -p camkit --features cluster --lib cluster`), the C API
 //! (`bindings-c/src/cluster.rs`; two nodes on a real nats-server in
-//! `bindings-c/tests/cluster.c`) and the cluster benchmark
-//! (`tests/examples/cluster_bench.rs`). Built but not yet covered by a multi-node test:
-//! the Node `Cluster` class (`bindings-node/src/cluster.rs`) and subscriptions on a
-//! non-owner node (`feed.rs`). Not built: the Express side.
+//! `bindings-c/tests/cluster.c`), subscriptions on a non-owner node (`feed.rs`; two nodes
+//! on a real nats-server in `tests/tests/cluster_feed.rs`), the Node `Cluster` class's
+//! subscriptions (`bindings-node/test/cluster.test.js`) and the cluster benchmark
+//! (`tests/examples/cluster_bench.rs`). The Express side: `bindings-node/express/cluster.js`.
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
@@ -506,6 +506,31 @@ impl Cluster {
         opts: VideoOptions,
     ) -> Result<ClusterVideoSubscription> {
         ClusterVideoSubscription::open(self.inner.shared.clone(), id, opts).await
+    }
+
+    /// As [`subscribe`](Self::subscribe), without waiting for the owner: checks the id, the
+    /// options and that the camera is in the cluster now, and asks the owner at the first
+    /// [`ClusterSubscription::next`], which waits (retrying) until an owner serves it. For
+    /// callers that must return at once (the Node binding); a camera removed meanwhile
+    /// ends the subscription (`next` returns `None`).
+    pub fn subscribe_deferred(
+        &self,
+        id: &str,
+        opts: SubscribeOptions,
+    ) -> Result<ClusterSubscription> {
+        ClusterSubscription::deferred(self.inner.shared.clone(), id, opts)
+    }
+
+    /// As [`subscribe_video`](Self::subscribe_video), without waiting for the owner (see
+    /// [`subscribe_deferred`](Self::subscribe_deferred)); an MJPEG camera's
+    /// [`ErrorKind::UnsupportedCodec`] comes from
+    /// [`ClusterVideoSubscription::end_error`] once `next` returned `None`.
+    pub fn subscribe_video_deferred(
+        &self,
+        id: &str,
+        opts: VideoOptions,
+    ) -> Result<ClusterVideoSubscription> {
+        ClusterVideoSubscription::deferred(self.inner.shared.clone(), id, opts)
     }
 
     /// Every desired camera with its owner and (when the owner answered) its status.

@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::frame::StreamChoice;
 
 pub(crate) use hub::VideoHub;
 #[cfg(feature = "cluster")]
@@ -50,6 +51,10 @@ pub struct VideoOptions {
     /// Bytes a consumer may fall behind before frames are skipped up to the next keyframe
     /// (at least 64 KiB; default 4 MiB).
     pub max_queue_bytes: usize,
+    /// Which stream of a camera with a `sub_stream` it comes from: `Sub` for the
+    /// sub-stream when it streams (else the main stream: a subscription stays on the stream
+    /// it started on); `Main` and `Auto` (default) for the main stream.
+    pub stream: StreamChoice,
 }
 
 impl Default for VideoOptions {
@@ -57,6 +62,7 @@ impl Default for VideoOptions {
         VideoOptions {
             format: VideoFormat::Fmp4,
             max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+            stream: StreamChoice::Auto,
         }
     }
 }

@@ -127,6 +127,7 @@ fn a_consumer_that_stops_reading_stays_bounded_and_others_get_every_frame() {
     let opts = VideoOptions {
         format: VideoFormat::Fmp4,
         max_queue_bytes: 64 << 10,
+        ..VideoOptions::default()
     };
     let mut stalled = VideoSubscription::new("cam", &hub, opts).unwrap();
     let mut reader = VideoSubscription::new("cam", &hub, opts).unwrap();

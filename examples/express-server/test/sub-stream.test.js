@@ -2,11 +2,56 @@
 // A camera with a sub-stream through the server: connected with `subStream` in the connect
 // body (1080p main, 640x360 sub-stream from gst-rtsp-server); GET /frame?maxWidth=640 is
 // decoded by the sub-stream (the status JSON's subStream.framesDecoded), a full-size frame
-// and ?stream=main by the main stream; a bad ?stream= is a 400 naming the field.
+// and ?stream=main by the main stream; a bad ?stream= is a 400 naming the field. Video:
+// ffprobe reads video.mp4?stream=sub at the sub-stream's 640x360 and video.mp4 (and
+// ?stream=main) at the main stream's 1920x1080; the WebSocket's video action with
+// stream 'sub' sends the sub-stream's fMP4 (ffprobe reads what the socket got), and a bad
+// stream is an error message naming the field.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { WebSocket } = require('ws')
 
 const { startServer, startGstServer, isJpeg } = require('./helpers')
+
+/** The width and height ffprobe reads from `input` (a URL or file). */
+function probeSize (input) {
+  return new Promise((resolve, reject) => {
+    const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'json', input]
+    const child = spawn('ffprobe', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { err += d })
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`ffprobe did not finish:\n${err}`)) }, 30000)
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      if (code !== 0) return reject(new Error(`ffprobe exited with ${code}: ${err}`))
+      const [s] = JSON.parse(out).streams
+      resolve([s.width, s.height])
+    })
+  })
+}
+
+/** Opens a WebSocket on the server, sends `msg`, collects messages for `ms`. */
+async function wsVideo (srv, msg, ms = 1500) {
+  const ws = new WebSocket(srv.ws)
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  const texts = []
+  const binary = []
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) binary.push(Buffer.from(data))
+    else texts.push(JSON.parse(data.toString()))
+  })
+  ws.send(JSON.stringify(msg))
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  ws.close()
+  return { texts, mp4: Buffer.concat(binary) }
+}
 
 async function status (srv) {
   return (await fetch(`${srv.base}/api/cameras/two/status`)).json()
@@ -58,10 +103,39 @@ describe('a camera with a sub-stream through the server', () => {
   })
 
   it('a bad stream is a 400 naming the field', async () => {
-    const r = await fetch(`${srv.base}/api/cameras/two/frame?stream=hd`)
-    assert.equal(r.status, 400)
-    const body = await r.json()
-    assert.equal(body.code, 'INVALID_INPUT')
-    assert.match(body.error, /^stream: /)
+    for (const route of ['frame', 'video.mp4']) {
+      const r = await fetch(`${srv.base}/api/cameras/two/${route}?stream=hd`)
+      assert.equal(r.status, 400, route)
+      const body = await r.json()
+      assert.equal(body.code, 'INVALID_INPUT', route)
+      assert.match(body.error, /^stream: /, route)
+    }
+  })
+
+  it('video.mp4?stream=sub is the sub-stream, video.mp4 and ?stream=main the main stream', async () => {
+    const url = `${srv.base}/api/cameras/two/video.mp4`
+    assert.deepEqual(await probeSize(`${url}?stream=sub`), [640, 360])
+    assert.deepEqual(await probeSize(url), [1920, 1080])
+    assert.deepEqual(await probeSize(`${url}?stream=main`), [1920, 1080])
+    assert.deepEqual(await probeSize(`${url}?stream=auto`), [1920, 1080])
+  })
+
+  it("the WebSocket's video action takes stream: 'sub', and names a bad stream", async () => {
+    const { texts, mp4 } = await wsVideo(srv, { action: 'video', cameraId: 'two', stream: 'sub' })
+    assert.equal(texts[0]?.type, 'video', JSON.stringify(texts))
+    assert.match(texts[0].mimeType, /^video\/mp4; codecs="avc1\./)
+    const file = path.join(os.tmpdir(), `camkit-sub-stream-${process.pid}.mp4`)
+    fs.writeFileSync(file, mp4)
+    try {
+      assert.deepEqual(await probeSize(file), [640, 360])
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+    const bad = await wsVideo(srv, { action: 'video', cameraId: 'two', stream: 'hd' }, 300)
+    assert.equal(bad.mp4.length, 0)
+    assert.equal(bad.texts.length, 1, JSON.stringify(bad.texts))
+    assert.equal(bad.texts[0].type, 'error')
+    assert.equal(bad.texts[0].code, 'INVALID_INPUT')
+    assert.match(bad.texts[0].error, /^stream: /)
   })
 })

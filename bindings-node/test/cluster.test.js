@@ -1,0 +1,160 @@
+'use strict'
+// Cluster.subscribe() / subscribeVideo() on a node that does not own the camera: two nodes
+// in this process (each with its own CameraManager) on a real nats-server, the camera from
+// the GStreamer RTSP server. The same Subscription / VideoSubscription classes as
+// CameraManager's, with the same rules: synchronous errors for bad input and unknown
+// cameras, unsubscribe() final, pause()/resume(), a last CLOSED call.
+const { describe, it, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+
+const { CameraManager, Cluster, Subscription, VideoSubscription } = require('..')
+const { startGstServer, startNats, sleep, isJpeg } = require('./helpers')
+
+const KEY = 'node-cluster-test-key-0123456789'
+
+/** Resolves once `ok()` is true; rejects after `ms`. */
+async function until (what, ok, ms = 15000) {
+  const deadline = Date.now() + ms
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+/** Calls of `subscribe(callback)`'s callback until `done(values)`; rejects after `ms`. */
+function collect (subscribe, done, ms = 15000) {
+  const values = []
+  const errors = []
+  let sub
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sub.unsubscribe()
+      reject(new Error(`only ${values.length} values (errors: ${errors.map((e) => e.code)}) in ${ms} ms`))
+    }, ms)
+    sub = subscribe((err, v) => {
+      if (err) return errors.push(err)
+      values.push(v)
+      if (done(values)) {
+        clearTimeout(timer)
+        resolve({ values, errors, sub })
+      }
+    })
+  })
+}
+
+function thrown (fn) {
+  try {
+    fn()
+  } catch (e) {
+    return e
+  }
+  assert.fail('expected a throw')
+}
+
+describe('Cluster subscriptions through a non-owner', () => {
+  let nats, gst, managers, nodes, owner, watcher
+
+  before(async () => {
+    ;[nats, gst] = await Promise.all([startNats(), startGstServer()])
+    managers = [new CameraManager(), new CameraManager()]
+    nodes = []
+    for (const [i, cams] of managers.entries()) {
+      nodes.push(await Cluster.join(cams, { natsUrl: nats.url, nodeId: `node-${i}`, clusterKey: KEY, prefix: 'nodetest' }))
+    }
+    await until('both nodes to see each other', () => nodes.every((n) => n.view().nodes.length === 2))
+    await nodes[0].connect({ id: 'cam', url: `rtsp://127.0.0.1:${gst.port}/high`, decode: 'onDemand' })
+    const ownerIndex = managers.findIndex((m) => m.list().some((s) => s.id === 'cam'))
+    assert.ok(ownerIndex >= 0, 'a node runs the camera')
+    owner = nodes[ownerIndex]
+    watcher = nodes[1 - ownerIndex]
+  })
+
+  after(async () => {
+    for (const n of nodes || []) await n.leave()
+    for (const m of managers || []) m.close()
+    await Promise.all([nats && nats.stop(), gst && gst.stop()])
+  })
+
+  it('throws at once for bad input and an unknown camera', () => {
+    const cb = () => {}
+    let e = thrown(() => watcher.subscribe('no-such-cam', { fps: 5 }, cb))
+    assert.equal(e.code, 'NOT_FOUND')
+    e = thrown(() => watcher.subscribe('cam', { fps: 0 }, cb))
+    assert.equal(e.code, 'INVALID_INPUT')
+    assert.equal(e.field, 'fps')
+    e = thrown(() => watcher.subscribe('cam', { fps: 5 }, 'not a function'))
+    assert.equal(e.code, 'INVALID_INPUT')
+    assert.equal(e.field, 'callback')
+    e = thrown(() => watcher.subscribeVideo('cam', cb, { format: 'avi' }))
+    assert.equal(e.code, 'INVALID_INPUT')
+    assert.equal(e.field, 'format')
+    e = thrown(() => watcher.subscribeVideo('no-such-cam', cb))
+    assert.equal(e.code, 'NOT_FOUND')
+  })
+
+  it('delivers the owner\'s frames; unsubscribe() is final', async () => {
+    let calls = 0
+    const { values, sub } = await collect((cb) => watcher.subscribe('cam', { fps: 10, maxWidth: 320 }, (err, f) => {
+      calls++
+      cb(err, f)
+    }), (v) => v.length >= 5)
+    assert.ok(sub instanceof Subscription)
+    assert.equal(sub.cameraId, 'cam')
+    assert.equal(sub.active, true)
+    for (const [i, f] of values.entries()) {
+      assert.ok(isJpeg(f.jpeg), 'a JPEG')
+      assert.deepEqual([f.width, f.height], [320, 180], 'maxWidth reached the owner')
+      if (i > 0) assert.ok(f.seq > values[i - 1].seq, `seq ${f.seq} after ${values[i - 1].seq}`)
+    }
+    sub.unsubscribe()
+    const n = calls
+    assert.equal(sub.active, false)
+    await sleep(600)
+    assert.equal(calls, n, 'no call after unsubscribe()')
+    // The call that unsubscribed may not be counted: the count follows its return.
+    assert.ok(sub.delivered >= values.length - 1, `delivered ${sub.delivered}`)
+  })
+
+  it('delivers the owner\'s video: init, then media from a keyframe; pause() holds it', async () => {
+    let paused = false
+    let duringPause = 0
+    const { values, sub } = await collect((cb) => watcher.subscribeVideo('cam', (err, c) => {
+      if (paused) duringPause++
+      cb(err, c)
+    }), (v) => v.length >= 10)
+    assert.ok(sub instanceof VideoSubscription)
+    const [init, first] = values
+    assert.equal(init.kind, 'init')
+    assert.match(init.codec, /^avc1\.64/)
+    assert.equal(init.mimeType, `video/mp4; codecs="${init.codec}"`)
+    assert.equal(first.kind, 'media')
+    assert.equal(first.keyframe, true)
+    assert.ok(values.slice(1).every((c) => c.kind === 'media' && Buffer.isBuffer(c.data)))
+    sub.pause()
+    assert.equal(sub.paused, true)
+    await sleep(100) // a chunk already on its way to JS may still land
+    paused = true
+    await sleep(600)
+    assert.equal(duringPause, 0, 'nothing delivered while paused')
+    paused = false
+    const before = sub.delivered
+    sub.resume()
+    await until('chunks after resume()', () => sub.delivered > before)
+    assert.equal(typeof sub.skipped, 'number')
+    sub.unsubscribe()
+    assert.equal(sub.active, false)
+  })
+
+  it('ends with CLOSED when the camera leaves the cluster; leave() makes calls throw CLOSED', async () => {
+    const last = []
+    const frames = watcher.subscribe('cam', { fps: 5 }, (err) => { if (err) last.push(['frames', err]) })
+    const video = watcher.subscribeVideo('cam', (err) => { if (err) last.push(['video', err]) })
+    await until('both to deliver', () => frames.delivered > 0 && video.delivered > 0)
+    await owner.disconnect('cam')
+    await until('both subscriptions to end', () => last.length === 2 && !frames.active && !video.active)
+    for (const [what, err] of last) assert.equal(err.code, 'CLOSED', `${what}: ${err.message}`)
+    await watcher.leave()
+    const e = thrown(() => watcher.subscribe('cam', { fps: 5 }, () => {}))
+    assert.equal(e.code, 'CLOSED')
+  })
+})
