@@ -39,6 +39,8 @@
 mod feed;
 mod lease;
 mod mirror;
+#[cfg(feature = "moondream")]
+mod moondream;
 mod nats;
 mod node;
 mod reconcile;
