@@ -195,6 +195,23 @@ describe('the server refuses to start on a bad cluster setting', () => {
     oneLine(r, 'CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD', [wrong, NATS_PASSWORD, CLUSTER_KEY])
   })
 
+  it('tls:// in CAMKIT_NATS_URL: TLS is used (refused by this plain server), naming the variable', async () => {
+    const { CameraManager } = require('camkit')
+    const manager = new CameraManager()
+    try {
+      const env = clusterEnv({ url: nats.url.replace(/^nats:/, 'tls:') })
+      await assert.rejects(camkit.joinClusterFromEnv(manager, env), (e) => {
+        assert.equal(e.field, 'CAMKIT_NATS_URL')
+        assert.equal(e.code, 'UNREACHABLE')
+        assert.ok(e.message.includes('tls://127.0.0.1:'), e.message)
+        assert.ok(!e.message.includes(NATS_PASSWORD), e.message)
+        return true
+      })
+    } finally {
+      manager.close()
+    }
+  })
+
   it('a bad value: names the variable before connecting anywhere', async () => {
     oneLine(await runServer(clusterEnv(nats, { CAMKIT_NODE_ID: '' })), 'CAMKIT_NODE_ID', [NATS_PASSWORD, CLUSTER_KEY])
   })
