@@ -147,6 +147,19 @@ describe('Cluster subscriptions through a non-owner', () => {
     assert.equal(sub.active, false)
   })
 
+  it('video of an MJPEG camera through a non-owner ends with UNSUPPORTED_CODEC, its only call', async () => {
+    await nodes[0].connect({ id: 'mj', url: `rtsp://127.0.0.1:${gst.port}/mjpeg` })
+    const asker = managers[0].list().some((s) => s.id === 'mj') ? nodes[1] : nodes[0]
+    const calls = []
+    const sub = asker.subscribeVideo('mj', (err, chunk) => calls.push([err, chunk]))
+    await until('the end', () => calls.length > 0 && !sub.active)
+    await sleep(300)
+    assert.equal(calls.length, 1, 'one call')
+    assert.equal(calls[0][0].code, 'UNSUPPORTED_CODEC')
+    assert.equal(sub.delivered, 0)
+    await nodes[0].disconnect('mj')
+  })
+
   it('moondream() through a non-owner asks about the owner\'s picture', async () => {
     const mock = await MoondreamMock.start({ apiKey: 'md-key-0123456789' })
     try {
