@@ -171,6 +171,15 @@ export declare class Cluster {
    */
   subscribeVideo(id: string, callback: (err: Error | null, chunk: VideoChunk) => void, options?: VideoOptions | undefined | null): VideoSubscription
   /**
+   * Moondream for every camera of the cluster, asked from this node: the same class and
+   * calls as `CameraManager.moondream()`'s, about the picture the camera's owner has
+   * (its sub-stream's while that streams, fitted to `maxImageSide`), forwarded when the
+   * owner is another node. A watch follows the camera when it moves, and ends with
+   * `NOT_FOUND` once the camera is removed from the cluster. Throws `INVALID_INPUT`
+   * naming the field (e.g. the cloud without an API key), `CLOSED` after `leave()`.
+   */
+  moondream(options?: MoondreamOptions | undefined | null): Moondream
+  /**
    * Every camera of the cluster with its owner and (when the owner answered) its
    * status, sorted by id.
    */
@@ -221,7 +230,9 @@ export declare class EventListener {
 }
 
 /**
- * Moondream for the cameras of one `CameraManager`, from `cameras.moondream(options)`.
+ * Moondream for the cameras of one `CameraManager`, from `cameras.moondream(options)`,
+ * or of a whole cluster, from `cluster.moondream(options)` (the picture then comes from
+ * the camera's owner, wherever it runs).
  *
  * Each call takes the camera's current picture (scaled so its long side is at most
  * `maxImageSide`, 768 by default) and asks Moondream about it; the result says which

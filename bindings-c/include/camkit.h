@@ -342,6 +342,41 @@ typedef uint32_t camkit_video_format;
 #endif // __cplusplus
 
 /**
+ * Which of a camera's streams serves a request (the `stream` field of
+ * `camkit_snapshot_options`, `camkit_subscribe_options` and `camkit_video_options`).
+ * Without a sub-stream, or while it is off, every choice is the main stream.
+ */
+enum camkit_stream_choice
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The sub-stream when `max_width` is given and at most its width (it then loses
+   * nothing against the main stream), else the main stream. For video (no
+   * `max_width`): the main stream.
+   */
+  CAMKIT_STREAM_AUTO = 0,
+  /**
+   * The main stream.
+   */
+  CAMKIT_STREAM_MAIN = 1,
+  /**
+   * The sub-stream, whatever the size asked (pictures are never scaled up). A video
+   * subscription takes it when it streams as the subscription starts, and keeps the
+   * stream it started on.
+   */
+  CAMKIT_STREAM_SUB = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum camkit_stream_choice camkit_stream_choice;
+#else
+typedef uint32_t camkit_stream_choice;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * This node's membership of a cluster, over the manager it was joined with: the cameras
  * this node owns run on that manager. Thread-safe: any function may be called on it from
  * any thread at the same time. Created by `camkit_cluster_join`, freed by
@@ -562,6 +597,10 @@ typedef struct camkit_snapshot_options {
    * `snapshot_timeout_ms`, which bounds every snapshot; 0 = that bound alone.
    */
   uint32_t timeout_ms;
+  /**
+   * Which stream serves it, a `camkit_stream_choice`; 0 = `CAMKIT_STREAM_AUTO`.
+   */
+  uint32_t stream;
 } camkit_snapshot_options;
 
 /**
@@ -580,6 +619,12 @@ typedef struct camkit_subscribe_options {
    * JPEG quality 1-100; 0 = the camera's `jpeg_quality`.
    */
   uint32_t quality;
+  /**
+   * Which stream serves it, a `camkit_stream_choice`; 0 = `CAMKIT_STREAM_AUTO`. The
+   * subscription looks again at least every second (a sub-stream that goes off hands
+   * over to the main stream, and back).
+   */
+  uint32_t stream;
 } camkit_subscribe_options;
 
 /**
@@ -606,6 +651,12 @@ typedef struct camkit_video_options {
    * keyframe, at least 65536; 0 = 4 MiB.
    */
   size_t max_queue_bytes;
+  /**
+   * Which stream it carries, a `camkit_stream_choice`; 0 = `CAMKIT_STREAM_AUTO`, the
+   * main stream. `CAMKIT_STREAM_SUB` takes the sub-stream when it streams as the
+   * subscription starts (else the main stream); the subscription keeps that stream.
+   */
+  uint32_t stream;
 } camkit_video_options;
 
 /**

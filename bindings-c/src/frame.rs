@@ -8,6 +8,7 @@ use camkit::{Frame, SnapshotOptions};
 use crate::error::{camkit_result, FfiError};
 use crate::ffi::{arg_ref, arg_str, block_on, free_handle, into_handle, Out};
 use crate::manager::{camkit_manager, manager_arg};
+use crate::sub_stream::stream_choice;
 
 /// One JPEG picture of a camera. Immutable; may be read from any thread.
 ///
@@ -29,6 +30,8 @@ pub struct camkit_snapshot_options {
     /// Longest wait in ms, when it should be shorter than the camera's
     /// `snapshot_timeout_ms`, which bounds every snapshot; 0 = that bound alone.
     pub timeout_ms: u32,
+    /// Which stream serves it, a `camkit_stream_choice`; 0 = `CAMKIT_STREAM_AUTO`.
+    pub stream: u32,
 }
 
 /// A snapshot's encoding and extra wait bound from `options` (NULL: full size at the
@@ -38,7 +41,10 @@ pub(crate) fn snapshot_args(
 ) -> Result<(SnapshotOptions, Option<Duration>), FfiError> {
     Ok(match options {
         Some(o) => (
-            encoding(o.max_width, o.quality)?,
+            SnapshotOptions {
+                stream: stream_choice(o.stream)?,
+                ..encoding(o.max_width, o.quality)?
+            },
             (o.timeout_ms != 0).then(|| Duration::from_millis(u64::from(o.timeout_ms))),
         ),
         None => (SnapshotOptions::full(), None),

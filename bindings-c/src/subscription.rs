@@ -18,6 +18,7 @@ use crate::error::{camkit_result, FfiError};
 use crate::ffi::{arg_ref, arg_str, into_handle, Out};
 use crate::frame::{camkit_frame, encoding};
 use crate::manager::{camkit_manager, manager_arg};
+use crate::sub_stream::stream_choice;
 
 /// Called with each frame of a subscription, on the subscription's own delivery thread
 /// (one thread per subscription, never the caller's thread and never two calls at once
@@ -38,6 +39,10 @@ pub struct camkit_subscribe_options {
     pub max_width: u32,
     /// JPEG quality 1-100; 0 = the camera's `jpeg_quality`.
     pub quality: u32,
+    /// Which stream serves it, a `camkit_stream_choice`; 0 = `CAMKIT_STREAM_AUTO`. The
+    /// subscription looks again at least every second (a sub-stream that goes off hands
+    /// over to the main stream, and back).
+    pub stream: u32,
 }
 
 /// A live subscription to one camera's frames: see `camkit_subscribe`. Free it with
@@ -112,6 +117,7 @@ pub unsafe extern "C" fn camkit_subscribe(
             let enc = encoding(o.max_width, o.quality)?;
             opts.max_width = enc.max_width;
             opts.quality = enc.quality;
+            opts.stream = stream_choice(o.stream)?;
         }
         let sub = m.cameras.subscribe(id, opts)?;
         let handle = m.cameras.runtime().clone();

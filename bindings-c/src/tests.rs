@@ -183,6 +183,7 @@ fn invalid_utf8_and_bad_options_name_the_field() {
             max_width: 3,
             quality: 0,
             timeout_ms: 0,
+            stream: 0,
         };
         let mut frame = null_mut();
         assert_eq!(
@@ -198,6 +199,22 @@ fn invalid_utf8_and_bad_options_name_the_field() {
             CAMKIT_BUFFER_TOO_SMALL
         );
         assert_eq!(n, "max_width".len());
+        let opts = camkit_snapshot_options {
+            max_width: 0,
+            quality: 0,
+            timeout_ms: 0,
+            stream: 3,
+        };
+        assert_eq!(
+            camkit_snapshot(mgr, c"cam".as_ptr(), &opts, &mut frame),
+            CAMKIT_INVALID_INPUT
+        );
+        assert_eq!(last_error_field(), "stream", "{}", last_error());
+        assert!(
+            last_error().contains("CAMKIT_STREAM_SUB (2)"),
+            "{}",
+            last_error()
+        );
         assert_eq!(
             camkit_snapshot(mgr, c"cam".as_ptr(), &opts, null_mut()),
             CAMKIT_NULL_ARGUMENT
@@ -309,6 +326,7 @@ fn end_to_end_with_the_demo_camera() {
             fps: 10.0,
             max_width: 160,
             quality: 50,
+            stream: 0,
         };
         let mut sub = null_mut();
         let r = camkit_subscribe(
@@ -712,6 +730,7 @@ fn no_callback_after_subscription_free_at_15_fps() {
             fps: 15.0,
             max_width: 0,
             quality: 0,
+            stream: 0,
         };
         for round in 0..8 {
             w.freed.store(false, Ordering::SeqCst);

@@ -23,6 +23,7 @@ use crate::ffi::{
 };
 use crate::manager::{camkit_manager, manager_arg};
 use crate::panic::PanicDefault;
+use crate::sub_stream::stream_choice;
 
 /// What a video subscription yields.
 #[repr(u32)]
@@ -61,6 +62,10 @@ pub struct camkit_video_options {
     /// Bytes the caller may fall behind before frames are skipped up to the next
     /// keyframe, at least 65536; 0 = 4 MiB.
     pub max_queue_bytes: usize,
+    /// Which stream it carries, a `camkit_stream_choice`; 0 = `CAMKIT_STREAM_AUTO`, the
+    /// main stream. `CAMKIT_STREAM_SUB` takes the sub-stream when it streams as the
+    /// subscription starts (else the main stream); the subscription keeps that stream.
+    pub stream: u32,
 }
 
 /// A live video subscription to one camera: see `camkit_video_subscribe`. Free it with
@@ -130,6 +135,7 @@ pub unsafe extern "C" fn camkit_video_subscribe(
             if o.max_queue_bytes != 0 {
                 opts.max_queue_bytes = o.max_queue_bytes;
             }
+            opts.stream = stream_choice(o.stream)?;
         }
         let sub = m.cameras.subscribe_video(id, opts)?;
         out.write(into_handle(camkit_video_subscription {

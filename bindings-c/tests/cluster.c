@@ -186,7 +186,7 @@ static int run(camkit_manager *mgr_a, camkit_manager *mgr_b, camkit_manager *mgr
   camkit_frame *fwd = NULL, *loc = NULL;
   TRY(camkit_cluster_snapshot(remote, "door", NULL, &fwd));
   CHECK(is_jpeg(fwd) && camkit_frame_width(fwd) > 0);
-  camkit_snapshot_options small = {320, 70, 0};
+  camkit_snapshot_options small = {320, 70, 0, CAMKIT_STREAM_AUTO};
   TRY(camkit_cluster_snapshot(local, "door", &small, &loc));
   CHECK(is_jpeg(loc) && camkit_frame_width(loc) == 320);
   printf("owner=%s forwarded=%ux%u local=%ux%u\n", owner, camkit_frame_width(fwd),
@@ -194,7 +194,7 @@ static int run(camkit_manager *mgr_a, camkit_manager *mgr_b, camkit_manager *mgr
   camkit_frame_free(fwd);
   camkit_frame_free(loc);
   CHECK(camkit_cluster_snapshot(remote, "nope", NULL, &fwd) == CAMKIT_NOT_FOUND);
-  camkit_snapshot_options bad_quality = {0, 101, 0};
+  camkit_snapshot_options bad_quality = {0, 101, 0, CAMKIT_STREAM_AUTO};
   CHECK(camkit_cluster_snapshot(remote, "door", &bad_quality, &fwd) == CAMKIT_INVALID_INPUT &&
         field_is("quality"));
 

@@ -10,7 +10,9 @@
 # and the static library, and the header as C++17; start the demo camera (640x360, the C
 # example demo_camera) and tests/gst/rtsp_server.py; then run snapshot and stream against
 # both, the error paths (wrong password -> UNAUTHORIZED, exit 4; closed port ->
-# UNREACHABLE, exit 5; an http:// URL -> INVALID_INPUT naming the field url), and snapshot + stream under valgrind (no errors, no definite
+# UNREACHABLE, exit 5; an http:// URL -> INVALID_INPUT naming the field url), the stream
+# choice of camkit_snapshot_options with a 4:3 sub-stream beside a 16:9 main stream (AUTO,
+# MAIN, SUB; a bad one names the field stream), and snapshot + stream under valgrind (no errors, no definite
 # leaks); the video subscription (tests/video.c: fMP4 written to a file that ffprobe and
 # ffmpeg read); then the fault matrix under valgrind: the demo camera with one fault active
 # (tests/examples/fault_camera.rs) against snapshot and, mid-stream, stream, each exiting
@@ -258,6 +260,27 @@ sub_log="$logs/$(slug "snapshot-shared gst /h264-1080 with sub-stream /high").lo
 if ! grep -Eq '^sub-stream: state=streaming width=640 sub_decoded=\+[1-9][0-9]* main_decoded=\+0$' "$sub_log" \
   || ! grep -q ', 640x360, seq' "$sub_log" || ! grep -q '"subStream":{' "$sub_log"; then
   fail "snapshot with sub-stream: not 640x360 from the sub-stream alone" "$sub_log"
+fi
+
+# The stream choice (camkit_snapshot_options.stream) with a 640x480 (4:3) sub-stream beside
+# the 1080p (16:9) main stream: the picture's shape tells which stream it came from. 320
+# wide: 320x240 from the sub-stream (AUTO: the width fits it), 320x180 from the main stream
+# (MAIN); SUB: the sub-stream's own 640x480. A bad value names the field stream.
+check_stream() {
+  local name="snapshot gst /h264-1080 sub-stream /sub-4x3 $1" want="$2"
+  shift 2
+  run_snapshot "$name" "$bin/snapshot-shared" "$gst/h264-1080" 1 --sub-stream /sub-4x3 "$@"
+  if ! grep -q ", $want, seq" "$logs/$(slug "$name").log"; then
+    fail "$name: not $want" "$logs/$(slug "$name").log"
+  fi
+}
+check_stream "auto 320 wide" 320x240 --max-width 320
+check_stream "main 320 wide" 320x180 --max-width 320 --stream main
+check_stream "sub" 640x480 --stream sub
+run_error "snapshot bad stream" 1 INVALID_INPUT \
+  "$bin/snapshot-static" "$gst/h264-1080" 1 "$work/out/bad-stream" --sub-stream /sub-4x3 --stream 7
+if ! grep -q '^error: INVALID_INPUT (1): stream: .*(field: stream)$' "$logs/$(slug "snapshot bad stream").log"; then
+  fail "snapshot bad stream: camkit_last_error_field does not name stream" "$logs/$(slug "snapshot bad stream").log"
 fi
 
 run_error "snapshot wrong password" 4 UNAUTHORIZED \

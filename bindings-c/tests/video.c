@@ -50,12 +50,15 @@ static int box_is(const camkit_video_chunk *c, const char *type) {
 static int run(camkit_manager *mgr, double seconds, FILE *out) {
   /* Bad options name the field. */
   camkit_video_subscription *sub = NULL;
-  camkit_video_options bad = {7, 0};
+  camkit_video_options bad = {7, 0, CAMKIT_STREAM_AUTO};
   CHECK(camkit_video_subscribe(mgr, "cam", &bad, &sub) == CAMKIT_INVALID_INPUT);
   char field[64];
   size_t len = 0;
   CHECK(camkit_last_error_field(field, sizeof field, &len) == CAMKIT_OK && strcmp(field, "format") == 0);
-  camkit_video_options small = {CAMKIT_VIDEO_FMP4, 1000};
+  camkit_video_options bad_stream = {CAMKIT_VIDEO_FMP4, 0, 9};
+  CHECK(camkit_video_subscribe(mgr, "cam", &bad_stream, &sub) == CAMKIT_INVALID_INPUT);
+  CHECK(camkit_last_error_field(field, sizeof field, &len) == CAMKIT_OK && strcmp(field, "stream") == 0);
+  camkit_video_options small = {CAMKIT_VIDEO_FMP4, 1000, CAMKIT_STREAM_AUTO};
   CHECK(camkit_video_subscribe(mgr, "cam", &small, &sub) == CAMKIT_INVALID_INPUT);
   CHECK(camkit_video_subscribe(mgr, "nope", NULL, &sub) == CAMKIT_NOT_FOUND);
 

@@ -209,28 +209,21 @@ class ClusterCameras {
     return this.cluster.snapshot(id, options)
   }
 
+  /** Frames of any camera: on a non-owner fed by the owner over NATS while subscribed. */
   subscribe (id, options, callback) {
-    if (typeof this.cluster.subscribe === 'function') {
-      this.count('subscribe', id)
-      return this.cluster.subscribe(id, options, callback)
-    }
-    if (this.ownsLocally(id)) return this.manager.subscribe(id, options, callback)
-    throw notHere(id)
+    this.count('subscribe', id)
+    return this.cluster.subscribe(id, options, callback)
   }
 
+  /** Live video of any camera: on a non-owner fed by the owner over NATS while subscribed. */
   subscribeVideo (id, callback, options) {
-    if (typeof this.cluster.subscribeVideo === 'function') {
-      this.count('video', id)
-      return this.cluster.subscribeVideo(id, callback, options)
-    }
-    if (this.ownsLocally(id)) return this.manager.subscribeVideo(id, callback, options)
-    throw notHere(id)
+    this.count('video', id)
+    return this.cluster.subscribeVideo(id, callback, options)
   }
 
-  /** Moondream on the cluster's cameras (on this node's own while the binding has no cluster.moondream). */
+  /** Moondream on any camera of the cluster (the owner's picture, forwarded). */
   moondream (options) {
-    if (typeof this.cluster.moondream === 'function') return this.cluster.moondream(options)
-    return this.manager.moondream(options)
+    return this.cluster.moondream(options)
   }
 
   onEvent (callback) {
@@ -297,12 +290,6 @@ function statusOf (id, owner, status) {
     bitrateBps: 0,
     lastError: owner ? null : { code: 'NOT_FOUND', message: `camera ${JSON.stringify(id)} has no live owner right now (moving to another node, or failing to start)`, atMs: Date.now() }
   }
-}
-
-function notHere (id) {
-  const e = new Error(`camera ${JSON.stringify(id)} runs on another node; this camkit binding cannot stream it from here yet (connect to its owner, see GET /api/cluster)`)
-  e.code = 'UNSUPPORTED'
-  return e
 }
 
 /** The facade over `cluster` (Cluster.join) and the `manager` it was joined with. */

@@ -19,9 +19,6 @@ const STATUS_BY_CODE = Object.freeze({
   NO_FRAME: 503,
   CLOSED: 503,
   TIMEOUT: 504,
-  // Cluster mode: a stream of a camera another node runs, while the binding cannot feed it
-  // from there.
-  UNSUPPORTED: 501,
   // Moondream (/api/moondream): the service's 429 after camkit's retries, its own failure,
   // and no key or URL configured.
   RATE_LIMITED: 429,

@@ -1,6 +1,12 @@
 'use strict'
 // GET /metrics: Prometheus text format (version 0.0.4). Per camera: state, fps, bitrate and
 // the frame counters camkit keeps; per server: streaming clients and frames sent or skipped.
+//
+// A camera with a sub-stream (config subStream) has, beside its main stream's samples
+// (labels {camera}), its sub-stream's in the same families with stream="sub" (state, fps,
+// size, frames received / decoded / dropped, JPEG encodes, reconnects), and
+// camkit_camera_sub_stream_up (1 while the sub-stream streams). `sum by (camera)` adds both
+// streams' work; `{stream=""}` selects the main streams.
 
 const STATES = ['connecting', 'streaming', 'reconnecting', 'stopped']
 
@@ -51,23 +57,33 @@ async function renderMetrics (cameras, metrics) {
     }
   }
   const perCamera = (fn) => list.map((s) => [{ camera: s.id }, fn(s)])
+  const withSub = list.filter((s) => s.subStream)
+  /** The main streams' samples of `fn`, then the sub-streams' (stream="sub"). */
+  const perStream = (fn) => [
+    ...perCamera(fn),
+    ...withSub.map((s) => [{ camera: s.id, stream: 'sub' }, fn(s.subStream)])
+  ]
+  const states = (s, labels) => STATES.map((st) => [{ ...labels, state: st }, s.state === st ? 1 : 0])
 
   family('camkit_cameras', 'gauge', 'Cameras connected to this server (in any state).', [[{}, list.length]])
-  family('camkit_camera_state', 'gauge', 'Camera state: 1 for the current state, 0 for the others.',
-    list.flatMap((s) => STATES.map((st) => [{ camera: s.id, state: st }, s.state === st ? 1 : 0])))
-  family('camkit_camera_fps', 'gauge', 'Frames per second received from the camera, over the last few seconds.', perCamera((s) => s.fps))
+  family('camkit_camera_state', 'gauge', 'Camera state: 1 for the current state, 0 for the others (stream="sub": the sub-stream\'s).',
+    [...list.flatMap((s) => states(s, { camera: s.id })),
+      ...withSub.flatMap((s) => states(s.subStream, { camera: s.id, stream: 'sub' }))])
+  family('camkit_camera_sub_stream_up', 'gauge', '1 while the camera\'s sub-stream streams (it serves requests), else 0 (the main stream serves them).',
+    withSub.map((s) => [{ camera: s.id }, s.subStream.state === 'streaming' ? 1 : 0]))
+  family('camkit_camera_fps', 'gauge', 'Frames per second received from the camera, over the last few seconds.', perStream((s) => s.fps))
   family('camkit_camera_bitrate_bps', 'gauge', 'Bits per second received from the camera, over the last few seconds.', perCamera((s) => s.bitrateBps))
-  family('camkit_camera_width_pixels', 'gauge', 'Picture width (0 until known).', perCamera((s) => s.width ?? 0))
-  family('camkit_camera_height_pixels', 'gauge', 'Picture height (0 until known).', perCamera((s) => s.height ?? 0))
-  family('camkit_camera_frames_received_total', 'counter', 'Compressed frames received since connect.', perCamera((s) => s.framesReceived))
-  family('camkit_camera_frames_decoded_total', 'counter', 'Frames decoded to pictures.', perCamera((s) => s.framesDecoded))
-  family('camkit_camera_frames_dropped_total', 'counter', 'Frames dropped (decoder behind, corrupt data, lost packets).', perCamera((s) => s.framesDropped))
-  family('camkit_camera_jpeg_encodes_total', 'counter', 'JPEG encodes made from the camera\'s pictures.', perCamera((s) => s.jpegEncodes))
+  family('camkit_camera_width_pixels', 'gauge', 'Picture width (0 until known).', perStream((s) => s.width ?? 0))
+  family('camkit_camera_height_pixels', 'gauge', 'Picture height (0 until known).', perStream((s) => s.height ?? 0))
+  family('camkit_camera_frames_received_total', 'counter', 'Compressed frames received since connect.', perStream((s) => s.framesReceived))
+  family('camkit_camera_frames_decoded_total', 'counter', 'Frames decoded to pictures.', perStream((s) => s.framesDecoded))
+  family('camkit_camera_frames_dropped_total', 'counter', 'Frames dropped (decoder behind, corrupt data, lost packets).', perStream((s) => s.framesDropped))
+  family('camkit_camera_jpeg_encodes_total', 'counter', 'JPEG encodes made from the camera\'s pictures.', perStream((s) => s.jpegEncodes))
   family('camkit_camera_partial_frames_skipped_total', 'counter', 'Frames skipped because part of them never arrived (joined mid-frame, lost packets, undepacketizable data).', perCamera((s) => s.partialFramesSkipped))
   family('camkit_camera_video_lost_seconds_total', 'counter', 'Time without video since the camera first streamed (broken streams, reconnects, frames skipped after damage).', perCamera((s) => (s.videoLostMs ?? 0) / 1000))
   family('camkit_camera_picture_stale', 'gauge', '1 while the latest picture is served stale (the camera has no video), else 0.', perCamera((s) => s.pictureStale ? 1 : 0))
   family('camkit_camera_picture_age_seconds', 'gauge', 'Age of the latest picture (0 before the first).', perCamera((s) => (s.pictureAgeMs ?? 0) / 1000))
-  family('camkit_camera_reconnects_total', 'counter', 'Times the stream was reopened after a failure.', perCamera((s) => s.reconnects))
+  family('camkit_camera_reconnects_total', 'counter', 'Times the stream was reopened after a failure.', perStream((s) => s.reconnects))
   family('camkit_camera_last_frame_timestamp_seconds', 'gauge', 'When the last frame arrived (Unix time; 0 before the first).',
     perCamera((s) => (s.lastFrameMs ?? 0) / 1000))
 

@@ -56,7 +56,7 @@ function checkHost (host, field, { bracketsRequired = false } = {}) {
 }
 
 /**
- * An rtsp:// URL cut up exactly as camkit cuts it (core/src/config.rs, parse_rtsp_url):
+ * An rtsp:// URL cut up exactly as camkit cuts it (core/src/address.rs, parse_rtsp_url):
  * the userinfo ends at the *last* `@`, so `rtsp://1.2.3.4/x@evil` is user `1.2.3.4/x` at
  * host `evil`. Returns {prefix, host, port, suffix} (prefix + host + suffix is the URL,
  * trimmed), or null when it is not rtsp:// or its port is not 1–65535.

@@ -443,6 +443,25 @@ impl Cluster {
         ))
     }
 
+    /// Moondream for every camera of the cluster, asked from this node: the same class and
+    /// calls as `CameraManager.moondream()`'s, about the picture the camera's owner has
+    /// (its sub-stream's while that streams, fitted to `maxImageSide`), forwarded when the
+    /// owner is another node. A watch follows the camera when it moves, and ends with
+    /// `NOT_FOUND` once the camera is removed from the cluster. Throws `INVALID_INPUT`
+    /// naming the field (e.g. the cloud without an API key), `CLOSED` after `leave()`.
+    #[napi(ts_args_type = "options?: MoondreamOptions | undefined | null")]
+    pub fn moondream(
+        &self,
+        options: Option<Unknown>,
+    ) -> crate::error::Result<crate::moondream::Moondream> {
+        let node = self.open().map_err(|e| crate::error::to_napi(&e))?;
+        crate::moondream::Moondream::from_options(
+            options,
+            self.cameras.runtime().clone(),
+            |config| node.moondream(config),
+        )
+    }
+
     /// Every camera of the cluster with its owner and (when the owner answered) its
     /// status, sorted by id.
     #[napi(ts_return_type = "Promise<ClusterCamera[]>")]

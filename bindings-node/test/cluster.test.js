@@ -3,12 +3,14 @@
 // in this process (each with its own CameraManager) on a real nats-server, the camera from
 // the GStreamer RTSP server. The same Subscription / VideoSubscription classes as
 // CameraManager's, with the same rules: synchronous errors for bad input and unknown
-// cameras, unsubscribe() final, pause()/resume(), a last CLOSED call.
+// cameras, unsubscribe() final, pause()/resume(), a last CLOSED call. Cluster.moondream()
+// through the non-owner asks about the owner's picture (a loopback Moondream).
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 
 const { CameraManager, Cluster, Subscription, VideoSubscription } = require('..')
 const { startGstServer, startNats, sleep, isJpeg } = require('./helpers')
+const { MoondreamMock } = require('./moondream-mock')
 
 const KEY = 'node-cluster-test-key-0123456789'
 
@@ -145,6 +147,37 @@ describe('Cluster subscriptions through a non-owner', () => {
     assert.equal(sub.active, false)
   })
 
+  it('video of an MJPEG camera through a non-owner ends with UNSUPPORTED_CODEC, its only call', async () => {
+    await nodes[0].connect({ id: 'mj', url: `rtsp://127.0.0.1:${gst.port}/mjpeg` })
+    const asker = managers[0].list().some((s) => s.id === 'mj') ? nodes[1] : nodes[0]
+    const calls = []
+    const sub = asker.subscribeVideo('mj', (err, chunk) => calls.push([err, chunk]))
+    await until('the end', () => calls.length > 0 && !sub.active)
+    await sleep(300)
+    assert.equal(calls.length, 1, 'one call')
+    assert.equal(calls[0][0].code, 'UNSUPPORTED_CODEC')
+    assert.equal(sub.delivered, 0)
+    await nodes[0].disconnect('mj')
+  })
+
+  it('moondream() through a non-owner asks about the owner\'s picture', async () => {
+    const mock = await MoondreamMock.start({ apiKey: 'md-key-0123456789' })
+    try {
+      const md = watcher.moondream({ baseUrl: mock.baseUrl, apiKey: 'md-key-0123456789', timeoutMs: 5000, maxRetries: 0 })
+      mock.push({ answer: 'Colour bars.' })
+      const q = await md.query('cam', 'What is shown?')
+      assert.equal(q.answer, 'Colour bars.')
+      assert.equal(q.cameraId, 'cam')
+      assert.deepEqual([q.width, q.height], [640, 360])
+      assert.deepEqual(mock.violations, [])
+      assert.equal(mock.requests.length, 1)
+      assert.deepEqual(mock.requests[0].size, { width: 640, height: 360 })
+      await assert.rejects(md.query('no-such-cam', 'Anyone?'), (e) => e.code === 'NOT_FOUND')
+    } finally {
+      await mock.close()
+    }
+  })
+
   it('ends with CLOSED when the camera leaves the cluster; leave() makes calls throw CLOSED', async () => {
     const last = []
     const frames = watcher.subscribe('cam', { fps: 5 }, (err) => { if (err) last.push(['frames', err]) })
@@ -154,7 +187,9 @@ describe('Cluster subscriptions through a non-owner', () => {
     await until('both subscriptions to end', () => last.length === 2 && !frames.active && !video.active)
     for (const [what, err] of last) assert.equal(err.code, 'CLOSED', `${what}: ${err.message}`)
     await watcher.leave()
-    const e = thrown(() => watcher.subscribe('cam', { fps: 5 }, () => {}))
+    let e = thrown(() => watcher.subscribe('cam', { fps: 5 }, () => {}))
+    assert.equal(e.code, 'CLOSED')
+    e = thrown(() => watcher.moondream({ baseUrl: 'http://127.0.0.1:9/v1' }))
     assert.equal(e.code, 'CLOSED')
   })
 })

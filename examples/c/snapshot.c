@@ -2,11 +2,13 @@
  * snapshot: connect to a camera, write N JPEG snapshots, print its status as JSON.
  *
  *   snapshot URL N OUTDIR [--user U --password P] [--timeout-ms MS]
- *            [--sub-stream PATH_OR_URL] [--max-width W]
+ *            [--sub-stream PATH_OR_URL] [--max-width W] [--stream auto|main|sub|N]
  *
  * Writes OUTDIR/snapshot-001.jpg ... (creating OUTDIR), each a different picture of the
  * camera, checks every file starts with the JPEG marker FF D8, prints the camera's status
- * as JSON and exits 0. With --sub-stream, also prints which stream decoded the snapshots:
+ * as JSON and exits 0. --stream sets the snapshot options' stream (a number is passed as
+ * it is, to see a bad one refused). With --sub-stream, also prints which stream decoded
+ * the snapshots:
  *
  *   sub-stream: state=streaming width=640 sub_decoded=+12 main_decoded=+0
  *
@@ -58,7 +60,7 @@ static void sleep_ms(long ms) {
 
 static int usage(void) {
   fprintf(stderr, "usage: snapshot URL N OUTDIR [--user U --password P] [--timeout-ms MS] "
-                  "[--sub-stream PATH_OR_URL] [--max-width W]\n");
+                  "[--sub-stream PATH_OR_URL] [--max-width W] [--stream auto|main|sub|N]\n");
   return 2;
 }
 
@@ -74,6 +76,7 @@ int main(int argc, char **argv) {
   unsigned long timeout_ms = 0;
   const char *sub_stream = NULL;
   unsigned long max_width = 0;
+  uint32_t stream = CAMKIT_STREAM_AUTO;
   for (int i = 4; i < argc; i++) {
     if (i + 1 >= argc) {
       return usage();
@@ -88,6 +91,12 @@ int main(int argc, char **argv) {
       sub_stream = argv[++i];
     } else if (strcmp(argv[i], "--max-width") == 0) {
       max_width = strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--stream") == 0) {
+      const char *s = argv[++i];
+      stream = strcmp(s, "auto") == 0   ? CAMKIT_STREAM_AUTO
+               : strcmp(s, "main") == 0 ? CAMKIT_STREAM_MAIN
+               : strcmp(s, "sub") == 0  ? CAMKIT_STREAM_SUB
+                                        : (uint32_t)strtoul(s, NULL, 10);
     } else {
       return usage();
     }
@@ -135,6 +144,7 @@ int main(int argc, char **argv) {
   camkit_snapshot_options opts = {0};
   opts.timeout_ms = (uint32_t)timeout_ms;
   opts.max_width = (uint32_t)max_width;
+  opts.stream = stream;
   uint64_t last_seq = 0;
   for (long i = 1; i <= n && exit_code == 0; i++) {
     /* Snapshots return the newest picture; wait (bounded) for one we have not written. */

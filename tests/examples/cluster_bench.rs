@@ -10,8 +10,12 @@
 //!    and N asked of the second node (forwarded through NATS request-reply), alternating:
 //!    p50 / p99 / mean in ms.
 //! 3. **Through a non-owner**: forwarded snapshots one after another for SECS/2 from the
-//!    second node: pictures per second and MB/s (subscriptions on a non-owner node are not
-//!    in the tree yet; this is the rate a poller gets).
+//!    second node: pictures per second and MB/s (the rate a poller gets).
+//! 4. **Subscriptions**: for SECS/2, a frame subscription (30 fps asked, so the camera's
+//!    rate) on the owner and one on the second node at the same time: frames per second
+//!    each, and their delay from capture to the subscriber (p50 / p99 ms, one clock: both
+//!    nodes are this process); then the same for video (fMP4): chunks and MB per second
+//!    each. The NATS server's bytes out per second during each.
 //!
 //!   cargo run --release -p camkit-tests --example cluster_bench --features cluster -- [SECS] [N]
 //!
@@ -21,7 +25,8 @@
 use std::time::{Duration, Instant};
 
 use camkit::cluster::{Cluster, ClusterOptions};
-use camkit::{CameraConfig, CameraManager, SnapshotOptions};
+use camkit::cluster::{ClusterSubscription, ClusterVideoSubscription};
+use camkit::{CameraConfig, CameraManager, SnapshotOptions, SubscribeOptions, VideoOptions};
 use camkit_tests::{GstServer, NatsServer};
 
 const CAMERAS: usize = 32;
@@ -68,6 +73,37 @@ fn summary(mut ms: Vec<f64>) -> serde_json::Value {
         "p99_ms": pct(&ms, 0.99),
         "mean_ms": (mean * 100.0).round() / 100.0,
     })
+}
+
+/// Frames for `secs`: count, and each frame's delay from capture in ms.
+async fn frames_for(mut sub: ClusterSubscription, secs: f64) -> (u64, Vec<f64>) {
+    let end = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+    let (mut n, mut delays) = (0, Vec::new());
+    while let Ok(Some(f)) = tokio::time::timeout_at(end, sub.next()).await {
+        if let Ok(f) = f {
+            n += 1;
+            let d = std::time::SystemTime::now()
+                .duration_since(f.captured_at)
+                .unwrap_or_default();
+            delays.push(d.as_secs_f64() * 1e3);
+        }
+    }
+    (n, delays)
+}
+
+/// Video for `secs`: chunks and bytes.
+async fn video_for(mut sub: ClusterVideoSubscription, secs: f64) -> (u64, usize) {
+    let end = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+    let (mut n, mut bytes) = (0, 0);
+    while let Ok(Some(c)) = tokio::time::timeout_at(end, sub.next()).await {
+        n += 1;
+        bytes += c.data.len();
+    }
+    (n, bytes)
+}
+
+fn per_s(n: f64, wall: f64) -> f64 {
+    (n / wall * 10.0).round() / 10.0
 }
 
 fn options(nats: &NatsServer, node: &str) -> ClusterOptions {
@@ -188,6 +224,37 @@ async fn main() {
     let wall = t0.elapsed().as_secs_f64();
     let camera_fps = mgr_a.status(&id).map(|s| s.fps).unwrap_or(0.0);
 
+    // 4. Subscriptions on the owner and through the non-owner, at the same time.
+    let phase = (secs as f64 / 2.0).max(1.0);
+    let out_bytes = || {
+        nats.varz().expect("varz")["out_bytes"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    let fps30 = SubscribeOptions::fps(30.0);
+    let (sa, sb) = (
+        a.subscribe(&id, fps30).await.expect("local subscription"),
+        b.subscribe(&id, fps30)
+            .await
+            .expect("subscription through the non-owner"),
+    );
+    let (o0, t0) = (out_bytes(), Instant::now());
+    let ((fa, da), (fb, db)) = tokio::join!(frames_for(sa, phase), frames_for(sb, phase));
+    let frames_wall = t0.elapsed().as_secs_f64();
+    let frames_nats = (out_bytes() - o0) / frames_wall;
+    let (va, vb) = (
+        a.subscribe_video(&id, VideoOptions::default())
+            .await
+            .expect("local video"),
+        b.subscribe_video(&id, VideoOptions::default())
+            .await
+            .expect("video through the non-owner"),
+    );
+    let (o0, t0) = (out_bytes(), Instant::now());
+    let ((ca, ba), (cb, bb)) = tokio::join!(video_for(va, phase), video_for(vb, phase));
+    let video_wall = t0.elapsed().as_secs_f64();
+    let video_nats = (out_bytes() - o0) / video_wall;
+
     b.leave().await;
     a.leave().await;
     let ratio = cluster_cpu / standalone_cpu;
@@ -216,11 +283,26 @@ async fn main() {
                 "forwarded": forwarded,
             },
             "through_non_owner": {
-                "kind": "forwarded snapshots back to back (no subscription on a non-owner yet)",
+                "kind": "forwarded snapshots back to back",
                 "pictures_per_s": (pics as f64 / wall * 10.0).round() / 10.0,
                 "new_pictures_per_s": (new_pictures as f64 / wall * 10.0).round() / 10.0,
                 "mb_per_s": (bytes as f64 / wall / 1e6 * 100.0).round() / 100.0,
                 "camera_fps": (camera_fps * 10.0).round() / 10.0,
+            },
+            "subscriptions": {
+                "secs": phase,
+                "frames_local": { "fps": per_s(fa as f64, frames_wall), "delay": summary(da) },
+                "frames_through_non_owner": { "fps": per_s(fb as f64, frames_wall), "delay": summary(db) },
+                "frames_nats_out_kb_per_s": (frames_nats / 1e3).round(),
+                "video_local": {
+                    "chunks_per_s": per_s(ca as f64, video_wall),
+                    "mb_per_s": (ba as f64 / video_wall / 1e6 * 1000.0).round() / 1000.0,
+                },
+                "video_through_non_owner": {
+                    "chunks_per_s": per_s(cb as f64, video_wall),
+                    "mb_per_s": (bb as f64 / video_wall / 1e6 * 1000.0).round() / 1000.0,
+                },
+                "video_nats_out_kb_per_s": (video_nats / 1e3).round(),
             },
         }))
         .unwrap()

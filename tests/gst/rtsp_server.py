@@ -227,6 +227,9 @@ MOUNTS.update(
         "/h265-1080-bframes": h265_hd(1920, 1080, 2000, bframes=True,
                                       sdp_only=True),
         "/h265-main10": h265_hd(640, 360, 600, main10=True),
+        # A sub-stream of another shape than the main streams (4:3 beside 16:9), as
+        # some cameras send: a picture's size alone tells which stream it came from.
+        "/sub-4x3": h264(640, 480, "high", 600),
         "/bframes": h264_bframes(640, 360, 600),
         "/av": "%s %s" % (h264(640, 360, "high", 600), aac_audio()),
         # High profile with B-frames (decode order differs from presentation order),

@@ -63,6 +63,7 @@ impl Default for GstServerOptions {
 /// A running gst-rtsp-server on 127.0.0.1 (see `gst/rtsp_server.py` for the mount points:
 /// `/h264-720`, `/h264-1080`, `/baseline`, `/main`, `/high`, `/bframes`, `/h265`,
 /// `/h265-720`, `/h265-1080`, `/h265-720-bframes`, `/h265-1080-bframes`, `/h265-main10`,
+/// `/sub-4x3` (640×480),
 /// `/auth/h264-1080`, `/auth/h264-360`, `/av`, `/mjpeg`, `/udp-only`; `/shared-file` on request).
 ///
 /// Dropping it stops the server. The server also exits by itself when this process dies,

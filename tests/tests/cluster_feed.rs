@@ -10,6 +10,8 @@
 //! - on demand, seen on the wire (a plain NATS client subscribed to the feed subjects):
 //!   the owner stops publishing as soon as the subscription is dropped, and a feed nobody
 //!   renews stops within the feed TTL;
+//! - video of an MJPEG camera through a non-owner is refused with `UnsupportedCodec`
+//!   (eagerly, and at the first `next()` of a deferred subscription), its frames are not;
 //! - the owner leaves: the watcher's frame and video subscriptions follow the camera to
 //!   its new owner (the watcher itself, the only node left), video with a new init
 //!   segment; removing the camera from the cluster ends them.
@@ -286,6 +288,45 @@ async fn a_non_owner_watches_a_camera_and_follows_it() {
     );
     drop(raw);
     println!("unrenewed feed ran {ran:?}");
+
+    // --- Video of an MJPEG camera through a non-owner: refused by its owner ------------
+    watcher
+        .connect(CameraConfig::from_url("mjpeg-cam", gst.url("/mjpeg")))
+        .await
+        .expect("the MJPEG camera connects");
+    let asker = if owner_mgr.list().iter().any(|s| s.id == "mjpeg-cam") {
+        watcher
+    } else {
+        owner
+    };
+    let e = asker
+        .subscribe_video("mjpeg-cam", VideoOptions::default())
+        .await
+        .expect_err("no video from an MJPEG camera");
+    assert_eq!(e.kind(), camkit::ErrorKind::UnsupportedCodec, "{e}");
+    // Deferred (as the Node binding opens it): the first next() ends it, saying why.
+    let mut deferred = asker
+        .subscribe_video_deferred("mjpeg-cam", VideoOptions::default())
+        .expect("known camera, valid options");
+    let next = tokio::time::timeout(WAIT, deferred.next())
+        .await
+        .expect("ends");
+    assert!(next.is_none());
+    let e = deferred.end_error().expect("the reason");
+    assert_eq!(e.kind(), camkit::ErrorKind::UnsupportedCodec, "{e}");
+    // Its frames are fine through the same node.
+    let mut mjpeg_frames = asker
+        .subscribe("mjpeg-cam", SubscribeOptions::fps(5.0))
+        .await
+        .unwrap();
+    let f = tokio::time::timeout(WAIT, mjpeg_frames.next())
+        .await
+        .expect("an MJPEG frame")
+        .unwrap()
+        .unwrap();
+    assert!(f.jpeg.starts_with(&[0xff, 0xd8]));
+    drop(mjpeg_frames);
+    watcher.disconnect("mjpeg-cam").await.unwrap();
 
     // --- The owner leaves: the subscriptions follow the camera -------------------------
     let mut frames = watcher

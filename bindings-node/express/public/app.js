@@ -361,6 +361,8 @@
     if (cam.codec) parts.push(cam.profile ? `${cam.codec} ${cam.profile}` : cam.codec)
     parts.push(`${cam.frames} frames`)
     if (cam.reconnects) parts.push(`${cam.reconnects} reconnects`)
+    // Cluster mode: the node running the camera.
+    if (cam.owner !== undefined) parts.push(cam.owner ? `on ${cam.owner}` : 'no owner now')
     const sub = cam.subStream
     tile.subUp = Boolean(sub && sub.state === 'streaming')
     if (tile.mode === 'mse' && tile.ws && tile.videoStream !== servedOf(tile)) reopen(cam.cameraId, tile)

@@ -1,4 +1,5 @@
-//! The `Moondream` class: `cameras.moondream(options)` and its calls, as promises.
+//! The `Moondream` class: `cameras.moondream(options)` (and `cluster.moondream(options)`,
+//! `crate::cluster`) and its calls, as promises.
 
 use camkit::moondream::{CaptionLength as CoreLength, MoondreamCameras};
 use camkit::{Error, ErrorKind};
@@ -54,7 +55,9 @@ fn caption_length(o: CaptionOptions) -> camkit::Result<CoreLength> {
     }
 }
 
-/// Moondream for the cameras of one `CameraManager`, from `cameras.moondream(options)`.
+/// Moondream for the cameras of one `CameraManager`, from `cameras.moondream(options)`,
+/// or of a whole cluster, from `cluster.moondream(options)` (the picture then comes from
+/// the camera's owner, wherever it runs).
 ///
 /// Each call takes the camera's current picture (scaled so its long side is at most
 /// `maxImageSide`, 768 by default) and asks Moondream about it; the result says which
@@ -90,6 +93,21 @@ impl CameraManager {
             inner,
             runtime: core.runtime().clone(),
         })
+    }
+}
+
+impl Moondream {
+    /// The class over camkit's `MoondreamCameras` made from `options` by `make`, its
+    /// promises run on `runtime` (for `cluster.moondream()`).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn from_options(
+        options: Option<Unknown>,
+        runtime: Handle,
+        make: impl FnOnce(camkit::moondream::MoondreamConfig) -> camkit::Result<MoondreamCameras>,
+    ) -> error::Result<Moondream> {
+        let options: MoondreamOptions = options_arg(options).map_err(|e| to_napi(&e))?;
+        let inner = make(options.into_core()).map_err(|e| to_napi(&e))?;
+        Ok(Moondream { inner, runtime })
     }
 }
 

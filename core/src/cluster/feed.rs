@@ -21,7 +21,8 @@
 //!   (`Camkit-Error` header with the stable code, the message as payload).
 //! - `<prefix>.feed.<node>.<sid>` (owner → subscriber), one message per item:
 //!   - a frame: the JPEG, headers `Camkit-Width`, `Camkit-Height`, `Camkit-Seq`,
-//!     `Camkit-Captured-At` (ms since the epoch), `Camkit-State`;
+//!     `Camkit-Captured-At` (ms since the epoch), `Camkit-State` (the camera's state on
+//!     the owner by name: `streaming` …; a subscriber also takes it JSON-quoted);
 //!   - a frame that could not be encoded: `Camkit-Error` and the message;
 //!   - a video chunk: its bytes, headers `Camkit-Kind` (`init`, `segment`, `au`),
 //!     `Camkit-Keyframe` (`1` / `0`), `Camkit-Pts` (90 kHz), `Camkit-Codec` (RFC 6381),
@@ -86,6 +87,21 @@ const HEADER_ROOM: usize = 1024;
 const END: &str = "Camkit-End";
 const PART: &str = "Camkit-Part";
 const ERROR: &str = "Camkit-Error";
+const STATE: &str = "Camkit-State";
+
+/// A `Camkit-State` header's state: its name (`streaming`), or its JSON form
+/// (`"streaming"`) as nodes of earlier versions sent it.
+fn parse_state(v: &str) -> Option<CameraState> {
+    let name = v.trim_matches('"');
+    [
+        CameraState::Connecting,
+        CameraState::Streaming,
+        CameraState::Reconnecting,
+        CameraState::Stopped,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == name)
+}
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -301,8 +317,7 @@ impl Shared {
                 LocalFeed::Frames(sub) => match sub.next().await {
                     Some(Ok(f)) => {
                         let mut h = rpc::frame_headers(&f);
-                        let state = serde_json::to_string(&sub.state()).unwrap_or_default();
-                        h.insert("Camkit-State", state.as_str());
+                        h.insert(STATE, sub.state().as_str());
                         (h, f.jpeg)
                     }
                     Some(Err(e)) => (error_headers(&e), Bytes::from(e.message().to_owned())),
@@ -599,9 +614,7 @@ async fn receive(
                 let item = match reply_error(&m) {
                     Some(e) => Err(e),
                     None => {
-                        if let Some(s) = header(&m, "Camkit-State")
-                            .and_then(|s| serde_json::from_str::<CameraState>(s).ok())
-                        {
+                        if let Some(s) = header(&m, STATE).and_then(parse_state) {
                             *state.lock() = s;
                         }
                         Ok(rpc::frame_from(m))
@@ -680,6 +693,37 @@ async fn renew(
         }
     }
     lost.send_replace(true);
+}
+
+/// Finds the camera's owner and opens a source there with `open` (`None`: this node owns
+/// it), trying again every [`RETRY_EVERY`] while there is no owner or it does not answer.
+/// `Err(None)` once the camera left the cluster or this node left it; `Err(Some(e))` when
+/// the owner says the stream cannot be had at all (`UnsupportedCodec`: video of an MJPEG
+/// camera).
+async fn find_owner<S, F, Fut>(shared: &Shared, id: &str, mut open: F) -> Result<S, Option<Error>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<S>>,
+{
+    let mut closed = shared.closed.subscribe();
+    loop {
+        if *closed.borrow() {
+            return Err(None);
+        }
+        match shared.route(id) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(None),
+            Err(_) => {}
+            Ok(owner) => match open(owner).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == ErrorKind::UnsupportedCodec => return Err(Some(e)),
+                Err(e) => tracing::debug!(camera = %id, error = %e, "feed: retrying"),
+            },
+        }
+        tokio::select! {
+            _ = wait_closed(&mut closed) => return Err(None),
+            () = tokio::time::sleep(RETRY_EVERY) => {}
+        }
+    }
 }
 
 /// `NOT_FOUND` unless the camera is in the cluster (with or without an owner right now).
@@ -766,26 +810,13 @@ impl ClusterSubscription {
     async fn reroute(&mut self) -> bool {
         self.source = FrameSource::None;
         self.last_generation = 0;
-        let mut closed = self.shared.closed.subscribe();
-        loop {
-            if *closed.borrow() {
-                return false;
+        let this = &*self;
+        match find_owner(&this.shared, &this.id, |owner| this.open_source(owner)).await {
+            Ok(s) => {
+                self.source = s;
+                true
             }
-            match self.shared.route(&self.id) {
-                Err(e) if e.kind() == ErrorKind::NotFound => return false,
-                Err(_) => {}
-                Ok(owner) => match self.open_source(owner).await {
-                    Ok(s) => {
-                        self.source = s;
-                        return true;
-                    }
-                    Err(e) => tracing::debug!(camera = %self.id, error = %e, "feed: retrying"),
-                },
-            }
-            tokio::select! {
-                _ = wait_closed(&mut closed) => return false,
-                () = tokio::time::sleep(RETRY_EVERY) => {}
-            }
+            Err(_) => false,
         }
     }
 
@@ -958,29 +989,15 @@ impl ClusterVideoSubscription {
     async fn reroute(&mut self) -> bool {
         self.skipped_before += self.source_skipped();
         self.source = VideoSource::None;
-        let mut closed = self.shared.closed.subscribe();
-        loop {
-            if *closed.borrow() {
-                return false;
+        let this = &*self;
+        match find_owner(&this.shared, &this.id, |owner| this.open_source(owner)).await {
+            Ok(s) => {
+                self.source = s;
+                true
             }
-            match self.shared.route(&self.id) {
-                Err(e) if e.kind() == ErrorKind::NotFound => return false,
-                Err(_) => {}
-                Ok(owner) => match self.open_source(owner).await {
-                    Ok(s) => {
-                        self.source = s;
-                        return true;
-                    }
-                    Err(e) if e.kind() == ErrorKind::UnsupportedCodec => {
-                        self.end_error = Some(e);
-                        return false;
-                    }
-                    Err(e) => tracing::debug!(camera = %self.id, error = %e, "feed: retrying"),
-                },
-            }
-            tokio::select! {
-                _ = wait_closed(&mut closed) => return false,
-                () = tokio::time::sleep(RETRY_EVERY) => {}
+            Err(end) => {
+                self.end_error = end;
+                false
             }
         }
     }
@@ -1110,6 +1127,20 @@ mod tests {
         assert!(a.push(msg(&[(PART, "0/3")], b"ab")).is_none());
         assert!(a.push(msg(&[(PART, "2/3")], b"e")).is_none());
         assert_eq!(&a.push(msg(&[], b"whole")).unwrap().payload[..], b"whole");
+    }
+
+    #[test]
+    fn states_read_back_by_name_and_as_json() {
+        for s in [
+            CameraState::Connecting,
+            CameraState::Streaming,
+            CameraState::Reconnecting,
+            CameraState::Stopped,
+        ] {
+            assert_eq!(parse_state(s.as_str()), Some(s));
+            assert_eq!(parse_state(&serde_json::to_string(&s).unwrap()), Some(s));
+        }
+        assert_eq!(parse_state("asleep"), None);
     }
 
     #[test]

@@ -15,18 +15,18 @@
 //!   is live while this node has seen its heartbeat within the node TTL (3 s).
 //! - `<prefix>_cameras`: the desired camera set (key: `cam.<base64url id>`), written by
 //!   [`Cluster::connect`] / [`Cluster::disconnect`] on any node. Credentials are sealed with
-//!   the cluster key ([`seal`]); the bucket holds no password, nor does any subject.
+//!   the cluster key (`seal.rs`); the bucket holds no password, nor does any subject.
 //! - `<prefix>_leases`: one lease per camera, created by compare-and-set by its owner and
 //!   renewed by revision; the bucket's `max_age` is the lease TTL (6 s).
 //!
 //! The owner of a camera is the rendezvous-hash winner over the live nodes; it claims the
 //! lease and runs the camera through its own `CameraManager`. A node that cannot renew
-//! stops the camera before the lease can expire (see [`lease`]), so a camera that allows one
+//! stops the camera before the lease can expire (see `lease.rs`), so a camera that allows one
 //! session is never opened by two nodes. Any node answers for any camera: status and
-//! snapshots are forwarded to the owner by request-reply ([`rpc`]). Frame and video
+//! snapshots are forwarded to the owner by request-reply (`rpc.rs`). Frame and video
 //! subscriptions ([`Cluster::subscribe`], [`Cluster::subscribe_video`]) on a non-owner are
 //! fed from the owner over NATS, only while someone watches, and follow the camera when
-//! it moves ([`feed`]: subjects `<prefix>.node.<owner>.feed` and `<prefix>.feed.<node>.<sid>`).
+//! it moves (`feed.rs`: subjects `<prefix>.node.<owner>.feed` and `<prefix>.feed.<node>.<sid>`).
 //!
 //! Events for other processes (JSON payloads):
 //! - `<prefix>.events.camera.<base64url id>`: a camera changed state on its owner:
@@ -39,6 +39,8 @@
 mod feed;
 mod lease;
 mod mirror;
+#[cfg(feature = "moondream")]
+mod moondream;
 mod nats;
 mod node;
 mod reconcile;

@@ -1,4 +1,5 @@
-//! Moondream about a camera: its latest picture, scaled for Moondream by the frame cache.
+//! Moondream about a camera: its latest picture, scaled for Moondream by the frame cache
+//! (the pictures' source, a manager or a cluster: [`super::source`]).
 
 use std::future::Future;
 
@@ -6,6 +7,7 @@ use bytes::Bytes;
 
 use super::client::{check_text, fit_width, MoondreamClient};
 use super::config::MoondreamConfig;
+use super::source::Source;
 use super::stream::TextStream;
 use super::types::{CameraAnswer, Caption, CaptionLength, Detections, Points, QueryAnswer};
 use super::watch::{self, WatchEvents, WatchHandle, WatchOptions};
@@ -14,7 +16,8 @@ use crate::frame::{Frame, SnapshotOptions, StreamChoice};
 use crate::manager::CameraManager;
 use crate::pictures::LatestPicture;
 
-/// Moondream for the cameras of one [`CameraManager`]: ask about a camera by its id.
+/// Moondream for the cameras of one [`CameraManager`] (or, feature `cluster`, of a whole
+/// cluster: `Cluster::moondream`): ask about a camera by its id.
 ///
 /// Each call takes the camera's latest picture (decoding what the decode policy left
 /// undecoded, as a snapshot does), scaled so its long side is at most
@@ -22,12 +25,21 @@ use crate::pictures::LatestPicture;
 /// `seq` and capture time. The scaled JPEG comes from the frame cache: made once per
 /// picture and shared with every other reader of that size.
 ///
-/// Cheap to clone; holds a clone of the manager (keeping it alive). Errors carry the
-/// camera id.
+/// Through a cluster the picture comes from the camera's owner, wherever the camera runs
+/// now: the same stream choice and fit, forwarded as a snapshot.
+///
+/// Cheap to clone; holds a clone of the manager (keeping it alive), or of the cluster
+/// (keeping this node in it). Errors carry the camera id.
 #[derive(Clone, Debug)]
 pub struct MoondreamCameras {
-    manager: CameraManager,
+    source: Source,
     client: MoondreamClient,
+}
+
+impl MoondreamCameras {
+    pub(crate) fn new(source: Source, client: MoondreamClient) -> Self {
+        MoondreamCameras { source, client }
+    }
 }
 
 impl CameraManager {
@@ -41,10 +53,7 @@ impl CameraManager {
     /// Moondream for this manager's cameras, through an existing client (shares its
     /// connections).
     pub fn moondream_with(&self, client: MoondreamClient) -> MoondreamCameras {
-        MoondreamCameras {
-            manager: self.clone(),
-            client,
-        }
+        MoondreamCameras::new(Source::Manager(self.clone()), client)
     }
 }
 
@@ -56,8 +65,7 @@ impl MoondreamCameras {
 
     /// The picture the next call would send: the camera's latest, scaled to fit.
     pub async fn frame(&self, camera_id: &str) -> Result<Frame> {
-        let pic = self.latest(camera_id).await?;
-        fitted_jpeg(&pic, self.side()).await
+        self.source.fitted(camera_id, self.side()).await
     }
 
     /// Asks a question about the camera's current picture.
@@ -138,7 +146,9 @@ impl MoondreamCameras {
     /// one asked about (see [`WatchOptions::change_threshold`]) is not sent at all. The
     /// first answer is always reported. Runs on the manager's runtime until the handle is
     /// dropped (or [`WatchHandle::stop`]), the events are dropped, or the camera is
-    /// disconnected; the events then end. See [`WatchEvents`] for errors.
+    /// disconnected (through a cluster: this node left it, or the camera was removed,
+    /// which ends the events with a `NotFound` error); the events then end. See
+    /// [`WatchEvents`] for errors.
     pub fn watch(
         &self,
         camera_id: &str,
@@ -147,28 +157,14 @@ impl MoondreamCameras {
     ) -> Result<(WatchHandle, WatchEvents)> {
         opts.validate()?;
         check_text("question", question)?;
-        let pictures = self
-            .manager
-            .pictures(camera_id)?
-            .on_stream(StreamChoice::Sub);
+        let target = self.source.target(camera_id)?;
         Ok(watch::start(
-            pictures,
+            target,
             self.client.clone(),
             question.to_owned(),
             opts,
-            self.manager.runtime(),
+            self.source.runtime(),
         ))
-    }
-
-    /// The camera's latest picture from its sub-stream while that streams (Moondream
-    /// takes at most `max_image_side` pixels: decoding the main stream for it would waste
-    /// the CPU), else its main stream's.
-    async fn latest(&self, camera_id: &str) -> Result<LatestPicture> {
-        self.manager
-            .pictures(camera_id)?
-            .on_stream(StreamChoice::Sub)
-            .latest()
-            .await
     }
 
     fn side(&self) -> u32 {
@@ -180,8 +176,7 @@ impl MoondreamCameras {
         F: FnOnce(MoondreamClient, Bytes) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let pic = self.latest(camera_id).await?;
-        let frame = fitted_jpeg(&pic, self.side()).await?;
+        let frame = self.frame(camera_id).await?;
         let result = call(self.client.clone(), frame.jpeg.clone())
             .await
             .map_err(|e| e.for_camera(camera_id))?;

@@ -12,7 +12,9 @@
 //!   scaled so its long side is at most [`MoondreamConfig::max_image_side`] (768 px, as the
 //!   official clients send), and returns the answer with the picture's `seq` and capture
 //!   time. [`MoondreamCameras::watch`] asks at an interval, skips pictures that have not
-//!   changed, and reports only answers that change.
+//!   changed, and reports only answers that change. With feature `cluster`,
+//!   `Cluster::moondream` gives the same for every camera of a cluster, the pictures coming
+//!   from each camera's owner (`source.rs`).
 //!
 //! Failures are camkit [`Error`](crate::Error)s: `Unauthorized` (401/403: check
 //! `MOONDREAM_API_KEY`), `RateLimited` (429 after the bounded retries), `ServiceError` (the
@@ -32,14 +34,21 @@ mod cameras;
 mod client;
 mod config;
 mod retry;
+mod source;
 mod sse;
 mod stream;
 mod types;
 mod watch;
 
+#[cfg(feature = "cluster")]
+pub(crate) use cameras::fitted_jpeg;
 pub use cameras::MoondreamCameras;
+#[cfg(feature = "cluster")]
+pub(crate) use client::fit_width;
 pub use client::MoondreamClient;
 pub use config::{MoondreamConfig, API_KEY_ENV, CLOUD_URL, STATION_URL};
+#[cfg(feature = "cluster")]
+pub(crate) use source::{latest_local, Source};
 pub use stream::TextStream;
 pub use types::{
     CameraAnswer, Caption, CaptionLength, DetectedObject, Detections, Point, Points, QueryAnswer,

@@ -16,11 +16,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::cameras::fitted_jpeg;
 use super::client::MoondreamClient;
+use super::source::Target;
 use crate::error::{Error, ErrorKind, Result};
 use crate::picture::LumaSummary;
-use crate::pictures::CameraPictures;
 use crate::util::epoch_ms;
 
 /// Events kept for a consumer that is slow to read; while full, the watch waits (and makes
@@ -237,7 +236,7 @@ impl std::fmt::Debug for WatchEvents {
 
 /// Starts the watch task on `rt`.
 pub(crate) fn start(
-    cam: CameraPictures,
+    cam: Target,
     client: MoondreamClient,
     question: String,
     opts: WatchOptions,
@@ -290,7 +289,7 @@ enum Step {
 }
 
 struct Watcher {
-    cam: CameraPictures,
+    cam: Target,
     client: MoondreamClient,
     question: String,
     opts: WatchOptions,
@@ -385,7 +384,8 @@ impl Watcher {
 
     /// One tick: the latest picture, skipped or sent.
     async fn step(&self) -> Result<Step> {
-        let pic = self.cam.latest().await?;
+        let side = self.client.config().max_image_side;
+        let pic = self.cam.latest(side).await?;
         let mut luma = None;
         if self.opts.only_when_changed {
             if let Some(last) = &self.last_sent {
@@ -411,14 +411,12 @@ impl Watcher {
                 luma = Some(pic.luma().await?);
             }
         }
-        let frame = fitted_jpeg(&pic, self.client.config().max_image_side).await?;
+        let seq = pic.seq();
+        let frame = pic.fitted(side).await?;
         self.counters.asked.fetch_add(1, Ordering::Relaxed);
         let a = self.client.query(&frame.jpeg, &self.question).await?;
         Ok(Step::Answered {
-            sent: Sent {
-                seq: pic.seq(),
-                luma,
-            },
+            sent: Sent { seq, luma },
             frame,
             answer: a.answer,
         })

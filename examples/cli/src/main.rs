@@ -3,11 +3,17 @@
 //! Credentials come from the URL (`rtsp://user:pass@host/...`), from `--user` /
 //! `--password`, or from `CAMKIT_USERNAME` / `CAMKIT_PASSWORD`. The password is never
 //! printed. Failures exit non-zero with one line: `camkit: CODE: message`.
+//!
+//! `--sub-stream` opens the camera's sub-stream beside it (see the README's Sub-streams):
+//! `probe` reports both streams, `snapshot` takes its picture from the one `--stream`
+//! picks (`auto`: the sub-stream when `--max-width` fits it).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use camkit::{CameraConfig, CameraManager, DecodePolicy, Error, ErrorKind, SnapshotOptions};
+use camkit::{
+    CameraConfig, CameraManager, DecodePolicy, Error, ErrorKind, SnapshotOptions, StreamChoice,
+};
 
 const USAGE: &str = "\
 camkit — IP cameras to frames
@@ -15,8 +21,9 @@ camkit — IP cameras to frames
 USAGE:
   camkit probe URL [OPTIONS] [--json]
       Connect, watch the stream for a moment, print codec, profile, resolution, fps, transport.
-  camkit snapshot URL -o FILE [--max-width N] [--quality Q] [OPTIONS]
-      Write the camera's current picture as a JPEG file.
+  camkit snapshot URL -o FILE [--max-width N] [--quality Q] [--stream S] [OPTIONS]
+      Write the camera's current picture as a JPEG file. --stream auto | main | sub
+      (default auto: the sub-stream when --max-width is at most its width).
   camkit demo-camera [--port 8554] [--bind 127.0.0.1] [--width 1280] [--height 720] [--fps 15]
       Serve the built-in synthetic camera over RTSP until Ctrl-C.
 
@@ -28,6 +35,8 @@ OPTIONS:
                        FFmpeg's library is installed, else openh264; H.265 needs
                        libavcodec)
   --timeout-ms N       limit for each RTSP step (default 5000)
+  --sub-stream PATH    the camera's sub-stream: a path on the same host and port
+                       (/Streaming/Channels/102) or an rtsp:// URL
   -h, --help           this text
 ";
 
@@ -84,6 +93,8 @@ struct Flags {
     timeout_ms: Option<u64>,
     max_width: Option<u32>,
     quality: Option<u8>,
+    sub_stream: Option<String>,
+    stream: Option<String>,
     port: Option<u16>,
     bind: Option<String>,
     width: Option<u32>,
@@ -99,6 +110,10 @@ fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> camkit::Res
         .map_err(|_| Error::invalid(flag, format!("{v:?} is not a valid number")))
 }
 
+fn value(flag: &str, v: Option<String>) -> camkit::Result<String> {
+    v.ok_or_else(|| Error::invalid(flag, "needs a value"))
+}
+
 fn parse_flags(args: Vec<String>) -> camkit::Result<Flags> {
     let mut f = Flags::default();
     let mut it = args.into_iter();
@@ -112,6 +127,8 @@ fn parse_flags(args: Vec<String>) -> camkit::Result<Flags> {
             "--timeout-ms" => f.timeout_ms = Some(parse_num("--timeout-ms", it.next())?),
             "--max-width" => f.max_width = Some(parse_num("--max-width", it.next())?),
             "--quality" => f.quality = Some(parse_num("--quality", it.next())?),
+            "--sub-stream" => f.sub_stream = Some(value("--sub-stream", it.next())?),
+            "--stream" => f.stream = Some(value("--stream", it.next())?),
             "--port" => f.port = Some(parse_num("--port", it.next())?),
             "--bind" => f.bind = it.next(),
             "--width" => f.width = Some(parse_num("--width", it.next())?),
@@ -151,6 +168,7 @@ fn camera_config(f: &Flags) -> camkit::Result<CameraConfig> {
     if let Some(ms) = f.timeout_ms {
         cfg.rtsp_timeout = Duration::from_millis(ms);
     }
+    cfg.sub_stream = f.sub_stream.clone();
     cfg.decode = DecodePolicy::Continuous;
     Ok(cfg)
 }
@@ -205,6 +223,19 @@ async fn probe(f: &Flags) -> camkit::Result<()> {
         println!("bitrate:    {:.0} kbit/s", s.bitrate_bps / 1000.0);
         println!("transport:  {}", s.transport);
         println!("decoder:    {}", s.decoder);
+        if let Some(sub) = &s.sub_stream {
+            println!("sub-stream: {} ({})", sub.url, sub.state.as_str());
+            println!(
+                "            {}x{}, {:.1} fps{}",
+                sub.width.unwrap_or(0),
+                sub.height.unwrap_or(0),
+                sub.fps,
+                sub.off
+                    .as_deref()
+                    .map(|why| format!("; off: {why}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     cams.disconnect("cli").await
 }
@@ -215,10 +246,16 @@ async fn snapshot(f: &Flags) -> camkit::Result<()> {
         .clone()
         .ok_or_else(|| Error::invalid("-o", "missing: where to write the JPEG"))?;
     let cfg = camera_config(f)?;
+    let stream = match &f.stream {
+        Some(s) => s.parse::<StreamChoice>().map_err(|_| {
+            Error::invalid("--stream", format!("{s:?} is not one of auto, main, sub"))
+        })?,
+        None => StreamChoice::Auto,
+    };
     let opts = SnapshotOptions {
         max_width: f.max_width,
         quality: f.quality,
-        ..SnapshotOptions::default()
+        stream,
     };
     opts.validate()?;
     let cams = CameraManager::new();

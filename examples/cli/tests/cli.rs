@@ -231,3 +231,65 @@ fn demo_camera_and_probe() {
     let fps = j["fps"].as_f64().unwrap();
     assert!((10.0..=20.0).contains(&fps), "fps {fps}: {j}");
 }
+
+/// A 1080p camera (16:9) with a 640×480 (4:3) sub-stream, `--sub-stream /sub-4x3`: the
+/// picture's shape tells which stream it came from. `--max-width 320` fits the
+/// sub-stream: 320×240; `--stream main` at the same width: 320×180; `--stream sub`: the
+/// sub-stream's own 640×480. `probe` names the sub-stream; a bad `--stream` is refused.
+#[test]
+fn snapshot_from_the_sub_stream() {
+    let dir = std::env::temp_dir().join(format!("camkit-cli-sub-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = server().url("/h264-1080");
+    let size = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "snapshot",
+            url.as_str(),
+            "-o",
+            out.to_str().unwrap(),
+            "--sub-stream",
+            "/sub-4x3",
+        ];
+        args.extend_from_slice(extra);
+        let o = camkit(&args);
+        assert!(o.status.success(), "{extra:?}: {}", text(&o));
+        let (_, w, h) = decode_jpeg_rgb(&std::fs::read(&out).unwrap());
+        (w, h)
+    };
+    assert_eq!(size("small.jpg", &["--max-width", "320"]), (320, 240));
+    assert_eq!(
+        size("main.jpg", &["--max-width", "320", "--stream", "main"]),
+        (320, 180)
+    );
+    assert_eq!(size("sub.jpg", &["--stream", "sub"]), (640, 480));
+    assert_eq!(size("full.jpg", &[]), (1920, 1080));
+
+    let o = camkit(&["probe", &url, "--sub-stream", "/sub-4x3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("sub-stream: ") && l.ends_with("/sub-4x3 (streaming)")),
+        "{out}"
+    );
+    assert!(out.contains("640x480"), "{out}");
+
+    let o = camkit(&[
+        "snapshot",
+        &url,
+        "-o",
+        "/dev/null",
+        "--sub-stream",
+        "/sub-4x3",
+        "--stream",
+        "hd",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("camkit: INVALID_INPUT: --stream: "),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

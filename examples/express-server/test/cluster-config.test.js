@@ -7,7 +7,9 @@
 //     node's CAMKIT_CLUSTER_KEY is not the cluster's;
 //   - two nodes (in-process): a camera with a password connected through node 1 is listed
 //     with its owner by node 2, a snapshot on the node that does not run it is the camera's
-//     JPEG, GET /api/cluster and /metrics show both nodes, and the password is in no
+//     JPEG, and so are its WebSocket frames and MJPEG parts there; its video.mp4 there is
+//     fragmented MP4; a Moondream question there (loopback Moondream) is about its
+//     picture; GET /api/cluster and /metrics show both nodes, and the password is in no
 //     response and no log line.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -19,6 +21,7 @@ const path = require('node:path')
 const WebSocket = require('ws')
 
 const { startGstServer, closedPort, isJpeg, sleep } = require('./helpers')
+const { MoondreamMock } = require('../../../bindings-node/test/moondream-mock')
 const camkit = require('camkit/express')
 const { start } = require('../server')
 
@@ -192,6 +195,23 @@ describe('the server refuses to start on a bad cluster setting', () => {
     oneLine(r, 'CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD', [wrong, NATS_PASSWORD, CLUSTER_KEY])
   })
 
+  it('tls:// in CAMKIT_NATS_URL: TLS is used (refused by this plain server), naming the variable', async () => {
+    const { CameraManager } = require('camkit')
+    const manager = new CameraManager()
+    try {
+      const env = clusterEnv({ url: nats.url.replace(/^nats:/, 'tls:') })
+      await assert.rejects(camkit.joinClusterFromEnv(manager, env), (e) => {
+        assert.equal(e.field, 'CAMKIT_NATS_URL')
+        assert.equal(e.code, 'UNREACHABLE')
+        assert.ok(e.message.includes('tls://127.0.0.1:'), e.message)
+        assert.ok(!e.message.includes(NATS_PASSWORD), e.message)
+        return true
+      })
+    } finally {
+      manager.close()
+    }
+  })
+
   it('a bad value: names the variable before connecting anywhere', async () => {
     oneLine(await runServer(clusterEnv(nats, { CAMKIT_NODE_ID: '' })), 'CAMKIT_NODE_ID', [NATS_PASSWORD, CLUSTER_KEY])
   })
@@ -200,8 +220,12 @@ describe('the server refuses to start on a bad cluster setting', () => {
 describe('two nodes', () => {
   let nats
   let gst
+  let mock
   let n1
   let n2
+  let owner
+  let other
+  let otherId
   const lines = []
   const bodies = []
   const nodeLog = (id) => (l) => lines.push(`${id} ${l}`)
@@ -214,13 +238,15 @@ describe('two nodes', () => {
   }
 
   before(async () => {
-    ;[nats, gst] = await Promise.all([startNats(['--user', NATS_USER, '--pass', NATS_PASSWORD]), startGstServer()])
-    n1 = await start({ port: 0, cameras: [], env: clusterEnv(nats, { CAMKIT_NODE_ID: 'n1' }), log: nodeLog('n1') })
-    n2 = await start({ port: 0, cameras: [], env: clusterEnv(nats, { CAMKIT_NODE_ID: 'n2' }), log: nodeLog('n2') })
+    ;[nats, gst, mock] = await Promise.all([startNats(['--user', NATS_USER, '--pass', NATS_PASSWORD]), startGstServer(), MoondreamMock.start()])
+    const md = { MOONDREAM_URL: mock.baseUrl, MOONDREAM_TIMEOUT_MS: '5000', MOONDREAM_MAX_RETRIES: '0' }
+    n1 = await start({ port: 0, cameras: [], env: clusterEnv(nats, { CAMKIT_NODE_ID: 'n1', ...md }), log: nodeLog('n1') })
+    n2 = await start({ port: 0, cameras: [], env: clusterEnv(nats, { CAMKIT_NODE_ID: 'n2', ...md }), log: nodeLog('n2') })
   })
   after(async () => {
     await n2?.close()
     await n1?.close()
+    await mock?.close()
     await gst?.stop()
     await nats?.stop()
   })
@@ -260,9 +286,9 @@ describe('two nodes', () => {
     assert.equal(list[0].cameraId, 'gate')
     assert.equal(list[0].state, 'streaming')
     assert.ok(['n1', 'n2'].includes(list[0].owner), JSON.stringify(list[0]))
-    const owner = list[0].owner === 'n1' ? n1 : n2
-    const other = owner === n1 ? n2 : n1
-    const otherId = owner === n1 ? 'n2' : 'n1'
+    owner = list[0].owner === 'n1' ? n1 : n2
+    other = owner === n1 ? n2 : n1
+    otherId = owner === n1 ? 'n2' : 'n1'
     assert.equal(owner.manager.list().length, 1, 'the owner runs it')
     assert.equal(other.manager.list().length, 0, 'the other node does not')
 
@@ -318,6 +344,76 @@ describe('two nodes', () => {
     }
     const forwarded = Number(new RegExp(`^camkit_cluster_forwarded_requests_total\\{node="${otherId}",kind="snapshot"\\} (\\d+)$`, 'm').exec(mOther)[1])
     assert.ok(forwarded >= 1, 'the snapshot on the other node was forwarded')
+  })
+
+  it('streams it on the node that does not run it: WebSocket, MJPEG, video.mp4, Moondream', async () => {
+    // WebSocket frames, fed by the owner over NATS.
+    const m = await firstWsMessage(other.port, 'gate')
+    assert.equal(m.type, 'frame', JSON.stringify(m))
+    assert.equal(m.cameraId, 'gate')
+    const jpeg = Buffer.from(m.data, 'base64')
+    assert.ok(isJpeg(jpeg))
+    const sof = jpeg.findIndex((b, i) => b === 0xff && (jpeg[i + 1] === 0xc0 || jpeg[i + 1] === 0xc2))
+    assert.deepEqual([jpeg.readUInt16BE(sof + 7), jpeg.readUInt16BE(sof + 5)], [640, 360])
+
+    // The first MJPEG part, then the stream is closed.
+    const ac = new AbortController()
+    const r = await fetch(`http://127.0.0.1:${other.port}/api/cameras/gate/mjpeg?fps=5`, { signal: ac.signal })
+    assert.equal(r.status, 200)
+    assert.match(r.headers.get('content-type'), /^multipart\/x-mixed-replace/)
+    let got = Buffer.alloc(0)
+    const reader = r.body.getReader()
+    while (!/Content-Length: (\d+)\r\n\r\n/.test(got.toString('latin1')) || got.length < 200) {
+      const { value, done } = await reader.read()
+      assert.ok(!done, 'the MJPEG stream ended')
+      got = Buffer.concat([got, value])
+    }
+    const head = /Content-Length: (\d+)\r\n\r\n/.exec(got.toString('latin1'))
+    const start = head.index + head[0].length
+    while (got.length < start + Number(head[1])) {
+      const { value } = await reader.read()
+      got = Buffer.concat([got, value])
+    }
+    assert.ok(isJpeg(got.subarray(start, start + Number(head[1]))), 'an MJPEG part is a JPEG')
+    ac.abort()
+
+    // video.mp4: the init segment (ftyp, moov) then media segments (moof).
+    const vc = new AbortController()
+    const v = await fetch(`http://127.0.0.1:${other.port}/api/cameras/gate/video.mp4`, { signal: vc.signal })
+    assert.equal(v.status, 200)
+    assert.equal(v.headers.get('content-type'), 'video/mp4')
+    assert.match(v.headers.get('x-video-codecs'), /^avc1\./)
+    let mp4 = Buffer.alloc(0)
+    const vr = v.body.getReader()
+    while (!mp4.includes('moof')) {
+      const { value, done } = await vr.read()
+      assert.ok(!done, 'video.mp4 ended')
+      mp4 = Buffer.concat([mp4, value])
+    }
+    assert.equal(mp4.toString('latin1', 4, 8), 'ftyp')
+    assert.ok(mp4.includes('moov'))
+    vc.abort()
+
+    // Moondream about the camera's picture, asked on the node that does not run it.
+    mock.push({ answer: 'A test pattern.' })
+    const q = await fetch(`http://127.0.0.1:${other.port}/api/moondream/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cameraId: 'gate', question: 'What is this?' })
+    })
+    const answer = await q.json()
+    assert.equal(q.status, 200, JSON.stringify(answer))
+    assert.equal(answer.answer, 'A test pattern.')
+    assert.deepEqual([answer.width, answer.height], [640, 360])
+    assert.deepEqual(mock.violations, [])
+    assert.equal(mock.requests.length, 1)
+
+    // Counted as forwarded on that node.
+    const metrics = (await get(other, '/metrics')).buf.toString()
+    for (const kind of ['subscribe', 'video']) {
+      const n = Number(new RegExp(`^camkit_cluster_forwarded_requests_total\\{node="${otherId}",kind="${kind}"\\} (\\d+)$`, 'm').exec(metrics)[1])
+      assert.ok(n >= 1, `${kind} forwarded`)
+    }
   })
 
   it('disconnects through either node', async () => {

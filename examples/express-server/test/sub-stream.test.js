@@ -6,7 +6,9 @@
 // ffprobe reads video.mp4?stream=sub at the sub-stream's 640x360 and video.mp4 (and
 // ?stream=main) at the main stream's 1920x1080; the WebSocket's video action with
 // stream 'sub' sends the sub-stream's fMP4 (ffprobe reads what the socket got), and a bad
-// stream is an error message naming the field.
+// stream is an error message naming the field. /metrics gives each stream's figures (the
+// sub-stream's with stream="sub") and camkit_camera_sub_stream_up, 0 for a camera whose
+// sub-stream cannot be reached while its main stream streams.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
@@ -15,7 +17,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { WebSocket } = require('ws')
 
-const { startServer, startGstServer, isJpeg } = require('./helpers')
+const { startServer, startGstServer, closedPort, isJpeg } = require('./helpers')
 
 /** The width and height ffprobe reads from `input` (a URL or file). */
 function probeSize (input) {
@@ -100,6 +102,44 @@ describe('a camera with a sub-stream through the server', () => {
     const main = await status(srv)
     assert.ok(main.framesDecoded > mid.framesDecoded, 'stream=main decoded the main stream')
     assert.equal(await frame(srv, ''), 1920)
+  })
+
+  it('/metrics has each stream\'s figures, and whether the sub-stream is up', async () => {
+    const lone = await closedPort()
+    const r = await fetch(`${srv.base}/api/cameras/connect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cameraId: 'lone', url: `rtsp://127.0.0.1:${gst.port}/high`, subStream: `rtsp://127.0.0.1:${lone}/sub` })
+    })
+    assert.equal(r.status, 200, await r.clone().text())
+    const s = await status(srv)
+    const text = await (await fetch(`${srv.base}/metrics`)).text()
+    const value = (sample) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${sample} `))
+      assert.ok(line, `no ${sample} in\n${text}`)
+      return Number(line.slice(sample.length + 1))
+    }
+    assert.equal(value('camkit_camera_sub_stream_up{camera="two"}'), 1)
+    assert.equal(value('camkit_camera_state{camera="two",stream="sub",state="streaming"}'), 1)
+    assert.equal(value('camkit_camera_state{camera="two",state="streaming"}'), 1)
+    assert.equal(value('camkit_camera_width_pixels{camera="two",stream="sub"}'), 640)
+    assert.equal(value('camkit_camera_height_pixels{camera="two",stream="sub"}'), 360)
+    assert.equal(value('camkit_camera_width_pixels{camera="two"}'), 1920)
+    const subDecoded = value('camkit_camera_frames_decoded_total{camera="two",stream="sub"}')
+    assert.ok(subDecoded >= s.subStream.framesDecoded && subDecoded > 0, `sub-stream decoded ${subDecoded}, status said ${s.subStream.framesDecoded}`)
+    assert.ok(value('camkit_camera_frames_decoded_total{camera="two"}') >= s.framesDecoded)
+    assert.ok(value('camkit_camera_frames_received_total{camera="two",stream="sub"}') > 0)
+    // The other camera's sub-stream is unreachable: down, while its main stream streams.
+    assert.equal(value('camkit_camera_sub_stream_up{camera="lone"}'), 0)
+    assert.equal(value('camkit_camera_state{camera="lone",state="streaming"}'), 1)
+    assert.equal(value('camkit_camera_state{camera="lone",stream="sub",state="streaming"}'), 0)
+    assert.equal(value('camkit_camera_frames_received_total{camera="lone",stream="sub"}'), 0)
+    const d = await fetch(`${srv.base}/api/cameras/disconnect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cameraId: 'lone' })
+    })
+    assert.equal(d.status, 200)
   })
 
   it('a bad stream is a 400 naming the field', async () => {
