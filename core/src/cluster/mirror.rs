@@ -70,7 +70,17 @@ impl Mirror {
     /// Drops the watch and replays the bucket afresh: after a reconnect, when the bucket
     /// may have been made again (a watch resuming at the old sequence would wait for the
     /// new stream to count past it).
+    ///
+    /// The revisions an expiring mirror holds are set to 0 at once: if the bucket was made
+    /// again its revisions start from 1, and until the replay is in, this node's own writes
+    /// (`note`) and the watch would otherwise be ignored as older than what it saw before,
+    /// and its own heartbeat would age out of its live set.
     pub fn resync(&self) {
+        if self.expiring {
+            for seen in self.state.lock().entries.values_mut() {
+                seen.revision = 0;
+            }
+        }
         self.restart.notify_one();
     }
 
@@ -157,7 +167,8 @@ impl Mirror {
         let empty = messages == 0;
         let mut delivered = 0u64;
         let mut fresh: Option<HashMap<String, Seen>> = if empty {
-            self.swap(HashMap::new());
+            let map = self.confirm_missing(store, HashMap::new()).await;
+            self.swap(map);
             None
         } else {
             Some(HashMap::new())
@@ -187,12 +198,12 @@ impl Mirror {
                     // Whole at the stream's last sequence. A pending count of 0 is
                     // believed for an expiring bucket (its last entry may expire before it
                     // is delivered), otherwise only once as many entries as the stream held
-                    // have arrived: right after a server restart, 2.9 can report 0 pending
-                    // for the first entry of the replay, and a desired set swapped in
-                    // half-read would stop the cameras it lacks.
+                    // have arrived; what a replay still lacks then is confirmed by
+                    // `confirm_missing`.
                     let pending_done = entry.delta == 0 && (self.expiring || delivered >= messages);
                     if pending_done || entry.revision >= last_seq {
                         let map = fresh.take().unwrap_or_default();
+                        let map = self.confirm_missing(store, map).await;
                         self.swap(map);
                     }
                 }
@@ -214,6 +225,49 @@ impl Mirror {
                 }
             }
         }
+    }
+
+    /// For a bucket that does not expire (the desired set): the keys this mirror held that
+    /// a replay lacks are read back one by one before they are dropped. A replay that
+    /// ends early (seen right after a nats-server restart) would otherwise look like
+    /// cameras removed, and their owners would stop them; a key that cannot be read now
+    /// is kept.
+    async fn confirm_missing(
+        &self,
+        store: &Store,
+        mut map: HashMap<String, Seen>,
+    ) -> HashMap<String, Seen> {
+        if self.expiring {
+            return map;
+        }
+        let missing: Vec<(String, Seen)> = self
+            .state
+            .lock()
+            .entries
+            .iter()
+            .filter(|(k, _)| !map.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, old) in missing {
+            match store.entry(&key).await {
+                Ok(Some(e)) if e.operation == Operation::Put => {
+                    map.insert(
+                        key,
+                        Seen {
+                            value: e.value,
+                            revision: e.revision,
+                            at: Instant::now(),
+                        },
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(bucket = %store.name, key = %key, error = %e, "cannot confirm a key the replay lacks; kept");
+                    map.insert(key, old);
+                }
+            }
+        }
+        map
     }
 
     fn swap(&self, mut map: HashMap<String, Seen>) {

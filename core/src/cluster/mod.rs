@@ -5,8 +5,16 @@
 //! (`bindings-c/src/cluster.rs`; two nodes on a real nats-server in
 //! `bindings-c/tests/cluster.c`), subscriptions on a non-owner node (`feed.rs`; two nodes
 //! on a real nats-server in `tests/tests/cluster_feed.rs`), the Node `Cluster` class's
-//! subscriptions (`bindings-node/test/cluster.test.js`) and the cluster benchmark
-//! (`tests/examples/cluster_bench.rs`). The Express side: `bindings-node/express/cluster.js`.
+//! subscriptions (`bindings-node/test/cluster.test.js`), the cluster benchmark
+//! (`tests/examples/cluster_bench.rs`) and three Express servers end to end
+//! (`examples/express-server/test/cluster.test.js`: failover after `kill -9`, rejoin,
+//! `SIGSTOP`, a nats-server restart, no camera ever open twice). The Express side:
+//! `bindings-node/express/cluster.js`.
+//!
+//! A nats-server restart loses the in-memory heartbeat and lease buckets: every node makes
+//! them again when its connection comes back and writes its heartbeat and leases at once
+//! (`nats.rs`, `Shared::after_reconnect`); sessions never stop for it as long as the
+//! connection is back within the fence (lease TTL minus fence margin, 4 s by default).
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
@@ -258,6 +266,8 @@ pub(crate) struct Shared {
     sealer: Sealer,
     timing: Timing,
     owned: Mutex<HashMap<String, Owned>>,
+    /// Held by the renewal round in progress (see `renew_all`).
+    renewing: tokio::sync::Mutex<()>,
     /// The task starting each owned camera (aborted when the camera stops).
     starts: Mutex<HashMap<String, JoinHandle<()>>>,
     closed: watch::Sender<bool>,
@@ -360,6 +370,7 @@ impl Cluster {
                 heartbeat: (o.node_ttl / 3).max(Duration::from_millis(200)),
             },
             owned: Mutex::default(),
+            renewing: tokio::sync::Mutex::new(()),
             starts: Mutex::default(),
             closed,
         });

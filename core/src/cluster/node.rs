@@ -150,9 +150,15 @@ impl Shared {
             version: crate::VERSION.to_owned(),
         };
         let value = Bytes::from(serde_json::to_vec(&rec).unwrap_or_default());
-        match self.nodes_kv.put(&self.node, value.clone()).await {
-            Ok(rev) => self.nodes.note(&self.node, value, rev),
-            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        // Bounded as renewals are (see `renew_all`): the next beat is due by then.
+        let put = tokio::time::timeout(
+            self.timing.heartbeat,
+            self.nodes_kv.put(&self.node, value.clone()),
+        );
+        match put.await {
+            Ok(Ok(rev)) => self.nodes.note(&self.node, value, rev),
+            Ok(Err(e)) => tracing::debug!(error = %e, "heartbeat failed"),
+            Err(_) => tracing::debug!("heartbeat not acknowledged in time"),
         }
     }
 
@@ -162,8 +168,12 @@ impl Shared {
     /// sessions never depended on NATS.
     pub(crate) async fn after_reconnect(&self) {
         for spec in &self.buckets {
-            if let Err(e) = spec.open(&self.js).await {
-                tracing::warn!(bucket = %spec.name, error = %e, "cannot make the bucket again");
+            match tokio::time::timeout(self.timing.request_timeout, spec.open(&self.js)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(bucket = %spec.name, error = %e, "cannot make the bucket again")
+                }
+                Err(_) => tracing::warn!(bucket = %spec.name, "making the bucket again timed out"),
             }
         }
         self.nodes.resync();
