@@ -5,7 +5,9 @@
 #
 # 1. `cargo package -p camkit`: the .crate cargo publish would upload (not verified here:
 #    step 3 builds it), with its licences, README and example, without the benchmarks.
-# 2. `cargo doc -p camkit --no-deps` with warnings as errors (every public item documented).
+# 2. `cargo doc -p camkit --no-deps` with warnings as errors (every public item documented),
+#    with the default features and again with `cluster` (its module's links are checked
+#    only when it is built).
 # 3. A scratch Cargo project outside the workspace that depends on the unpacked .crate by
 #    path builds and runs. It shares this workspace's target directory, Cargo.lock and
 #    profile settings so the dependencies already built are reused: only camkit itself is
@@ -30,8 +32,9 @@ done
 if grep -q "^camkit-$VERSION/benches/" <<<"$files"; then die "the .crate holds the benchmarks"; fi
 echo "$(wc -l <<<"$files") files, licences, README and examples/snapshot.rs included"
 
-section "cargo doc -p camkit --no-deps (warnings are errors)"
+section "cargo doc -p camkit --no-deps (warnings are errors; default features, then cluster)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p camkit --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc -p camkit --no-deps --features cluster
 
 section "a scratch project builds the packaged crate"
 scratch="$(mktemp -d)"
