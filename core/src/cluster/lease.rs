@@ -162,6 +162,7 @@ impl Shared {
         let results =
             futures::future::join_all(owned.iter().map(|(id, rev)| self.renew(id, *rev))).await;
         for ((id, old), (outcome, rev, sent)) in owned.into_iter().zip(results) {
+            self.stats.renewal(&outcome);
             match outcome {
                 Renewal::Renewed => {
                     let mut map = self.owned.lock();
