@@ -21,7 +21,7 @@ section() {
 }
 
 section "npm dependencies"
-if [ ! -d node_modules/@napi-rs/cli ] || [ ! -d node_modules/express ] || [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/@napi-rs/cli ] || [ ! -d node_modules/express ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/nats ]; then
     npm ci --no-audit --no-fund
 else
     echo "present"

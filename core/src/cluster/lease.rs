@@ -151,16 +151,29 @@ impl Shared {
         }
     }
 
-    /// The renewal loop: every owned lease, concurrently, every `renew_every`.
+    /// The renewal loop: every owned lease, concurrently, every `renew_every`. One round at
+    /// a time (the heartbeat tick and a reconnect both renew): two rounds renewing the same
+    /// lease lost with a NATS restart would both try to create it again, and the one that
+    /// lost that race would take its own lease for another node's and stop the camera.
     pub(crate) async fn renew_all(&self) {
+        let _round = self.renewing.lock().await;
         let owned: Vec<(String, u64)> = self
             .owned
             .lock()
             .iter()
             .map(|(id, o)| (id.clone(), o.revision))
             .collect();
-        let results =
-            futures::future::join_all(owned.iter().map(|(id, rev)| self.renew(id, *rev))).await;
+        // Each renewal bounded by the heartbeat period: while NATS is away a JetStream
+        // publish waits for its ack for the context's whole timeout (5 s), longer than the
+        // fence allows, and the round after the reconnect must not wait behind it.
+        let bound = self.timing.heartbeat;
+        let results = futures::future::join_all(owned.iter().map(|(id, rev)| async move {
+            match tokio::time::timeout(bound, self.renew(id, *rev)).await {
+                Ok(r) => r,
+                Err(_) => (Renewal::Unknown, 0, Instant::now()),
+            }
+        }))
+        .await;
         for ((id, old), (outcome, rev, sent)) in owned.into_iter().zip(results) {
             self.stats.renewal(&outcome);
             match outcome {

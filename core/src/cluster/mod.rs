@@ -5,8 +5,16 @@
 //! (`bindings-c/src/cluster.rs`; two nodes on a real nats-server in
 //! `bindings-c/tests/cluster.c`), subscriptions on a non-owner node (`feed.rs`; two nodes
 //! on a real nats-server in `tests/tests/cluster_feed.rs`), the Node `Cluster` class's
-//! subscriptions (`bindings-node/test/cluster.test.js`) and the cluster benchmark
-//! (`tests/examples/cluster_bench.rs`). The Express side: `bindings-node/express/cluster.js`.
+//! subscriptions (`bindings-node/test/cluster.test.js`), the cluster benchmark
+//! (`tests/examples/cluster_bench.rs`) and three Express servers end to end
+//! (`examples/express-server/test/cluster.test.js`: failover after `kill -9`, rejoin,
+//! `SIGSTOP`, a nats-server restart, no camera ever open twice). The Express side:
+//! `bindings-node/express/cluster.js`.
+//!
+//! A nats-server restart loses the in-memory heartbeat and lease buckets: every node makes
+//! them again when its connection comes back and writes its heartbeat and leases at once
+//! (`nats.rs`, `Shared::after_reconnect`); sessions never stop for it as long as the
+//! connection is back within the fence (lease TTL minus fence margin, 4 s by default).
 //!
 //! Every node runs a [`CameraManager`] and joins a [`Cluster`] on one NATS server (or NATS
 //! cluster) with JetStream. Three key-value buckets hold the shared state:
@@ -252,6 +260,11 @@ pub(crate) struct Shared {
     started_at_ms: u64,
     manager: CameraManager,
     client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    /// The three buckets' settings (nodes, cameras, leases), to make them again.
+    buckets: [nats::BucketSpec; 3],
+    /// Woken when the NATS connection comes back.
+    reconnected: Arc<tokio::sync::Notify>,
     nodes_kv: Store,
     cameras_kv: Store,
     leases_kv: Store,
@@ -261,6 +274,8 @@ pub(crate) struct Shared {
     sealer: Sealer,
     timing: Timing,
     owned: Mutex<HashMap<String, Owned>>,
+    /// Held by the renewal round in progress (see `renew_all`).
+    renewing: tokio::sync::Mutex<()>,
     /// The task starting each owned camera (aborted when the camera stops).
     starts: Mutex<HashMap<String, JoinHandle<()>>>,
     stats: stats::Counters,
@@ -308,33 +323,32 @@ impl Cluster {
     pub async fn join(manager: CameraManager, o: ClusterOptions) -> Result<Cluster> {
         o.validate()?;
         let sealer = Sealer::new(&o.cluster_key)?;
-        let client = nats::connect(&o).await?;
+        let (client, reconnected) = nats::connect(&o).await?;
         let js = async_nats::jetstream::new(client.clone());
         let p = &o.prefix;
-        let nodes_kv = nats::bucket(
-            &js,
-            &format!("{p}_nodes"),
-            o.node_ttl * 4,
-            StorageType::Memory,
-            "camkit node heartbeats",
-        )
-        .await?;
-        let cameras_kv = nats::bucket(
-            &js,
-            &format!("{p}_cameras"),
-            Duration::ZERO,
-            StorageType::File,
-            "camkit desired cameras (credentials sealed)",
-        )
-        .await?;
-        let leases_kv = nats::bucket(
-            &js,
-            &format!("{p}_leases"),
-            o.lease_ttl,
-            StorageType::Memory,
-            "camkit camera leases",
-        )
-        .await?;
+        let specs = [
+            nats::BucketSpec {
+                name: format!("{p}_nodes"),
+                max_age: o.node_ttl * 4,
+                storage: StorageType::Memory,
+                description: "camkit node heartbeats",
+            },
+            nats::BucketSpec {
+                name: format!("{p}_cameras"),
+                max_age: Duration::ZERO,
+                storage: StorageType::File,
+                description: "camkit desired cameras (credentials sealed)",
+            },
+            nats::BucketSpec {
+                name: format!("{p}_leases"),
+                max_age: o.lease_ttl,
+                storage: StorageType::Memory,
+                description: "camkit camera leases",
+            },
+        ];
+        let nodes_kv = specs[0].open(&js).await?;
+        let cameras_kv = specs[1].open(&js).await?;
+        let leases_kv = specs[2].open(&js).await?;
         check_cluster_key(&cameras_kv, &sealer).await?;
 
         let (closed, _) = watch::channel(false);
@@ -343,10 +357,15 @@ impl Cluster {
             instance: instance_id(),
             started_at_ms: epoch_ms(SystemTime::now()),
             manager,
-            nodes: Mirror::start(nodes_kv.clone(), closed.subscribe()),
-            cameras: Mirror::start(cameras_kv.clone(), closed.subscribe()),
-            leases: Mirror::start(leases_kv.clone(), closed.subscribe()),
+            // Heartbeats and leases expire, so their mirrors keep what they saw through a
+            // resync (see `Mirror::start`); the desired set does not.
+            nodes: Mirror::start(nodes_kv.clone(), true, closed.subscribe()),
+            cameras: Mirror::start(cameras_kv.clone(), false, closed.subscribe()),
+            leases: Mirror::start(leases_kv.clone(), true, closed.subscribe()),
             client,
+            js,
+            buckets: specs,
+            reconnected,
             nodes_kv,
             cameras_kv,
             leases_kv,
@@ -360,6 +379,7 @@ impl Cluster {
                 heartbeat: (o.node_ttl / 3).max(Duration::from_millis(200)),
             },
             owned: Mutex::default(),
+            renewing: tokio::sync::Mutex::new(()),
             starts: Mutex::default(),
             stats: stats::Counters::default(),
             closed,

@@ -1,11 +1,20 @@
 //! The NATS connection of a node: options from the cluster settings, start-up errors that
 //! name the setting to fix, and the three buckets.
+//!
+//! The heartbeat and lease buckets are kept in memory by nats-server, so a restart of the
+//! server loses them (the cameras bucket is on disk and survives). Each node therefore
+//! makes the buckets again whenever its connection comes back ([`BucketSpec`], the
+//! `reconnected` signal of [`connect`]); what they held is written again by the owners'
+//! next heartbeat and lease renewal (a renewal of a lease that is gone claims it anew).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{Config, Store};
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
-use async_nats::{ConnectErrorKind, ConnectOptions};
+use async_nats::{ConnectErrorKind, ConnectOptions, Event};
+use tokio::sync::Notify;
 
 use super::ClusterOptions;
 use crate::error::{Error, ErrorKind, Result};
@@ -16,10 +25,26 @@ pub(crate) fn redact(url: &str) -> String {
     crate::address::redact_url_str(url)
 }
 
-/// Connects, or says which setting is wrong.
-pub(crate) async fn connect(o: &ClusterOptions) -> Result<async_nats::Client> {
+/// Connects, or says which setting is wrong. The [`Notify`] is woken every time the
+/// connection is made again after a loss.
+pub(crate) async fn connect(o: &ClusterOptions) -> Result<(async_nats::Client, Arc<Notify>)> {
     let shown = redact(&o.nats_url);
+    let reconnected = Arc::new(Notify::new());
+    let signal = reconnected.clone();
+    // Connected comes for the first connection too: only one after a loss counts.
+    let lost = Arc::new(AtomicBool::new(false));
     let mut opts = ConnectOptions::new()
+        .event_callback(move |event| {
+            let (signal, lost) = (signal.clone(), lost.clone());
+            async move {
+                match event {
+                    Event::Disconnected => lost.store(true, Ordering::SeqCst),
+                    // notify_one: kept for the keeper if it is not waiting at this instant.
+                    Event::Connected if lost.swap(false, Ordering::SeqCst) => signal.notify_one(),
+                    _ => {}
+                }
+            }
+        })
         .name(format!("camkit {}", o.node_id))
         .connection_timeout(o.connect_timeout)
         .request_timeout(Some(o.request_timeout))
@@ -67,7 +92,7 @@ pub(crate) async fn connect(o: &ClusterOptions) -> Result<async_nats::Client> {
         .filter(|u| !u.is_empty())
         .collect();
     match opts.connect(urls).await {
-        Ok(c) => Ok(c),
+        Ok(c) => Ok((c, reconnected)),
         Err(e) => Err(match e.kind() {
             ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
                 Error::new(
@@ -111,6 +136,22 @@ pub(crate) async fn connect(o: &ClusterOptions) -> Result<async_nats::Client> {
             )
             .with_field("natsUrl"),
         }),
+    }
+}
+
+/// What a bucket is made with, kept so it can be made again after a server restart.
+#[derive(Clone, Debug)]
+pub(crate) struct BucketSpec {
+    pub name: String,
+    pub max_age: Duration,
+    pub storage: StorageType,
+    pub description: &'static str,
+}
+
+impl BucketSpec {
+    /// Opens (or creates) the bucket.
+    pub async fn open(&self, js: &async_nats::jetstream::Context) -> Result<Store> {
+        bucket(js, &self.name, self.max_age, self.storage, self.description).await
     }
 }
 

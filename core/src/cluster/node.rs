@@ -150,14 +150,51 @@ impl Shared {
             version: crate::VERSION.to_owned(),
         };
         let value = Bytes::from(serde_json::to_vec(&rec).unwrap_or_default());
-        match self.nodes_kv.put(&self.node, value.clone()).await {
-            Ok(rev) => self.nodes.note(&self.node, value, rev),
-            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        // Bounded as renewals are (see `renew_all`): the next beat is due by then.
+        let put = tokio::time::timeout(
+            self.timing.heartbeat,
+            self.nodes_kv.put(&self.node, value.clone()),
+        );
+        match put.await {
+            Ok(Ok(rev)) => self.nodes.note(&self.node, value, rev),
+            Ok(Err(e)) => tracing::debug!(error = %e, "heartbeat failed"),
+            Err(_) => tracing::debug!("heartbeat not acknowledged in time"),
         }
+    }
+
+    /// After the NATS connection came back: makes the buckets again (a restarted
+    /// nats-server lost the in-memory ones), replays them into the mirrors, and writes
+    /// this node's heartbeat and leases at once, before the fence would stop cameras whose
+    /// sessions never depended on NATS.
+    pub(crate) async fn after_reconnect(&self) {
+        for spec in &self.buckets {
+            match tokio::time::timeout(self.timing.request_timeout, spec.open(&self.js)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(bucket = %spec.name, error = %e, "cannot make the bucket again")
+                }
+                Err(_) => tracing::warn!(bucket = %spec.name, "making the bucket again timed out"),
+            }
+        }
+        self.nodes.resync();
+        self.cameras.resync();
+        self.leases.resync();
+        tokio::join!(self.heartbeat(), self.renew_all());
+        tracing::info!(node = %self.node, "NATS connection back; heartbeat and leases written again");
     }
 
     pub(crate) fn spawn_loops(self: Arc<Self>) {
         let rt = self.manager.runtime().clone();
+        let me = self.clone();
+        rt.spawn(async move {
+            let mut closed = me.closed.subscribe();
+            loop {
+                tokio::select! {
+                    _ = super::wait_closed(&mut closed) => return,
+                    () = me.reconnected.notified() => me.after_reconnect().await,
+                }
+            }
+        });
         // Fence: first, and often, so a node waking from a pause stops stale cameras
         // before anything else of it runs for long.
         let me = self.clone();

@@ -70,6 +70,24 @@ mod tests {
     }
 
     #[test]
+    fn weights_are_pinned() {
+        // Every node and every release must compute the same owners (and so must the
+        // Express end-to-end test, which hashes in JavaScript): known answers.
+        assert_eq!(weight("n1", "c"), 0x95b0_bafb_f998_f8d9);
+        let nodes = ["node-1", "node-2", "node-3"];
+        let owners: Vec<&str> = (0..12)
+            .map(|i| owner(&format!("cam-{i}"), nodes).unwrap())
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                "node-2", "node-1", "node-3", "node-1", "node-3", "node-3", "node-2", "node-1",
+                "node-1", "node-3", "node-2", "node-2"
+            ]
+        );
+    }
+
+    #[test]
     fn no_nodes_no_owner() {
         assert_eq!(owner("c", std::iter::empty()), None);
         assert_eq!(weight("n1", "c"), weight("n1", "c"));

@@ -3,7 +3,8 @@
 // driven by playwright-core): GStreamer's 1280x720 main stream with a 640x360 sub-stream.
 // The grid's tile plays the sub-stream through MSE (the <video>'s own size is the
 // sub-stream's), the tile's full view the main stream, and back in the grid the sub-stream
-// again.
+// again. A tile whose sub-stream goes off (its server killed) reopens its video on the main
+// stream, as the status says the sub-stream stopped streaming.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 
@@ -11,9 +12,9 @@ const { launchChromium, startServer, startGstServer, sleep } = require('./helper
 
 const TILE = '.tile[data-camera="two"]'
 
-/** The tile's <video>: its size and how far it played. */
-function videoState () {
-  const v = document.querySelector('.tile[data-camera="two"] video.live')
+/** A tile's <video>: its size and how far it played. */
+function videoState (camera = 'two') {
+  const v = document.querySelector(`.tile[data-camera="${camera}"] video.live`)
   return {
     width: v.videoWidth,
     height: v.videoHeight,
@@ -23,12 +24,18 @@ function videoState () {
   }
 }
 
-/** Waits until the tile's <video> plays at `width` pixels wide. */
-async function playsAt (page, width) {
-  await page.waitForFunction((w) => {
-    const v = document.querySelector('.tile[data-camera="two"] video.live')
+/** Waits until a tile's <video> plays at `width` pixels wide. */
+async function playsAt (page, width, camera = 'two') {
+  await page.waitForFunction(([w, c]) => {
+    const v = document.querySelector(`.tile[data-camera="${c}"] video.live`)
     return v && v.videoWidth === w && v.currentTime > 0.3 && v.getVideoPlaybackQuality().totalVideoFrames > 5
-  }, width, { timeout: 30000 })
+  }, [width, camera], { timeout: 30000 })
+}
+
+/** POSTs `body` as JSON to `path`; returns the status code. */
+async function post (srv, path, body) {
+  const r = await fetch(`${srv.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return r.status
 }
 
 describe('viewer page: a camera with a sub-stream', () => {
@@ -93,5 +100,34 @@ describe('viewer page: a camera with a sub-stream', () => {
     assert.equal(await tile.locator('.full-view').textContent(), 'Full view')
     assert.deepEqual(errors, [])
     await page.close()
+  })
+
+  it('a tile whose sub-stream goes off plays the main stream', async () => {
+    assert.equal(await post(srv, '/api/cameras/disconnect', { cameraId: 'two' }), 200)
+    const subServer = await startGstServer()
+    let subRunning = true
+    try {
+      assert.equal(await post(srv, '/api/cameras/connect', {
+        cameraId: 'far',
+        url: `rtsp://127.0.0.1:${gst.port}/h264-720`,
+        subStream: `rtsp://127.0.0.1:${subServer.port}/high`
+      }), 200)
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+      const errors = []
+      page.on('pageerror', (e) => errors.push(e.message))
+      await page.goto(srv.base + '/')
+      await playsAt(page, 640, 'far')
+      subRunning = false
+      await subServer.stop()
+      await playsAt(page, 1280, 'far')
+      const st = await (await fetch(`${srv.base}/api/cameras/far/status`)).json()
+      assert.notEqual(st.subStream.state, 'streaming', JSON.stringify(st.subStream))
+      assert.equal(st.state, 'streaming')
+      assert.match(await page.locator('.tile[data-camera="far"] .info .details').textContent(), /sub-stream off/)
+      assert.deepEqual(errors, [])
+      await page.close()
+    } finally {
+      if (subRunning) await subServer.stop()
+    }
   })
 })
