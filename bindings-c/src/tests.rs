@@ -215,6 +215,26 @@ fn invalid_utf8_and_bad_options_name_the_field() {
             "{}",
             last_error()
         );
+        let sopts = camkit_subscribe_options {
+            fps: 0.0,
+            max_width: 0,
+            quality: 0,
+            stream: 3,
+        };
+        let mut sub = null_mut();
+        assert_eq!(
+            camkit_subscribe(
+                mgr,
+                c"cam".as_ptr(),
+                &sopts,
+                Some(count_only),
+                null_mut(),
+                &mut sub
+            ),
+            CAMKIT_INVALID_INPUT
+        );
+        assert!(sub.is_null());
+        assert_eq!(last_error_field(), "stream", "{}", last_error());
         assert_eq!(
             camkit_snapshot(mgr, c"cam".as_ptr(), &opts, null_mut()),
             CAMKIT_NULL_ARGUMENT
