@@ -663,6 +663,24 @@ export interface ClusterOptions {
   requestTimeoutMs?: number
 }
 
+/** This node's lease and NATS figures since it joined (counters, never reset). */
+export interface ClusterStats {
+  /** Leases this node claimed (or took back) and started a camera on. */
+  leaseClaims: number
+  /** Lease renewals the server acknowledged. */
+  leaseRenewals: number
+  /** Lease renewals NATS did not answer (down, slow, reconnecting). */
+  leaseRenewalFailures: number
+  /** Leases found taken by another node at renewal (the camera was stopped). */
+  leasesLost: number
+  /** Leases given up on purpose: the camera moved, was removed, or this node left. */
+  leasesReleased: number
+  /** Cameras stopped because their lease could not be renewed in time (fencing). */
+  fencedStops: number
+  /** Times the NATS connection was established again after it was lost. */
+  natsReconnects: number
+}
+
 /** The cluster as this node sees it. */
 export interface ClusterView {
   /** This node's id. */
@@ -675,6 +693,8 @@ export interface ClusterView {
   desired: number
   /** Desired cameras without a live owner right now. */
   unowned: Array<string>
+  /** This node's lease health and NATS reconnects since it joined (counters). */
+  stats: ClusterStats
 }
 
 /** When a camera's video is decoded. */

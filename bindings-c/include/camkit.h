@@ -1502,8 +1502,10 @@ camkit_result camkit_cluster_list_json(const struct camkit_cluster *cluster,
 /**
  * The cluster as this node sees it, as a JSON object: `{"node":"node-a",
  * "natsConnected":true,"nodes":[{"id","thisNode","lastSeenMs","startedAtMs","cameras",
- * "streaming","version"},...],"desired":3,"unowned":[]}` (the live nodes sorted by id;
- * `unowned`: cameras without a live owner right now). Output as
+ * "streaming","version"},...],"desired":3,"unowned":[],"stats":{"leaseClaims",
+ * "leaseRenewals","leaseRenewalFailures","leasesLost","leasesReleased","fencedStops",
+ * "natsReconnects"}}` (the live nodes sorted by id; `unowned`: cameras without a live
+ * owner right now; `stats`: this node's lease counters since it joined). Output as
  * `camkit_cluster_list_json`.
  */
 camkit_result camkit_cluster_view_json(const struct camkit_cluster *cluster,

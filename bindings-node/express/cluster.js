@@ -146,7 +146,7 @@ class ClusterCameras {
     /** connect() replaces a camera of the same id itself (no disconnect first). */
     this.connectReplaces = true
     /** Requests for a camera of another node, forwarded to it (by kind). */
-    this.forwarded = { status: 0, snapshot: 0, subscribe: 0, video: 0 }
+    this.forwarded = { status: 0, snapshot: 0, subscribe: 0, video: 0, moondream: 0 }
     this.gone = new Map() // node id → {lastSeenAt, cameras} of nodes no longer live
     this.lastLive = new Map()
   }
@@ -181,8 +181,10 @@ class ClusterCameras {
     }
   }
 
+  /** Counts a request of `kind` for camera `id` when another node owns it (ownerOf). */
   count (kind, id) {
-    if (!this.ownsLocally(id)) this.forwarded[kind]++
+    const owner = this.ownerOf(id)
+    if (owner !== null && owner !== this.nodeId) this.forwarded[kind]++
   }
 
   connect (config) {
@@ -221,9 +223,27 @@ class ClusterCameras {
     return this.cluster.subscribeVideo(id, callback, options)
   }
 
-  /** Moondream on any camera of the cluster (the owner's picture, forwarded). */
+  /**
+   * Moondream on any camera of the cluster (the owner's picture, forwarded). Each call for
+   * a camera another node owns counts as one forwarded `moondream` request (a watch once,
+   * when it starts; a streamed answer once).
+   */
   moondream (options) {
-    return this.cluster.moondream(options)
+    const md = this.cluster.moondream(options)
+    const counted = (method) => (cameraId, ...rest) => {
+      this.count('moondream', cameraId)
+      return md[method](cameraId, ...rest)
+    }
+    return {
+      get baseUrl () { return md.baseUrl },
+      query: counted('query'),
+      caption: counted('caption'),
+      detect: counted('detect'),
+      point: counted('point'),
+      queryStream: counted('queryStream'),
+      captionStream: counted('captionStream'),
+      watch: counted('watch')
+    }
   }
 
   onEvent (callback) {
@@ -233,7 +253,8 @@ class ClusterCameras {
   /**
    * The cluster for GET /api/cluster and /metrics: this node, its NATS connection, the live
    * nodes and, for GONE_KEPT_MS, the nodes seen live before that are no longer (alive:
-   * false, with the time since they were last seen).
+   * false, with the time since they were last seen), and this node's lease health
+   * (`stats`: counters since it joined, see Cluster.view()).
    */
   nodes () {
     const v = this.cluster.view()
@@ -267,7 +288,7 @@ class ClusterCameras {
       nodes.push({ id, thisNode: false, alive: false, lastHeartbeatAgeMs: now - seen.lastSeenAt, startedAtMs: seen.startedAtMs, version: seen.version, cameras: [], streaming: 0 })
     }
     nodes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    return { node: v.node, natsConnected: v.natsConnected, desired: v.desired, unowned: v.unowned, nodes }
+    return { node: v.node, natsConnected: v.natsConnected, desired: v.desired, unowned: v.unowned, nodes, stats: v.stats }
   }
 }
 

@@ -5,7 +5,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Application, ErrorRequestHandler, RequestHandler, Router } from 'express'
 import type { ServeStaticOptions } from 'serve-static'
 import type { WebSocketServer } from 'ws'
-import type { CameraConfig, CameraManager, CameraStatus, Cluster, ClusterOptions, Decoder, Frame, Moondream, MoondreamOptions, SnapshotOptions, Subscription, SubscribeOptions, VideoSubscription, VideoChunk, VideoOptions } from '../index'
+import type { CameraConfig, CameraManager, CameraStatus, Cluster, ClusterOptions, ClusterStats, Decoder, Frame, Moondream, MoondreamOptions, SnapshotOptions, Subscription, SubscribeOptions, VideoSubscription, VideoChunk, VideoOptions } from '../index'
 
 /** The security options every piece takes; the defaults are the safe ones of camkit's server. */
 export interface AccessOptions {
@@ -65,6 +65,8 @@ export interface ClusterNodesView {
   desired: number
   unowned: string[]
   nodes: ClusterNodeView[]
+  /** This node's lease health and NATS reconnects since it joined (counters). */
+  stats: ClusterStats
 }
 
 /**
@@ -77,7 +79,7 @@ export declare class ClusterCameras {
   readonly nodeId: string
   readonly closed: boolean
   /** Requests of this node for cameras of other nodes, by kind. */
-  readonly forwarded: { status: number, snapshot: number, subscribe: number, video: number }
+  readonly forwarded: { status: number, snapshot: number, subscribe: number, video: number, moondream: number }
   connect(config: CameraConfig): Promise<CameraStatus>
   disconnect(id: string): Promise<void>
   list(): Promise<ClusterCameraStatus[]>

@@ -127,8 +127,17 @@ function clusterFamilies (cameras, family) {
   family('camkit_cluster_cameras_streaming', 'gauge', 'Cameras streaming on each live node (from its heartbeat).', live.map((n) => [{ node: n.id }, n.streaming]))
   family('camkit_cluster_cameras_desired', 'gauge', 'Cameras the cluster should run.', [[{}, v.desired]])
   family('camkit_cluster_cameras_unowned', 'gauge', 'Desired cameras without a live owner right now.', [[{}, v.unowned.length]])
-  family('camkit_cluster_forwarded_requests_total', 'counter', 'Requests of this node for a camera another node runs (status, snapshot, subscribe, video), answered by that node over NATS.',
+  family('camkit_cluster_forwarded_requests_total', 'counter', 'Requests of this node for a camera another node runs (status, snapshot, subscribe, video, moondream), answered by that node over NATS.',
     Object.entries(cameras.forwarded).map(([kind, n]) => [{ node: v.node, kind }, n]))
+  // This node's lease health since it joined (Cluster.view().stats).
+  const mine = (name, help, value) => family(name, 'counter', help, [[{ node: v.node }, value]])
+  mine('camkit_cluster_lease_claims_total', 'Leases this node claimed (or took back) and started a camera on.', v.stats.leaseClaims)
+  mine('camkit_cluster_lease_renewals_total', 'Lease renewals of this node the NATS server acknowledged.', v.stats.leaseRenewals)
+  mine('camkit_cluster_lease_renewal_failures_total', 'Lease renewals of this node NATS did not answer (down, slow, reconnecting).', v.stats.leaseRenewalFailures)
+  mine('camkit_cluster_leases_lost_total', 'Leases of this node found taken by another node at renewal (the camera was stopped).', v.stats.leasesLost)
+  mine('camkit_cluster_leases_released_total', 'Leases this node gave up on purpose (the camera moved or was removed, or the node left).', v.stats.leasesReleased)
+  mine('camkit_cluster_fenced_stops_total', 'Cameras this node stopped because their lease could not be renewed in time (fencing).', v.stats.fencedStops)
+  mine('camkit_cluster_nats_reconnects_total', 'Times this node\'s NATS connection was established again after it was lost.', v.stats.natsReconnects)
 }
 
 module.exports = { createMetrics, renderMetrics, observeVideoDelay, DELAY_BUCKETS_MS }

@@ -154,6 +154,41 @@ pub struct ClusterView {
     pub desired: u32,
     /// Desired cameras without a live owner right now.
     pub unowned: Vec<String>,
+    /// This node's lease health and NATS reconnects since it joined (counters).
+    pub stats: ClusterStats,
+}
+
+/// This node's lease and NATS figures since it joined (counters, never reset).
+#[napi(object, object_from_js = false)]
+pub struct ClusterStats {
+    /// Leases this node claimed (or took back) and started a camera on.
+    pub lease_claims: f64,
+    /// Lease renewals the server acknowledged.
+    pub lease_renewals: f64,
+    /// Lease renewals NATS did not answer (down, slow, reconnecting).
+    pub lease_renewal_failures: f64,
+    /// Leases found taken by another node at renewal (the camera was stopped).
+    pub leases_lost: f64,
+    /// Leases given up on purpose: the camera moved, was removed, or this node left.
+    pub leases_released: f64,
+    /// Cameras stopped because their lease could not be renewed in time (fencing).
+    pub fenced_stops: f64,
+    /// Times the NATS connection was established again after it was lost.
+    pub nats_reconnects: f64,
+}
+
+impl From<camkit::cluster::ClusterStats> for ClusterStats {
+    fn from(s: camkit::cluster::ClusterStats) -> Self {
+        ClusterStats {
+            lease_claims: s.lease_claims as f64,
+            lease_renewals: s.lease_renewals as f64,
+            lease_renewal_failures: s.lease_renewal_failures as f64,
+            leases_lost: s.leases_lost as f64,
+            leases_released: s.leases_released as f64,
+            fenced_stops: s.fenced_stops as f64,
+            nats_reconnects: s.nats_reconnects as f64,
+        }
+    }
 }
 
 impl From<camkit::cluster::ClusterView> for ClusterView {
@@ -176,6 +211,7 @@ impl From<camkit::cluster::ClusterView> for ClusterView {
                 .collect(),
             desired: v.desired as u32,
             unowned: v.unowned,
+            stats: v.stats.into(),
         }
     }
 }

@@ -4,7 +4,8 @@
 // the GStreamer RTSP server. The same Subscription / VideoSubscription classes as
 // CameraManager's, with the same rules: synchronous errors for bad input and unknown
 // cameras, unsubscribe() final, pause()/resume(), a last CLOSED call. Cluster.moondream()
-// through the non-owner asks about the owner's picture (a loopback Moondream).
+// through the non-owner asks about the owner's picture (a loopback Moondream). view().stats
+// counts the owner's lease claim and renewals.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 
@@ -92,6 +93,15 @@ describe('Cluster subscriptions through a non-owner', () => {
     assert.equal(e.field, 'format')
     e = thrown(() => watcher.subscribeVideo('no-such-cam', cb))
     assert.equal(e.code, 'NOT_FOUND')
+  })
+
+  it('view().stats: the owner\'s lease claim and renewals, as numbers', async () => {
+    const st = owner.view().stats
+    for (const v of Object.values(st)) assert.equal(typeof v, 'number')
+    assert.deepEqual(Object.keys(st).sort(), ['fencedStops', 'leaseClaims', 'leaseRenewalFailures', 'leaseRenewals', 'leasesLost', 'leasesReleased', 'natsReconnects'])
+    assert.ok(st.leaseClaims >= 1, JSON.stringify(st))
+    await until('a lease renewal', () => owner.view().stats.leaseRenewals > st.leaseRenewals, 5000)
+    assert.equal(watcher.view().stats.leaseClaims, 0, 'the watcher claimed nothing')
   })
 
   it('delivers the owner\'s frames; unsubscribe() is final', async () => {

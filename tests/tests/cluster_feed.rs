@@ -14,7 +14,9 @@
 //!   (eagerly, and at the first `next()` of a deferred subscription), its frames are not;
 //! - the owner leaves: the watcher's frame and video subscriptions follow the camera to
 //!   its new owner (the watcher itself, the only node left), video with a new init
-//!   segment; removing the camera from the cluster ends them.
+//!   segment; removing the camera from the cluster ends them;
+//! - lease health (`Cluster::stats`): the owner's claims and renewals count up with no
+//!   failure, its leave counts as a release, and the new owner's claim is counted.
 //!
 //!   cargo test -p camkit-tests --features cluster --test cluster_feed
 //!
@@ -338,8 +340,24 @@ async fn a_non_owner_watches_a_camera_and_follows_it() {
         .expect("a frame before the move")
         .unwrap()
         .unwrap();
+    // Lease health so far: the owner claimed the camera and renewed it every heartbeat
+    // (about 1 s; over 7 s have passed since the connect), and nothing failed.
+    let st = owner.stats();
+    assert!(st.lease_claims >= 1, "{st:?}");
+    assert!(st.lease_renewals >= 3, "{st:?}");
+    assert_eq!(
+        (st.lease_renewal_failures, st.leases_lost, st.fenced_stops),
+        (0, 0, 0),
+        "{st:?}"
+    );
+    assert_eq!(st.nats_reconnects, 0, "{st:?}");
+    assert!(owner.view().stats.lease_renewals >= st.lease_renewals);
+    let claims_before = watcher.stats().lease_claims;
     let left_at = Instant::now();
     owner.leave().await;
+    let st = owner.stats();
+    assert!(st.leases_released >= 1, "leave() gave the lease up: {st:?}");
+    assert_eq!((st.leases_lost, st.fenced_stops), (0, 0), "{st:?}");
     let moved = loop {
         assert!(
             left_at.elapsed() < WAIT,
@@ -364,6 +382,11 @@ async fn a_non_owner_watches_a_camera_and_follows_it() {
         "the watcher runs the camera now"
     );
     assert!(owner_mgr.list().is_empty(), "the node that left stopped it");
+    assert!(
+        watcher.stats().lease_claims > claims_before,
+        "the new owner claimed the lease: {:?}",
+        watcher.stats()
+    );
     // The video subscription, untouched meanwhile, goes on from the new owner with a new
     // init segment (its queue may still hold the old owner's last segments).
     let t0 = Instant::now();

@@ -4,8 +4,12 @@
 //   {"node":"n1","natsConnected":true,"desired":2,"unowned":[],
 //    "nodes":[{"id":"n1","thisNode":true,"alive":true,"lastHeartbeatAgeMs":412,
 //              "startedAtMs":…,"version":"…","cameras":["cam1"],"streaming":1}, …],
-//    "cameras":[{"id":"cam1","owner":"n1","state":"streaming"}, …]}
+//    "cameras":[{"id":"cam1","owner":"n1","state":"streaming"}, …],
+//    "stats":{"leaseClaims":1,"leaseRenewals":120,"leaseRenewalFailures":0,"leasesLost":0,
+//             "leasesReleased":0,"fencedStops":0,"natsReconnects":0}}
 //
+// `stats` are this node's lease counters since it joined (the same figures as the
+// camkit_cluster_lease* / _fenced_stops / _nats_reconnects counters of /metrics).
 // `nodes` are the live nodes (heartbeat seen within the node TTL) and, for ten minutes, the
 // nodes that were live before and are not any more (alive: false, cameras: [],
 // lastHeartbeatAgeMs since they were last seen here). `cameras` come from every owner

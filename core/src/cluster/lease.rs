@@ -175,6 +175,7 @@ impl Shared {
         }))
         .await;
         for ((id, old), (outcome, rev, sent)) in owned.into_iter().zip(results) {
+            self.stats.renewal(&outcome);
             match outcome {
                 Renewal::Renewed => {
                     let mut map = self.owned.lock();

@@ -43,6 +43,10 @@
 //!   `{"node","cameraId","action","atMs"}`, action `claimed`, `moved`, `removed`, `fenced`
 //!   (lease not renewed in time), `lost` (taken by another node) or `left`.
 //! - `<prefix>.events.node.<node>`: `{"node","action","atMs"}`, action `joined` or `left`.
+//!
+//! Lease health: [`Cluster::stats`] (also in [`ClusterView`]) counts this node's lease
+//! claims, renewals, renewals NATS did not answer, leases lost and released, fenced stops
+//! and NATS reconnects since it joined ([`ClusterStats`]).
 
 mod feed;
 mod lease;
@@ -56,6 +60,7 @@ mod records;
 mod rendezvous;
 mod rpc;
 mod seal;
+mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -84,6 +89,7 @@ use seal::Sealer;
 
 pub use feed::{ClusterSubscription, ClusterVideoSubscription, FEED_TTL, RENEW_EVERY};
 pub use seal::MIN_CLUSTER_KEY_LEN;
+pub use stats::ClusterStats;
 
 /// How a node joins a cluster. Secrets (`cluster_key`, `password`, `token`) never appear
 /// in `Debug`, logs, errors or statuses.
@@ -244,6 +250,8 @@ pub struct ClusterView {
     pub desired: usize,
     /// Desired cameras without a live owner right now (moving or failing to start).
     pub unowned: Vec<String>,
+    /// This node's lease and NATS figures since it joined.
+    pub stats: ClusterStats,
 }
 
 pub(crate) struct Shared {
@@ -270,6 +278,7 @@ pub(crate) struct Shared {
     renewing: tokio::sync::Mutex<()>,
     /// The task starting each owned camera (aborted when the camera stops).
     starts: Mutex<HashMap<String, JoinHandle<()>>>,
+    stats: stats::Counters,
     closed: watch::Sender<bool>,
 }
 
@@ -372,6 +381,7 @@ impl Cluster {
             owned: Mutex::default(),
             renewing: tokio::sync::Mutex::new(()),
             starts: Mutex::default(),
+            stats: stats::Counters::default(),
             closed,
         });
         shared.heartbeat().await;
@@ -622,7 +632,19 @@ impl Cluster {
             nodes,
             desired: desired.len(),
             unowned,
+            stats: self.stats(),
         }
+    }
+
+    /// This node's lease health and NATS reconnects since it joined (see [`ClusterStats`]).
+    pub fn stats(&self) -> ClusterStats {
+        let s = self.s();
+        s.stats.read(
+            s.client
+                .statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Stops this node's cameras, gives their leases up and leaves; the others take the

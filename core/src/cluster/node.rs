@@ -276,6 +276,7 @@ impl Shared {
     }
 
     pub(crate) async fn publish_owner(&self, id: &str, action: &str) {
+        self.stats.owner(action);
         let body = serde_json::json!({
             "node": self.node, "cameraId": id, "action": action,
             "atMs": epoch_ms(SystemTime::now()),

@@ -10,7 +10,12 @@
 //     JPEG, and so are its WebSocket frames and MJPEG parts there; its video.mp4 there is
 //     fragmented MP4; a Moondream question there (loopback Moondream) is about its
 //     picture; GET /api/cluster and /metrics show both nodes, and the password is in no
-//     response and no log line.
+//     response and no log line;
+//   - lease health: the owner's lease renewals count up over a couple of seconds, with no
+//     renewal failure, lost lease, fenced stop or NATS reconnect, the same figures in
+//     GET /api/cluster (stats) and /metrics (this node's label only); a Moondream
+//     question on the other node counts as forwarded (kind moondream), one on the owner
+//     does not.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
@@ -346,6 +351,51 @@ describe('two nodes', () => {
     assert.ok(forwarded >= 1, 'the snapshot on the other node was forwarded')
   })
 
+  it('shows lease health: renewals counting up on the owner, no failure, in /api/cluster and /metrics', async () => {
+    const ownerId = owner === n1 ? 'n1' : 'n2'
+    const FIGURES = ['leaseClaims', 'leaseRenewals', 'leaseRenewalFailures', 'leasesLost', 'leasesReleased', 'fencedStops', 'natsReconnects']
+    const COUNTERS = {
+      leaseClaims: 'camkit_cluster_lease_claims_total',
+      leaseRenewals: 'camkit_cluster_lease_renewals_total',
+      leaseRenewalFailures: 'camkit_cluster_lease_renewal_failures_total',
+      leasesLost: 'camkit_cluster_leases_lost_total',
+      leasesReleased: 'camkit_cluster_leases_released_total',
+      fencedStops: 'camkit_cluster_fenced_stops_total',
+      natsReconnects: 'camkit_cluster_nats_reconnects_total'
+    }
+    const stats = async (srv) => {
+      const st = (await get(srv, '/api/cluster')).json().stats
+      assert.deepEqual(Object.keys(st).sort(), [...FIGURES].sort())
+      for (const k of FIGURES) assert.ok(Number.isInteger(st[k]) && st[k] >= 0, `${k}: ${JSON.stringify(st)}`)
+      return st
+    }
+    /** This node's counter `name` in its /metrics (one sample, labelled with the node). */
+    const counter = (text, name, node) => {
+      assert.match(text, new RegExp(`^# TYPE ${name} counter$`, 'm'))
+      const m = new RegExp(`^${name}\\{node="${node}"\\} (\\d+)$`, 'm').exec(text)
+      assert.ok(m, `${name}{node="${node}"} in /metrics`)
+      return Number(m[1])
+    }
+    const before = await stats(owner)
+    assert.ok(before.leaseClaims >= 1, JSON.stringify(before))
+    await sleep(2500)
+    const after = await stats(owner)
+    // One renewal per owned camera every heartbeat (about a second).
+    assert.ok(after.leaseRenewals >= before.leaseRenewals + 1, `renewals ${before.leaseRenewals} -> ${after.leaseRenewals}`)
+    for (const [srv, id] of [[owner, ownerId], [other, otherId]]) {
+      const st = await stats(srv)
+      assert.deepEqual([st.leaseRenewalFailures, st.leasesLost, st.fencedStops, st.natsReconnects], [0, 0, 0, 0], JSON.stringify(st))
+      const text = (await get(srv, '/metrics')).buf.toString()
+      for (const k of FIGURES) {
+        // Read after the JSON: a counter can only have grown meanwhile.
+        assert.ok(counter(text, COUNTERS[k], id) >= st[k], `${COUNTERS[k]} on ${id}`)
+      }
+      // Only this node's figures: no sample for the other node.
+      assert.ok(!new RegExp(`^camkit_cluster_lease_renewals_total\\{node="${id === 'n1' ? 'n2' : 'n1'}"`, 'm').test(text))
+    }
+    assert.equal((await stats(other)).leaseRenewals, 0, 'the node that runs no camera renews no lease')
+  })
+
   it('streams it on the node that does not run it: WebSocket, MJPEG, video.mp4, Moondream', async () => {
     // WebSocket frames, fed by the owner over NATS.
     const m = await firstWsMessage(other.port, 'gate')
@@ -407,6 +457,15 @@ describe('two nodes', () => {
     assert.deepEqual([answer.width, answer.height], [640, 360])
     assert.deepEqual(mock.violations, [])
     assert.equal(mock.requests.length, 1)
+    // Asked on the owner: answered there, not forwarded.
+    mock.push({ answer: 'Still a test pattern.' })
+    const q2 = await fetch(`http://127.0.0.1:${owner.port}/api/moondream/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cameraId: 'gate', question: 'And now?' })
+    })
+    assert.equal(q2.status, 200, await q2.text())
+    assert.equal(mock.requests.length, 2)
 
     // Counted as forwarded on that node.
     const metrics = (await get(other, '/metrics')).buf.toString()
@@ -414,6 +473,9 @@ describe('two nodes', () => {
       const n = Number(new RegExp(`^camkit_cluster_forwarded_requests_total\\{node="${otherId}",kind="${kind}"\\} (\\d+)$`, 'm').exec(metrics)[1])
       assert.ok(n >= 1, `${kind} forwarded`)
     }
+    const moondreamOn = async (srv, id) => Number(new RegExp(`^camkit_cluster_forwarded_requests_total\\{node="${id}",kind="moondream"\\} (\\d+)$`, 'm').exec((await get(srv, '/metrics')).buf.toString())[1])
+    assert.equal(await moondreamOn(other, otherId), 1, 'the question on the other node was forwarded')
+    assert.equal(await moondreamOn(owner, owner === n1 ? 'n1' : 'n2'), 0, 'the question on the owner was not')
   })
 
   it('disconnects through either node', async () => {
