@@ -661,6 +661,12 @@ export interface ClusterOptions {
   connectTimeoutMs?: number
   /** Bound of a request forwarded to a camera's owner (default 3000). */
   requestTimeoutMs?: number
+  /**
+   * Replicas of the cluster's JetStream buckets, 1–5 (default 1): 3 with a 3-server
+   * NATS cluster keeps the cluster's state through the loss of one server. Applies when
+   * the buckets are created; existing buckets keep theirs (a warning is logged).
+   */
+  replicas?: number
 }
 
 /** This node's lease and NATS figures since it joined (counters, never reset). */

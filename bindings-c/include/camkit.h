@@ -794,6 +794,12 @@ typedef struct camkit_cluster_options {
    * 0 = 3000.
    */
   uint32_t request_timeout_ms;
+  /**
+   * Replicas of the cluster's JetStream buckets, 1-5; 0 = 1. 3 with a 3-server NATS
+   * cluster keeps the cluster's state through the loss of one server. Applies when the
+   * buckets are created; existing buckets keep theirs (a warning is logged).
+   */
+  uint32_t replicas;
 } camkit_cluster_options;
 
 #ifdef __cplusplus
@@ -1424,7 +1430,8 @@ void camkit_points_free(struct camkit_point *array, size_t count);
  * `camkit_cluster_free`). The options' strings are copied.
  *
  * Failures name the field (`camkit_last_error_field`): `CAMKIT_INVALID_INPUT` for a bad
- * `node_id`, `prefix`, `lease_ttl_ms`, `cluster_key` (too short) or `nats_url`;
+ * `node_id`, `prefix`, `lease_ttl_ms`, `replicas`, `cluster_key` (too short) or
+ * `nats_url`;
  * `CAMKIT_UNREACHABLE` naming `nats_url` (NATS down, or without JetStream);
  * `CAMKIT_UNAUTHORIZED` naming `nats_credentials` (NATS refused `user`/`password`,
  * `token` or `nkey_file`) or `cluster_key` (not the key the cluster's cameras were sealed

@@ -60,6 +60,10 @@ pub struct camkit_cluster_options {
     /// Bound of a request forwarded to a camera's owner (status, snapshot), in ms;
     /// 0 = 3000.
     pub request_timeout_ms: u32,
+    /// Replicas of the cluster's JetStream buckets, 1-5; 0 = 1. 3 with a 3-server NATS
+    /// cluster keeps the cluster's state through the loss of one server. Applies when the
+    /// buckets are created; existing buckets keep theirs (a warning is logged).
+    pub replicas: u32,
 }
 
 /// This node's membership of a cluster, over the manager it was joined with: the cameras
@@ -79,7 +83,8 @@ pub struct camkit_cluster {
 /// `camkit_cluster_free`). The options' strings are copied.
 ///
 /// Failures name the field (`camkit_last_error_field`): `CAMKIT_INVALID_INPUT` for a bad
-/// `node_id`, `prefix`, `lease_ttl_ms`, `cluster_key` (too short) or `nats_url`;
+/// `node_id`, `prefix`, `lease_ttl_ms`, `replicas`, `cluster_key` (too short) or
+/// `nats_url`;
 /// `CAMKIT_UNREACHABLE` naming `nats_url` (NATS down, or without JetStream);
 /// `CAMKIT_UNAUTHORIZED` naming `nats_credentials` (NATS refused `user`/`password`,
 /// `token` or `nkey_file`) or `cluster_key` (not the key the cluster's cameras were sealed

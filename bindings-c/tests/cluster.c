@@ -123,6 +123,9 @@ static int run(camkit_manager *mgr_a, camkit_manager *mgr_b, camkit_manager *mgr
   bad = options(nats, "c-a", KEY, prefix);
   bad.lease_ttl_ms = 1000;
   CHECK(camkit_cluster_join(mgr_a, &bad, &a) == CAMKIT_INVALID_INPUT && field_is("lease_ttl_ms"));
+  bad = options(nats, "c-a", KEY, prefix);
+  bad.replicas = 6;
+  CHECK(camkit_cluster_join(mgr_a, &bad, &a) == CAMKIT_INVALID_INPUT && field_is("replicas"));
   bad = options(NULL, "c-a", KEY, prefix);
   CHECK(camkit_cluster_join(mgr_a, &bad, &a) == CAMKIT_NULL_ARGUMENT && field_is("nats_url"));
   CHECK(a == NULL);

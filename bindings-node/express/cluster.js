@@ -12,6 +12,8 @@
 //                          NATS credentials (one kind, optional).
 //   CAMKIT_CLUSTER_PREFIX  prefix of the subjects and buckets (default camkit).
 //   CAMKIT_LEASE_TTL_MS    how long a dead node's cameras wait before they move (default 6000).
+//   CAMKIT_NATS_REPLICAS   replicas of the JetStream buckets, 1-5 (default 1; 3 with a
+//                          3-server NATS cluster).
 //
 // Errors name the environment variable (err.field), mapped from the binding's `field`:
 // never from message text.
@@ -25,7 +27,8 @@ const ENV_NAME = Object.freeze({
   token: 'CAMKIT_NATS_TOKEN',
   nkeyFile: 'CAMKIT_NATS_NKEY_FILE',
   prefix: 'CAMKIT_CLUSTER_PREFIX',
-  leaseTtlMs: 'CAMKIT_LEASE_TTL_MS'
+  leaseTtlMs: 'CAMKIT_LEASE_TTL_MS',
+  replicas: 'CAMKIT_NATS_REPLICAS'
 })
 
 function envError (code, name, problem) {
@@ -78,6 +81,13 @@ function clusterFromEnv (env = process.env) {
       throw envError('INVALID_INPUT', 'CAMKIT_LEASE_TTL_MS', 'must be a whole number of milliseconds, 2000-3600000')
     }
     options.leaseTtlMs = Number(ttl)
+  }
+  const replicas = value(env, 'CAMKIT_NATS_REPLICAS')
+  if (replicas !== undefined) {
+    if (!/^[1-5]$/.test(replicas)) {
+      throw envError('INVALID_INPUT', 'CAMKIT_NATS_REPLICAS', 'must be 1-5 (3 with a 3-server NATS cluster)')
+    }
+    options.replicas = Number(replicas)
   }
   return options
 }

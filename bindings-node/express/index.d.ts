@@ -115,8 +115,8 @@ export declare function clusterCameras(cluster: Cluster, manager: CameraManager)
 /**
  * Cluster.join options from CAMKIT_NATS_URL, CAMKIT_NODE_ID, CAMKIT_CLUSTER_KEY,
  * CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN, CAMKIT_NATS_NKEY_FILE,
- * CAMKIT_CLUSTER_PREFIX, CAMKIT_LEASE_TTL_MS; null when CAMKIT_NATS_URL is unset. Throws
- * INVALID_INPUT with `field` naming the variable.
+ * CAMKIT_CLUSTER_PREFIX, CAMKIT_LEASE_TTL_MS, CAMKIT_NATS_REPLICAS; null when
+ * CAMKIT_NATS_URL is unset. Throws INVALID_INPUT with `field` naming the variable.
  */
 export declare function clusterFromEnv(env?: Record<string, string | undefined>): ClusterOptions | null
 /** Cluster.join with clusterFromEnv's options; rejects with `field` naming the variable. Null without CAMKIT_NATS_URL. */

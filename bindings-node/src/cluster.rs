@@ -60,6 +60,10 @@ pub struct ClusterOptions {
     pub connect_timeout_ms: Option<u32>,
     /// Bound of a request forwarded to a camera's owner (default 3000).
     pub request_timeout_ms: Option<u32>,
+    /// Replicas of the cluster's JetStream buckets, 1–5 (default 1): 3 with a 3-server
+    /// NATS cluster keeps the cluster's state through the loss of one server. Applies when
+    /// the buckets are created; existing buckets keep theirs (a warning is logged).
+    pub replicas: Option<u32>,
 }
 
 impl ClusterOptions {
@@ -92,6 +96,9 @@ impl ClusterOptions {
             "requestTimeoutMs",
             o.request_timeout,
         )?;
+        if let Some(r) = self.replicas {
+            o.replicas = r as usize;
+        }
         Ok(o)
     }
 }

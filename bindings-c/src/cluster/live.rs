@@ -75,6 +75,9 @@ impl Cluster {
         opts.lease_ttl = ms(o.lease_ttl_ms, opts.lease_ttl);
         opts.connect_timeout = ms(o.connect_timeout_ms, opts.connect_timeout);
         opts.request_timeout = ms(o.request_timeout_ms, opts.request_timeout);
+        if o.replicas != 0 {
+            opts.replicas = o.replicas as usize;
+        }
         let node =
             block_on(cameras.runtime(), Node::join(cameras.clone(), opts)).map_err(c_error)?;
         Ok(Cluster {

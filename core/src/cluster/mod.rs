@@ -125,6 +125,15 @@ pub struct ClusterOptions {
     pub connect_timeout: Duration,
     /// Bound of a forwarded request (default 3 s).
     pub request_timeout: Duration,
+    /// Replicas of the three JetStream buckets, 1–5 (default 1; `CAMKIT_NATS_REPLICAS`).
+    /// With a 3-server NATS cluster, 3 keeps the cluster's state through the loss of one
+    /// server; 1 (a single server) loses the heartbeats and leases with that server.
+    /// Applies when a bucket is created: a bucket that already exists with another count
+    /// is kept as it is, with a warning in the log (change it with
+    /// `nats stream edit KV_<prefix>_<bucket> --replicas N`), since rewriting a shared
+    /// stream's replication from one node's start-up would let nodes with different
+    /// settings fight over it.
+    pub replicas: usize,
 }
 
 impl std::fmt::Debug for ClusterOptions {
@@ -159,6 +168,7 @@ impl ClusterOptions {
             node_ttl: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(3),
+            replicas: 1,
         }
     }
 
@@ -188,6 +198,15 @@ impl ClusterOptions {
             return Err(Error::invalid(
                 "leaseTtl",
                 "must be at least 2 s and longer than fenceMargin",
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(Error::invalid(
+                "replicas",
+                format!(
+                    "CAMKIT_NATS_REPLICAS must be 1-5 (JetStream's limit), not {}",
+                    self.replicas
+                ),
             ));
         }
         Ok(())
@@ -332,18 +351,21 @@ impl Cluster {
                 max_age: o.node_ttl * 4,
                 storage: StorageType::Memory,
                 description: "camkit node heartbeats",
+                replicas: o.replicas,
             },
             nats::BucketSpec {
                 name: format!("{p}_cameras"),
                 max_age: Duration::ZERO,
                 storage: StorageType::File,
                 description: "camkit desired cameras (credentials sealed)",
+                replicas: o.replicas,
             },
             nats::BucketSpec {
                 name: format!("{p}_leases"),
                 max_age: o.lease_ttl,
                 storage: StorageType::Memory,
                 description: "camkit camera leases",
+                replicas: o.replicas,
             },
         ];
         let nodes_kv = specs[0].open(&js).await?;
@@ -685,5 +707,28 @@ async fn check_cluster_key(kv: &Store, sealer: &Sealer) -> Result<()> {
             format!("NATS: cannot write the key check ({e}); is JetStream enabled?"),
         )
         .with_field("natsUrl")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_1_to_5_and_the_error_names_the_field() {
+        let o = |replicas| ClusterOptions {
+            replicas,
+            ..ClusterOptions::new("nats://127.0.0.1:4222", "n1", "k".repeat(32))
+        };
+        assert_eq!(ClusterOptions::new("nats://x", "n1", "k").replicas, 1);
+        for ok in [1, 3, 5] {
+            o(ok).validate().expect("in range");
+        }
+        for bad in [0, 6, 100] {
+            let e = o(bad).validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert_eq!(e.field(), Some("replicas"), "{e}");
+            assert!(e.to_string().contains("CAMKIT_NATS_REPLICAS"), "{e}");
+        }
     }
 }

@@ -146,12 +146,14 @@ pub(crate) struct BucketSpec {
     pub max_age: Duration,
     pub storage: StorageType,
     pub description: &'static str,
+    /// `num_replicas` of its stream ([`ClusterOptions::replicas`]).
+    pub replicas: usize,
 }
 
 impl BucketSpec {
     /// Opens (or creates) the bucket.
     pub async fn open(&self, js: &async_nats::jetstream::Context) -> Result<Store> {
-        bucket(js, &self.name, self.max_age, self.storage, self.description).await
+        bucket(js, self).await
     }
 }
 
@@ -162,20 +164,38 @@ impl BucketSpec {
 /// info, and async-nats 0.50 cannot read the answer of nats-server 2.9 (Debian 12's),
 /// which lacks the `reserved_memory` / `reserved_storage` fields of newer servers. The
 /// stream is all a bucket is; `get_key_value` then opens it as one.
+///
+/// A bucket that exists is opened as it is, whatever its replica count: when that is not
+/// the one asked for, a warning says so (see [`ClusterOptions::replicas`]).
 pub(crate) async fn bucket(
     js: &async_nats::jetstream::Context,
-    name: &str,
-    max_age: Duration,
-    storage: StorageType,
-    description: &str,
+    spec: &BucketSpec,
 ) -> Result<Store> {
+    let BucketSpec {
+        name,
+        max_age,
+        storage,
+        description,
+        replicas,
+    } = spec;
+    let (name, max_age, storage) = (name.as_str(), *max_age, *storage);
     if let Ok(s) = js.get_key_value(name).await {
+        let has = s.stream.cached_info().config.num_replicas;
+        if has != *replicas {
+            tracing::warn!(
+                bucket = name,
+                replicas = has,
+                asked = replicas,
+                "the NATS bucket exists with another replica count; kept as it is \
+                 (nats stream edit KV_{name} --replicas {replicas} changes it)"
+            );
+        }
         return Ok(s);
     }
     let kv = Config::default();
     let stream = stream::Config {
         name: format!("KV_{name}"),
-        description: Some(description.to_owned()),
+        description: Some((*description).to_owned()),
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
         max_bytes: kv.max_bytes,
@@ -186,7 +206,7 @@ pub(crate) async fn bucket(
         deny_delete: true,
         deny_purge: false,
         allow_direct: true,
-        num_replicas: 1,
+        num_replicas: *replicas,
         discard: DiscardPolicy::New,
         ..Default::default()
     };

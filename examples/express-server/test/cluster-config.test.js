@@ -125,8 +125,8 @@ describe('clusterFromEnv', () => {
   it('is null without CAMKIT_NATS_URL, the options with it', () => {
     assert.equal(camkit.clusterFromEnv({}), null)
     assert.equal(camkit.clusterFromEnv({ CAMKIT_NATS_URL: '  ', CAMKIT_NODE_ID: 'n1' }), null)
-    assert.deepEqual(camkit.clusterFromEnv({ ...good, CAMKIT_NATS_USER: 'u', CAMKIT_NATS_PASSWORD: 'p', CAMKIT_CLUSTER_PREFIX: 'site2', CAMKIT_LEASE_TTL_MS: '4000' }),
-      { natsUrl: good.CAMKIT_NATS_URL, nodeId: 'n1', clusterKey: CLUSTER_KEY, user: 'u', password: 'p', prefix: 'site2', leaseTtlMs: 4000 })
+    assert.deepEqual(camkit.clusterFromEnv({ ...good, CAMKIT_NATS_USER: 'u', CAMKIT_NATS_PASSWORD: 'p', CAMKIT_CLUSTER_PREFIX: 'site2', CAMKIT_LEASE_TTL_MS: '4000', CAMKIT_NATS_REPLICAS: '3' }),
+      { natsUrl: good.CAMKIT_NATS_URL, nodeId: 'n1', clusterKey: CLUSTER_KEY, user: 'u', password: 'p', prefix: 'site2', leaseTtlMs: 4000, replicas: 3 })
     assert.deepEqual(camkit.clusterFromEnv({ ...good, CAMKIT_NATS_TOKEN: 't' }).token, 't')
     assert.deepEqual(camkit.clusterFromEnv({ ...good, CAMKIT_NATS_NKEY_FILE: '/etc/camkit/nkey' }).nkeyFile, '/etc/camkit/nkey')
   })
@@ -141,6 +141,7 @@ describe('clusterFromEnv', () => {
     refuses({ ...good, CAMKIT_NATS_USER: 'u', CAMKIT_NATS_PASSWORD: NATS_PASSWORD, CAMKIT_NATS_TOKEN: 'tok-en-secret' }, 'CAMKIT_NATS_TOKEN')
     refuses({ ...good, CAMKIT_LEASE_TTL_MS: '6s' }, 'CAMKIT_LEASE_TTL_MS')
     refuses({ ...good, CAMKIT_LEASE_TTL_MS: '1000' }, 'CAMKIT_LEASE_TTL_MS')
+    for (const bad of ['0', '6', 'three', '3.0']) refuses({ ...good, CAMKIT_NATS_REPLICAS: bad }, 'CAMKIT_NATS_REPLICAS')
   })
 
   it("re-words the binding's errors by their field, to the variable", async () => {
@@ -160,6 +161,12 @@ describe('clusterFromEnv', () => {
         return true
       })
       await assert.rejects(camkit.joinClusterFromEnv(manager, { ...good, CAMKIT_CLUSTER_PREFIX: 'a.b' }), (e) => e.field === 'CAMKIT_CLUSTER_PREFIX')
+      // The binding's own check of `replicas` (clusterFromEnv lets only 1-5 through).
+      await assert.rejects(require('camkit').Cluster.join(manager, { natsUrl: good.CAMKIT_NATS_URL, nodeId: 'n1', clusterKey: CLUSTER_KEY, replicas: 6 }), (e) => {
+        assert.equal(e.code, 'INVALID_INPUT')
+        assert.equal(e.field, 'replicas')
+        return true
+      })
     } finally {
       manager.close()
     }
