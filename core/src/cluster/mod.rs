@@ -1,6 +1,6 @@
 //! Cluster mode: camkit nodes that share cameras through NATS (feature `cluster`).
 //!
-//! **Work in progress.** Tested: this module's unit tests
+//! Tested: this module's unit tests
 //! (`cargo test -p camkit --features cluster --lib cluster`), the C API
 //! (`bindings-c/src/cluster.rs`; two nodes on a real nats-server in
 //! `bindings-c/tests/cluster.c`), subscriptions on a non-owner node (`feed.rs`; two nodes

@@ -8,7 +8,8 @@
 // Phases, in order (each leaves the cluster converged for the next):
 //   1. every node owns 4 ± 2 cameras, exactly the rendezvous owners (same hashing as
 //      core/src/cluster/rendezvous.rs); every camera has one session;
-//   2. a snapshot of every camera through every node is a correct JPEG;
+//   2. a snapshot of every camera through every node is a correct 320x180 JPEG (ffmpeg,
+//      strict, decodes all 36);
 //   3. a WebSocket client on node 3 receives frames of a camera owned by node 1;
 //   4. `kill -9` of node 2: all its cameras stream again on the others within 15 s;
 //   5. node 2 returns: only the cameras whose rendezvous owner it is move back;
@@ -399,15 +400,23 @@ describe('cluster: 3 Express nodes, 12 cameras, one nats-server', { timeout: 240
     assert.deepEqual(doubleOpens(sessions), [])
   })
 
-  it('a snapshot of every camera through every node is a 320x180 JPEG', async () => {
+  it('a snapshot of every camera through every node is a 320x180 JPEG that ffmpeg decodes', async () => {
+    const jpegs = []
     for (const n of all()) {
       await Promise.all(Array.from({ length: CAMERAS }, async (_, i) => {
         const s = await snapshot(n, camId(i))
         assert.equal(s.status, 200, `${camId(i)} through ${n.id}: ${s.body.toString().slice(0, 300)}`)
         assert.ok(isJpeg(s.body), `${camId(i)} through ${n.id}: a JPEG`)
         assert.deepEqual(jpegSize(s.body), { width: 320, height: 180 }, `${camId(i)} through ${n.id}`)
+        jpegs.push(s.body)
       }))
     }
+    // All 36 through one independent decoder, strict (-err_detect explode: a damaged or cut
+    // picture fails it; without, ffmpeg conceals the damage and decodes on).
+    const ff = spawnSync('ffmpeg', ['-v', 'error', '-err_detect', 'explode+bitstream+buffer', '-xerror', '-f', 'mjpeg', '-i', 'pipe:0', '-f', 'framemd5', 'pipe:1'], { input: Buffer.concat(jpegs) })
+    assert.equal(ff.status, 0, `ffmpeg: ${ff.stderr}`)
+    const decoded = ff.stdout.toString().split('\n').filter((l) => /^0,/.test(l)).length
+    assert.equal(decoded, jpegs.length, `ffmpeg decoded ${decoded} of ${jpegs.length} pictures`)
   })
 
   it('a WebSocket client on node 3 receives frames of a camera owned by node 1', async () => {
