@@ -9,6 +9,7 @@
 //! and the NATS password or token never appear in a message.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use camkit::cluster::{Cluster as Node, ClusterOptions as CoreOptions};
@@ -20,7 +21,7 @@ use napi_derive::napi;
 use crate::config::{CameraConfig, SnapshotOptions, SubscribeOptions};
 use crate::error::{convert, reject};
 use crate::frame::JsFrame;
-use crate::manager::{function_arg, is_nullish, CameraManager};
+use crate::manager::{function_arg, is_nullish, CameraManager, ManagerHold};
 use crate::promise;
 use crate::status::CameraStatus;
 use crate::subscription::{gate, FrameSource, Subscription};
@@ -220,11 +221,14 @@ impl From<camkit::cluster::ClusterView> for ClusterView {
 /// `CameraManager` it joined with; every call answers for any camera of the cluster.
 ///
 /// Keep a reference for as long as the node should serve: `leave()` (or garbage
-/// collection) stops its cameras and hands them to the other nodes.
+/// collection) stops its cameras and hands them to the other nodes. It keeps the
+/// `CameraManager` it joined with running, even once the app dropped that object.
 #[napi]
 pub struct Cluster {
     node: Node,
     cameras: camkit::CameraManager,
+    /// Keeps `cameras` from being closed by garbage collection of the JS manager.
+    _hold: Arc<ManagerHold>,
     left: AtomicBool,
 }
 
@@ -252,6 +256,7 @@ impl Cluster {
         options: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Cluster>> {
         let manager = cameras.core().clone();
+        let hold = cameras.hold();
         let rt = manager.runtime().clone();
         let options = match convert::<ClusterOptions>(options, "options")
             .and_then(ClusterOptions::into_core)
@@ -273,6 +278,7 @@ impl Cluster {
                 Ok(Cluster {
                     node,
                     cameras: manager,
+                    _hold: hold,
                     left: AtomicBool::new(false),
                 })
             },
