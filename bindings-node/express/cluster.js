@@ -181,10 +181,12 @@ class ClusterCameras {
     }
   }
 
-  /** Counts a request of `kind` for camera `id` when another node owns it (ownerOf). */
+  /**
+   * Counts a request of `kind` for camera `id` when this node does not run it (it goes to
+   * the owner). Only the local manager is asked: no cluster view per request.
+   */
   count (kind, id) {
-    const owner = this.ownerOf(id)
-    if (owner !== null && owner !== this.nodeId) this.forwarded[kind]++
+    if (!this.ownsLocally(id)) this.forwarded[kind]++
   }
 
   connect (config) {
