@@ -643,6 +643,11 @@ export interface ClusterOptions {
   /** Path of a file holding a NATS user nkey seed. */
   nkeyFile?: string
   /**
+   * Path of a PEM file of the certificate authorities that signed the NATS servers'
+   * certificates (a private CA); implies TLS.
+   */
+  caFile?: string
+  /**
    * Prefix of the NATS subjects and bucket names (default `'camkit'`): clusters sharing
    * a NATS server use different ones.
    */

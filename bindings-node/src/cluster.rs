@@ -46,6 +46,9 @@ pub struct ClusterOptions {
     pub token: Option<String>,
     /// Path of a file holding a NATS user nkey seed.
     pub nkey_file: Option<String>,
+    /// Path of a PEM file of the certificate authorities that signed the NATS servers'
+    /// certificates (a private CA); implies TLS.
+    pub ca_file: Option<String>,
     /// Prefix of the NATS subjects and bucket names (default `'camkit'`): clusters sharing
     /// a NATS server use different ones.
     pub prefix: Option<String>,
@@ -70,6 +73,7 @@ impl ClusterOptions {
         o.password = self.password.filter(|s| !s.is_empty());
         o.token = self.token.filter(|s| !s.is_empty());
         o.nkey_file = self.nkey_file.filter(|s| !s.is_empty()).map(Into::into);
+        o.ca_file = self.ca_file.filter(|s| !s.is_empty()).map(Into::into);
         if let Some(p) = self.prefix {
             o.prefix = p;
         }
