@@ -19,7 +19,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * `'CLOSED'` …) and a message that says what to do.
  *
  * `close()` stops every camera; so does garbage collection of the manager, so keep a
- * reference to it for as long as its cameras should run.
+ * reference to it for as long as its cameras should run (a `Cluster` joined with it keeps
+ * them running too: see [`ManagerHold`]).
  */
 export declare class CameraManager {
   /**
@@ -104,7 +105,8 @@ export declare class CameraManager {
  * `CameraManager` it joined with; every call answers for any camera of the cluster.
  *
  * Keep a reference for as long as the node should serve: `leave()` (or garbage
- * collection) stops its cameras and hands them to the other nodes.
+ * collection) stops its cameras and hands them to the other nodes. It keeps the
+ * `CameraManager` it joined with running, even once the app dropped that object.
  */
 export declare class Cluster {
   /**
@@ -640,6 +642,11 @@ export interface ClusterOptions {
   token?: string
   /** Path of a file holding a NATS user nkey seed. */
   nkeyFile?: string
+  /**
+   * Path of a PEM file of the certificate authorities that signed the NATS servers'
+   * certificates (a private CA); implies TLS.
+   */
+  caFile?: string
   /**
    * Prefix of the NATS subjects and bucket names (default `'camkit'`): clusters sharing
    * a NATS server use different ones.

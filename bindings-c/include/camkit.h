@@ -776,6 +776,11 @@ typedef struct camkit_cluster_options {
    */
   const char *nkey_file;
   /**
+   * Path of a PEM file of the certificate authorities that signed the NATS servers'
+   * certificates (a private CA), implying TLS; NULL = the system's roots.
+   */
+  const char *ca_file;
+  /**
    * Prefix of the NATS subjects and bucket names: clusters sharing a NATS server use
    * different ones; NULL = `"camkit"`.
    */

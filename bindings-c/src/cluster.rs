@@ -49,6 +49,9 @@ pub struct camkit_cluster_options {
     pub token: *const c_char,
     /// Path of a file holding a NATS user nkey seed; NULL = none.
     pub nkey_file: *const c_char,
+    /// Path of a PEM file of the certificate authorities that signed the NATS servers'
+    /// certificates (a private CA), implying TLS; NULL = the system's roots.
+    pub ca_file: *const c_char,
     /// Prefix of the NATS subjects and bucket names: clusters sharing a NATS server use
     /// different ones; NULL = `"camkit"`.
     pub prefix: *const c_char,

@@ -180,6 +180,11 @@ static int run(camkit_manager *mgr_a, camkit_manager *mgr_b, camkit_manager *mgr
   CHECK(strstr(view, "\"natsConnected\":true") && strstr(view, "\"desired\":1"));
   CHECK(password == NULL || strstr(view, password) == NULL);
   camkit_string_free(view);
+  /* The owner's lease health: it claimed the camera's lease and fenced nothing. */
+  TRY(camkit_cluster_view_json(local, &view, NULL));
+  CHECK(strstr(view, "\"stats\":{\"leaseClaims\":") && !strstr(view, "\"leaseClaims\":0,"));
+  CHECK(strstr(view, "\"fencedStops\":0,"));
+  camkit_string_free(view);
 
   /* Status and snapshot from the node that does not own it: forwarded to the owner. */
   TRY(camkit_cluster_status(remote, "door", &st));

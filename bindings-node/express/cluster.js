@@ -10,6 +10,8 @@
 //                          every node, at least 16 characters.
 //   CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN, CAMKIT_NATS_NKEY_FILE
 //                          NATS credentials (one kind, optional).
+//   CAMKIT_NATS_CA_FILE    PEM file of the CA that signed the NATS servers' certificates
+//                          (a private CA); implies TLS.
 //   CAMKIT_CLUSTER_PREFIX  prefix of the subjects and buckets (default camkit).
 //   CAMKIT_LEASE_TTL_MS    how long a dead node's cameras wait before they move (default 6000).
 //   CAMKIT_NATS_REPLICAS   replicas of the JetStream buckets, 1-5 (default 1; 3 with a
@@ -26,6 +28,7 @@ const ENV_NAME = Object.freeze({
   password: 'CAMKIT_NATS_PASSWORD',
   token: 'CAMKIT_NATS_TOKEN',
   nkeyFile: 'CAMKIT_NATS_NKEY_FILE',
+  caFile: 'CAMKIT_NATS_CA_FILE',
   prefix: 'CAMKIT_CLUSTER_PREFIX',
   leaseTtlMs: 'CAMKIT_LEASE_TTL_MS',
   replicas: 'CAMKIT_NATS_REPLICAS'
@@ -73,6 +76,8 @@ function clusterFromEnv (env = process.env) {
   if (user !== undefined) Object.assign(options, { user, password })
   if (token !== undefined) options.token = token
   if (nkeyFile !== undefined) options.nkeyFile = nkeyFile
+  const caFile = value(env, 'CAMKIT_NATS_CA_FILE')
+  if (caFile !== undefined) options.caFile = caFile
   const prefix = value(env, 'CAMKIT_CLUSTER_PREFIX')
   if (prefix !== undefined) options.prefix = prefix
   const ttl = value(env, 'CAMKIT_LEASE_TTL_MS')
@@ -191,10 +196,12 @@ class ClusterCameras {
     }
   }
 
-  /** Counts a request of `kind` for camera `id` when another node owns it (ownerOf). */
+  /**
+   * Counts a request of `kind` for camera `id` when this node does not run it (it goes to
+   * the owner). Only the local manager is asked: no cluster view per request.
+   */
   count (kind, id) {
-    const owner = this.ownerOf(id)
-    if (owner !== null && owner !== this.nodeId) this.forwarded[kind]++
+    if (!this.ownsLocally(id)) this.forwarded[kind]++
   }
 
   connect (config) {

@@ -114,7 +114,7 @@ export declare function frameFastPath(cameras: Cameras, options?: AccessOptions)
 export declare function clusterCameras(cluster: Cluster, manager: CameraManager): ClusterCameras
 /**
  * Cluster.join options from CAMKIT_NATS_URL, CAMKIT_NODE_ID, CAMKIT_CLUSTER_KEY,
- * CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN, CAMKIT_NATS_NKEY_FILE,
+ * CAMKIT_NATS_USER / CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN, CAMKIT_NATS_NKEY_FILE, CAMKIT_NATS_CA_FILE,
  * CAMKIT_CLUSTER_PREFIX, CAMKIT_LEASE_TTL_MS, CAMKIT_NATS_REPLICAS; null when
  * CAMKIT_NATS_URL is unset. Throws INVALID_INPUT with `field` naming the variable.
  */

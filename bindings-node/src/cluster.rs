@@ -9,6 +9,7 @@
 //! and the NATS password or token never appear in a message.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use camkit::cluster::{Cluster as Node, ClusterOptions as CoreOptions};
@@ -20,7 +21,7 @@ use napi_derive::napi;
 use crate::config::{CameraConfig, SnapshotOptions, SubscribeOptions};
 use crate::error::{convert, reject};
 use crate::frame::JsFrame;
-use crate::manager::{function_arg, is_nullish, CameraManager};
+use crate::manager::{function_arg, is_nullish, CameraManager, ManagerHold};
 use crate::promise;
 use crate::status::CameraStatus;
 use crate::subscription::{gate, FrameSource, Subscription};
@@ -45,6 +46,9 @@ pub struct ClusterOptions {
     pub token: Option<String>,
     /// Path of a file holding a NATS user nkey seed.
     pub nkey_file: Option<String>,
+    /// Path of a PEM file of the certificate authorities that signed the NATS servers'
+    /// certificates (a private CA); implies TLS.
+    pub ca_file: Option<String>,
     /// Prefix of the NATS subjects and bucket names (default `'camkit'`): clusters sharing
     /// a NATS server use different ones.
     pub prefix: Option<String>,
@@ -73,6 +77,7 @@ impl ClusterOptions {
         o.password = self.password.filter(|s| !s.is_empty());
         o.token = self.token.filter(|s| !s.is_empty());
         o.nkey_file = self.nkey_file.filter(|s| !s.is_empty()).map(Into::into);
+        o.ca_file = self.ca_file.filter(|s| !s.is_empty()).map(Into::into);
         if let Some(p) = self.prefix {
             o.prefix = p;
         }
@@ -227,11 +232,14 @@ impl From<camkit::cluster::ClusterView> for ClusterView {
 /// `CameraManager` it joined with; every call answers for any camera of the cluster.
 ///
 /// Keep a reference for as long as the node should serve: `leave()` (or garbage
-/// collection) stops its cameras and hands them to the other nodes.
+/// collection) stops its cameras and hands them to the other nodes. It keeps the
+/// `CameraManager` it joined with running, even once the app dropped that object.
 #[napi]
 pub struct Cluster {
     node: Node,
     cameras: camkit::CameraManager,
+    /// Keeps `cameras` from being closed by garbage collection of the JS manager.
+    _hold: Arc<ManagerHold>,
     left: AtomicBool,
 }
 
@@ -259,6 +267,7 @@ impl Cluster {
         options: Unknown<'env>,
     ) -> napi::Result<PromiseRaw<'env, Cluster>> {
         let manager = cameras.core().clone();
+        let hold = cameras.hold();
         let rt = manager.runtime().clone();
         let options = match convert::<ClusterOptions>(options, "options")
             .and_then(ClusterOptions::into_core)
@@ -280,6 +289,7 @@ impl Cluster {
                 Ok(Cluster {
                     node,
                     cameras: manager,
+                    _hold: hold,
                     left: AtomicBool::new(false),
                 })
             },

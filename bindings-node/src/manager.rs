@@ -24,13 +24,38 @@ use crate::subscription::{gate, EventListener, Stopper, Subscription};
 /// `'CLOSED'` …) and a message that says what to do.
 ///
 /// `close()` stops every camera; so does garbage collection of the manager, so keep a
-/// reference to it for as long as its cameras should run.
+/// reference to it for as long as its cameras should run (a `Cluster` joined with it keeps
+/// them running too: see [`ManagerHold`]).
 #[napi]
 pub struct CameraManager {
     inner: camkit::CameraManager,
+    hold: Arc<ManagerHold>,
+}
+
+/// What keeps a JS `CameraManager`'s cameras running: the manager object and every
+/// `Cluster` joined with it hold one, and garbage collection of the last holder closes the
+/// camkit manager and ends its event listeners. So an app that keeps only its `Cluster`
+/// still serves its cameras. `close()` closes at once, whoever still holds it.
+pub(crate) struct ManagerHold {
+    manager: camkit::CameraManager,
     /// Event listeners, ended by `close()` (camera subscriptions end by themselves, with
     /// a last `CLOSED` call, when their camera stops).
     listeners: Arc<Mutex<Vec<Stopper>>>,
+}
+
+impl ManagerHold {
+    fn close(&self) {
+        self.manager.close();
+        for h in self.listeners.lock().drain(..) {
+            h.stop();
+        }
+    }
+}
+
+impl Drop for ManagerHold {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 fn closed() -> Error {
@@ -70,10 +95,11 @@ impl CameraManager {
             }),
             None => camkit::CameraManager::with_runtime(crate::module_runtime()),
         };
-        Ok(CameraManager {
-            inner,
+        let hold = Arc::new(ManagerHold {
+            manager: inner.clone(),
             listeners: Arc::default(),
-        })
+        });
+        Ok(CameraManager { inner, hold })
     }
 
     /// Connects a camera and waits for its first picture; resolves to its status.
@@ -217,7 +243,7 @@ impl CameraManager {
         let callback = function_arg(callback).map_err(|e| reject(env, &e))?;
         let callback = gate(env, callback).map_err(|e| reject(env, &e))?;
         let listener = EventListener::start(self.inner.runtime(), self.inner.events(), callback);
-        let mut listeners = self.listeners.lock();
+        let mut listeners = self.hold.listeners.lock();
         listeners.retain(|h| !h.is_finished());
         listeners.push(listener.stopper());
         Ok(listener)
@@ -237,10 +263,7 @@ impl CameraManager {
     /// its last call, with `'CLOSED'`, soon after. Idempotent.
     #[napi]
     pub fn close(&self) {
-        self.inner.close();
-        for h in self.listeners.lock().drain(..) {
-            h.stop();
-        }
+        self.hold.close();
     }
 
     /// Whether `close()` was called.
@@ -255,15 +278,15 @@ impl CameraManager {
     pub(crate) fn core(&self) -> &camkit::CameraManager {
         &self.inner
     }
-}
 
-impl Drop for CameraManager {
-    /// Garbage collection of the manager stops its cameras, even while in-flight calls
-    /// still hold the camkit manager.
-    fn drop(&mut self) {
-        self.close();
+    /// A holder keeping this manager's cameras running after the JS object is collected.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn hold(&self) -> Arc<ManagerHold> {
+        self.hold.clone()
     }
 }
+// Garbage collection of the manager drops its `hold`; the last holder's drop stops its
+// cameras, even while in-flight calls still hold the camkit manager.
 
 pub(crate) fn function_arg(v: Unknown<'_>) -> camkit::Result<Unknown<'_>> {
     match v.get_type() {

@@ -203,3 +203,44 @@ describe('Cluster subscriptions through a non-owner', () => {
     assert.equal(e.code, 'CLOSED')
   })
 })
+
+describe('Cluster life cycle', () => {
+  it('keeps its cameras running after the app dropped the CameraManager object', async () => {
+    // A child process with --expose-gc: a Cluster joined with a manager nothing else
+    // references. Garbage collection of the manager object must not close it while the
+    // Cluster lives (it did: every call then failed with CLOSED).
+    const { spawn } = require('node:child_process')
+    const path = require('node:path')
+    const script = `
+      const { CameraManager, Cluster, startDemoCamera } = require('.')
+      const { startNats, sleep } = require('./test/helpers')
+      ;(async () => {
+        const nats = await startNats()
+        const demo = await startDemoCamera({ width: 320, height: 180 })
+        const cluster = await Cluster.join(new CameraManager(), { natsUrl: nats.url, nodeId: 'gc-node', clusterKey: ${JSON.stringify(KEY)}, prefix: 'gctest' })
+        await cluster.connect({ id: 'demo', url: demo.url })
+        for (let i = 0; i < 20; i++) { globalThis.gc(); await sleep(50) }
+        try {
+          const s = await cluster.status('demo')
+          const f = await cluster.snapshot('demo', { maxWidth: 160 })
+          console.log('after gc: ' + s.state + ' ' + f.width + 'x' + f.height + ' sessions ' + demo.sessions)
+        } catch (e) {
+          console.log('after gc: ' + e.code + ': ' + e.message)
+        }
+        await cluster.leave()
+        await demo.stop()
+        await nats.stop()
+      })().catch((e) => { console.log('failed: ' + e.stack); process.exit(1) })
+    `
+    const r = await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--expose-gc', '-e', script], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout.on('data', (d) => { out += d })
+      child.stderr.on('data', (d) => { out += d })
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`child did not exit within 30 s:\n${out}`)) }, 30000)
+      child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out }) })
+    })
+    assert.equal(r.code, 0, r.out)
+    assert.match(r.out, /after gc: streaming 160x90 sessions 1/)
+  })
+})

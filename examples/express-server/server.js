@@ -17,7 +17,8 @@
 // CAMKIT_NATS_URL (nats://host:4222, tls:// for TLS, several separated by commas) turns it
 // on; then CAMKIT_NODE_ID (this node's id, unique) and CAMKIT_CLUSTER_KEY (the same secret
 // on every node, at least 16 characters) are required, and NATS credentials are given by
-// CAMKIT_NATS_USER + CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN or CAMKIT_NATS_NKEY_FILE.
+// CAMKIT_NATS_USER + CAMKIT_NATS_PASSWORD, CAMKIT_NATS_TOKEN or CAMKIT_NATS_NKEY_FILE;
+// CAMKIT_NATS_CA_FILE for NATS servers whose certificates a private CA signed.
 // Optional: CAMKIT_CLUSTER_PREFIX (subjects and buckets, default camkit), CAMKIT_LEASE_TTL_MS
 // (default 6000: how long a dead node's cameras wait before moving). Every node serves every
 // camera; GET /api/cluster shows the nodes. Start-up cameras are connected through the

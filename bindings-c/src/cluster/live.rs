@@ -62,6 +62,7 @@ impl Cluster {
         opts.password = text(o.password, "password")?;
         opts.token = text(o.token, "token")?;
         opts.nkey_file = text(o.nkey_file, "nkey_file")?.map(Into::into);
+        opts.ca_file = text(o.ca_file, "ca_file")?.map(Into::into);
         if let Some(p) = text(o.prefix, "prefix")? {
             opts.prefix = p;
         }

@@ -1,6 +1,6 @@
 //! Cluster mode: camkit nodes that share cameras through NATS (feature `cluster`).
 //!
-//! **Work in progress.** Tested: this module's unit tests
+//! Tested: this module's unit tests
 //! (`cargo test -p camkit --features cluster --lib cluster`), the C API
 //! (`bindings-c/src/cluster.rs`; two nodes on a real nats-server in
 //! `bindings-c/tests/cluster.c`), subscriptions on a non-owner node (`feed.rs`; two nodes
@@ -111,6 +111,10 @@ pub struct ClusterOptions {
     pub token: Option<String>,
     /// A file holding a NATS user nkey seed (`CAMKIT_NATS_NKEY_FILE`).
     pub nkey_file: Option<PathBuf>,
+    /// A PEM file of the certificate authorities that signed the NATS servers' certificates
+    /// (`CAMKIT_NATS_CA_FILE`), for servers whose CA is not in the system's roots; implies
+    /// TLS, whatever the URL's scheme.
+    pub ca_file: Option<PathBuf>,
     /// Prefix of subjects and bucket names (default `camkit`): clusters that share a NATS
     /// server use different prefixes.
     pub prefix: String,
@@ -142,6 +146,7 @@ impl std::fmt::Debug for ClusterOptions {
             .field("nats_url", &nats::redact(&self.nats_url))
             .field("node_id", &self.node_id)
             .field("user", &self.user)
+            .field("ca_file", &self.ca_file)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -162,6 +167,7 @@ impl ClusterOptions {
             password: None,
             token: None,
             nkey_file: None,
+            ca_file: None,
             prefix: "camkit".into(),
             lease_ttl: Duration::from_secs(6),
             fence_margin: Duration::from_secs(2),

@@ -85,12 +85,25 @@ pub(crate) async fn connect(o: &ClusterOptions) -> Result<(async_nats::Client, A
             })?;
         opts = opts.nkey(seed.to_owned());
     }
+    if let Some(ca) = &o.ca_file {
+        // Read here, so a wrong path is named as such (the client would only say TLS failed).
+        std::fs::File::open(ca).map_err(|e| {
+            Error::invalid(
+                "caFile",
+                format!("cannot read the NATS CA file {}: {e}", ca.display()),
+            )
+        })?;
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
     let urls: Vec<String> = o
         .nats_url
         .split(',')
         .map(|u| u.trim().to_owned())
         .filter(|u| !u.is_empty())
         .collect();
+    // TLS failures do not all come as ConnectErrorKind::Tls (a certificate from an unknown
+    // issuer is an IO error): say what TLS needs whenever it is in use.
+    let tls = o.ca_file.is_some() || urls.iter().any(|u| u.starts_with("tls://"));
     match opts.connect(urls).await {
         Ok(c) => Ok((c, reconnected)),
         Err(e) => Err(match e.kind() {
@@ -115,7 +128,10 @@ pub(crate) async fn connect(o: &ClusterOptions) -> Result<(async_nats::Client, A
             ),
             ConnectErrorKind::Tls => Error::new(
                 ErrorKind::Unreachable,
-                format!("TLS with NATS at {shown} failed ({e}); check CAMKIT_NATS_URL"),
+                format!(
+                    "TLS with NATS at {shown} failed ({e}); check CAMKIT_NATS_URL, and \
+                     CAMKIT_NATS_CA_FILE for a server whose certificate a private CA signed"
+                ),
             )
             .with_field("natsUrl"),
             ConnectErrorKind::TimedOut => Error::new(
@@ -131,7 +147,13 @@ pub(crate) async fn connect(o: &ClusterOptions) -> Result<(async_nats::Client, A
                 ErrorKind::Unreachable,
                 format!(
                     "cannot reach NATS at {shown} ({e}); check CAMKIT_NATS_URL and that \
-                     nats-server runs"
+                     nats-server runs{}",
+                    if tls {
+                        " (TLS: a server whose certificate a private CA signed needs \
+                         CAMKIT_NATS_CA_FILE)"
+                    } else {
+                        ""
+                    }
                 ),
             )
             .with_field("natsUrl"),

@@ -229,6 +229,57 @@ describe('the server refuses to start on a bad cluster setting', () => {
   })
 })
 
+describe('NATS over TLS with a private CA (CAMKIT_NATS_CA_FILE)', () => {
+  // A CA and a certificate for 127.0.0.1 made with openssl now; nats-server requires TLS.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'camkit-nats-tls-'))
+  const file = (name) => path.join(dir, name)
+  let nats
+
+  before(async () => {
+    const openssl = (args) => {
+      const r = require('node:child_process').spawnSync('openssl', args, { encoding: 'utf8' })
+      if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`)
+    }
+    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=camkit test CA', '-keyout', file('ca.key'), '-out', file('ca.pem')])
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', file('server.key'), '-out', file('server.csr')])
+    fs.writeFileSync(file('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')
+    openssl(['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('ext.cnf'), '-out', file('server.pem')])
+    nats = await startNats(['--tls', '--tlscert', file('server.pem'), '--tlskey', file('server.key')])
+  })
+
+  after(async () => {
+    await nats?.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  const env = (extra) => ({ CAMKIT_NATS_URL: nats.url.replace(/^nats:/, 'tls:'), CAMKIT_NODE_ID: 'tls-node', CAMKIT_CLUSTER_KEY: CLUSTER_KEY, ...extra })
+
+  it('joins with the CA file; without it, the error names CAMKIT_NATS_URL and says CAMKIT_NATS_CA_FILE', async () => {
+    const { CameraManager } = require('camkit')
+    const manager = new CameraManager()
+    try {
+      const cluster = await camkit.joinClusterFromEnv(manager, env({ CAMKIT_NATS_CA_FILE: file('ca.pem') }))
+      assert.equal(cluster.view().natsConnected, true)
+      assert.equal(cluster.nodeId, 'tls-node')
+      await cluster.leave()
+      await assert.rejects(camkit.joinClusterFromEnv(manager, env({})), (e) => {
+        assert.equal(e.code, 'UNREACHABLE')
+        assert.equal(e.field, 'CAMKIT_NATS_URL')
+        assert.ok(e.message.includes('CAMKIT_NATS_CA_FILE'), e.message)
+        return true
+      })
+      await assert.rejects(camkit.joinClusterFromEnv(manager, env({ CAMKIT_NATS_CA_FILE: file('missing.pem') })), (e) => {
+        assert.equal(e.code, 'INVALID_INPUT')
+        assert.equal(e.field, 'CAMKIT_NATS_CA_FILE')
+        assert.ok(e.message.includes('missing.pem'), e.message)
+        return true
+      })
+    } finally {
+      manager.close()
+    }
+  })
+})
+
 describe('two nodes', () => {
   let nats
   let gst

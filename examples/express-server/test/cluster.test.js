@@ -14,9 +14,11 @@
 //   4. `kill -9` of node 2: all its cameras stream again on the others within 15 s;
 //   5. node 2 returns: only the cameras whose rendezvous owner it is move back;
 //   6. SIGSTOP of node 3 for 20 s: its cameras move; after SIGCONT it stops its stale
-//      sessions within 1 s and serves nothing stale;
+//      sessions within 1 s and serves nothing stale; its lease counters (GET /api/cluster
+//      stats) count each of them as fenced (or lost), the others' count the claims;
 //   7. nats-server restarts: no session is dropped through the outage, the nodes reconnect
-//      and the cluster converges again;
+//      (natsReconnects counts it, fencedStops does not move) and the cluster converges
+//      again;
 //   8. no camera password (nor the NATS password) in any KV entry (read raw, every bucket),
 //      any subject or payload seen on NATS during the whole run, the JetStream store on
 //      disk, any node's log or nats-server's log.
@@ -172,6 +174,16 @@ async function camerasOn (node) {
 async function liveNodesOn (node) {
   const body = await getJson(`${node.base}/api/cluster`)
   return body.nodes.filter((n) => n.alive).map((n) => n.id).sort()
+}
+
+/** A node's lease health counters since it joined (GET /api/cluster `stats`). */
+async function statsOn (node) {
+  return (await getJson(`${node.base}/api/cluster`)).stats
+}
+
+/** id → stats of every node in `nodes`. */
+async function statsOf (nodes) {
+  return new Map(await Promise.all(nodes.map(async (n) => [n.id, await statsOn(n)])))
 }
 
 /**
@@ -467,6 +479,7 @@ describe('cluster: 3 Express nodes, 12 cameras, one nats-server', { timeout: 240
     const paused = nodes['node-3']
     const mine = [...owners].filter(([, o]) => o === 'node-3').map(([id]) => id)
     assert.ok(mine.length > 0)
+    const statsBefore = await statsOf(all())
     const stoppedAt = Date.now()
     process.kill(paused.child.pid, 'SIGSTOP')
     let continued = false
@@ -518,6 +531,15 @@ describe('cluster: 3 Express nodes, 12 cameras, one nats-server', { timeout: 240
     diag(`SIGCONT: node 3 answered ${answers.fresh} fresh snapshots of its former cameras, refused ${answers.refused}, stale ${stale.length}`)
     assert.deepEqual(stale, [])
     assert.ok(stopIn <= 1000, `stale sessions closed within 1 s of SIGCONT (${stopIn} ms)`)
+    // Lease health says so too: node 3 stopped each of its cameras because it could not
+    // renew its lease (fenced, or found lost by a renewal that was under way at SIGSTOP),
+    // and the two others claimed them.
+    const statsAfter = await statsOf(all())
+    const delta = (node, k) => statsAfter.get(node)[k] - statsBefore.get(node)[k]
+    diag(`SIGCONT: node 3 counted ${delta('node-3', 'fencedStops')} fenced stops, ${delta('node-3', 'leasesLost')} leases lost, ${delta('node-3', 'leaseRenewalFailures')} renewal failures`)
+    assert.equal(delta('node-3', 'fencedStops') + delta('node-3', 'leasesLost'), mine.length, JSON.stringify(statsAfter.get('node-3')))
+    assert.ok(delta('node-1', 'leaseClaims') + delta('node-2', 'leaseClaims') >= mine.length, JSON.stringify([...statsAfter]))
+    for (const id of ['node-1', 'node-2']) assert.equal(delta(id, 'fencedStops'), 0, `${id} never fenced`)
     // Node 3 is back: its cameras return to it, never open twice.
     const backAt = Date.now()
     owners = await converged(all(), expectedOwners(NODES), 20000)
@@ -525,6 +547,7 @@ describe('cluster: 3 Express nodes, 12 cameras, one nats-server', { timeout: 240
   })
 
   it('nats-server restarts: sessions stay up through the outage; nodes reconnect and the buckets hold the cluster again', async () => {
+    const statsBefore = await statsOf(all())
     const downAt = Date.now()
     natsServer.kill('SIGTERM')
     await exited(natsServer)
@@ -560,6 +583,15 @@ describe('cluster: 3 Express nodes, 12 cameras, one nats-server', { timeout: 240
     const log = sessionLog(sessions).filter((e) => e.t >= downAt)
     diag(`after the nats-server restart: state back in NATS in ${inNats} ms; sessions since: opened ${log.filter((e) => e.event === 'open').length}, closed ${log.filter((e) => e.event === 'close').length}`)
     assert.deepEqual(log, [], 'no session closed or opened: cameras streamed through the outage')
+    // Every node reconnected to NATS, and none fenced a camera through the outage.
+    const statsAfter = await statsOf(all())
+    for (const [id, st] of statsAfter) {
+      const was = statsBefore.get(id)
+      diag(`after the nats-server restart: ${id}: ${st.natsReconnects - was.natsReconnects} NATS reconnects, ${st.leaseRenewalFailures - was.leaseRenewalFailures} renewal failures`)
+      assert.ok(st.natsReconnects > was.natsReconnects, `${id} reconnected: ${JSON.stringify(st)}`)
+      assert.equal(st.fencedStops, was.fencedStops, `${id} fenced nothing: ${JSON.stringify(st)}`)
+      assert.ok(st.leaseRenewals > was.leaseRenewals, `${id} renews again: ${JSON.stringify(st)}`)
+    }
     // And the cluster works again: a snapshot through a non-owner.
     const [id, owner] = [...owners][0]
     const other = all().find((n) => n.id !== owner)
