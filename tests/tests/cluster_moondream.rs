@@ -104,6 +104,15 @@ async fn a_non_owner_asks_moondream_about_the_owners_picture() {
         .unwrap_err();
     assert_eq!(unknown.kind(), ErrorKind::NotFound, "{unknown}");
     mock.set_default(Reply::Answer("Yes.".into()));
+    // Another process following watches on NATS, without camkit.
+    let tap = async_nats::connect(nats.url())
+        .await
+        .expect("a raw NATS client");
+    let mut published = tap
+        .subscribe("mdtest.events.watch.>")
+        .await
+        .expect("subscribes");
+    tap.flush().await.unwrap();
     let (handle, mut events) = vision
         .watch(
             "wide",
@@ -118,6 +127,18 @@ async fn a_non_owner_asks_moondream_about_the_owners_picture() {
         .expect("an answer, not an error");
     assert_eq!(first.answer, "Yes.");
     assert!(first.previous_answer.is_none());
+    let msg = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut published))
+        .await
+        .expect("the answer is published on NATS")
+        .expect("the tap runs");
+    // `wide`, base64url without padding.
+    assert_eq!(msg.subject.as_str(), "mdtest.events.watch.d2lkZQ");
+    let body: serde_json::Value = serde_json::from_slice(&msg.payload).expect("JSON");
+    assert_eq!(body["cameraId"], "wide");
+    assert_eq!(body["question"], "Is there a colour band?");
+    assert_eq!(body["answer"], "Yes.");
+    assert_eq!(body["seq"], first.seq);
+    assert_eq!(body["node"], format!("md-{}", 1 - owner));
     let req = mock.requests().pop().unwrap();
     assert_eq!(req.size, (768, 432));
     check_color_band(&req.jpeg, 768, 432);

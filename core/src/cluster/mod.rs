@@ -43,6 +43,9 @@
 //!   `{"node","cameraId","action","atMs"}`, action `claimed`, `moved`, `removed`, `fenced`
 //!   (lease not renewed in time), `lost` (taken by another node) or `left`.
 //! - `<prefix>.events.node.<node>`: `{"node","action","atMs"}`, action `joined` or `left`.
+//! - `<prefix>.events.watch.<base64url id>` (feature `moondream`): a Moondream watch asked
+//!   through the cluster has a new answer: `{"node","cameraId","question","answer",
+//!   "previousAnswer","seq","capturedAtMs","atMs"}` (`node`: the node running the watch).
 //!
 //! Lease health: [`Cluster::stats`] (also in [`ClusterView`]) counts this node's lease
 //! claims, renewals, renewals NATS did not answer, leases lost and released, fenced stops

@@ -6,11 +6,19 @@
 //! `maxWidth: max_image_side`; a portrait picture, taller than wide, is asked for again at
 //! the narrower width that fits it, since its size is known only from the first answer).
 
+//!
+//! A watch through a cluster also publishes each new answer on
+//! `<prefix>.events.watch.<base64url id>` (JSON: the [`WatchEvent`] and the asking `node`),
+//! so other processes can follow it without camkit's API.
+
+use bytes::Bytes;
+
+use super::records::token;
 use super::{wait_closed, Cluster};
 use crate::config::check_id;
 use crate::error::Result;
 use crate::frame::{Frame, SnapshotOptions, StreamChoice};
-use crate::moondream::{MoondreamCameras, MoondreamClient, MoondreamConfig};
+use crate::moondream::{MoondreamCameras, MoondreamClient, MoondreamConfig, WatchEvent};
 
 impl Cluster {
     /// Moondream for every camera of the cluster, asked from this node (see
@@ -53,6 +61,21 @@ impl Cluster {
             Err(e) if e.kind() == crate::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Publishes a watch's new answer for other processes (module doc). Best effort: a
+    /// watch never fails because NATS is away.
+    pub(crate) async fn publish_watch(&self, ev: &WatchEvent) {
+        let s = self.s();
+        let mut body = serde_json::to_value(ev).unwrap_or_default();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("node".into(), s.node.clone().into());
+        }
+        let subject = format!("{}.events.watch.{}", s.timing.prefix, token(&ev.camera_id));
+        let _ = s
+            .client
+            .publish(subject, Bytes::from(body.to_string()))
+            .await;
     }
 
     /// Resolves once this node has left the cluster.

@@ -266,8 +266,11 @@ pub(crate) fn start(
         last_answer: None,
     };
     rt.spawn(async move {
-        task.run(stop_rx, tx).await;
+        task.run(stop_rx, &tx).await;
+        // Before the events end (the sender goes after this): a reader that saw the end
+        // sees the watch stopped.
         running.store(false, Ordering::Release);
+        drop(tx);
     });
     (handle, WatchEvents { rx })
 }
@@ -299,7 +302,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, mut stop: watch::Receiver<bool>, tx: mpsc::Sender<Result<WatchEvent>>) {
+    async fn run(mut self, mut stop: watch::Receiver<bool>, tx: &mpsc::Sender<Result<WatchEvent>>) {
         let cam = self.cam.clone();
         let cam_stopped = cam.stopped();
         tokio::pin!(cam_stopped);
@@ -361,6 +364,10 @@ impl Watcher {
                     Err(e.for_camera(self.cam.camera_id()))
                 }
             };
+            #[cfg(feature = "cluster")]
+            if let (Ok(ev), super::source::Target::Cluster(c, _)) = (&item, &self.cam) {
+                c.publish_watch(ev).await;
+            }
             let fatal = item.as_ref().err().is_some_and(|e| {
                 matches!(
                     e.kind(),
