@@ -22,7 +22,7 @@
 //! - `<prefix>.feed.<node>.<sid>` (owner → subscriber), one message per item:
 //!   - a frame: the JPEG, headers `Camkit-Width`, `Camkit-Height`, `Camkit-Seq`,
 //!     `Camkit-Captured-At` (ms since the epoch), `Camkit-State` (the camera's state on
-//!     the owner by name: `streaming` …; a subscriber also takes it JSON-quoted);
+//!     the owner by name: `streaming` …);
 //!   - a frame that could not be encoded: `Camkit-Error` and the message;
 //!   - a video chunk: its bytes, headers `Camkit-Kind` (`init`, `segment`, `au`),
 //!     `Camkit-Keyframe` (`1` / `0`), `Camkit-Pts` (90 kHz), `Camkit-Codec` (RFC 6381),
@@ -89,10 +89,8 @@ const PART: &str = "Camkit-Part";
 const ERROR: &str = "Camkit-Error";
 const STATE: &str = "Camkit-State";
 
-/// A `Camkit-State` header's state: its name (`streaming`), or its JSON form
-/// (`"streaming"`) as nodes of earlier versions sent it.
-fn parse_state(v: &str) -> Option<CameraState> {
-    let name = v.trim_matches('"');
+/// A `Camkit-State` header's state, by its name (`streaming`).
+fn parse_state(name: &str) -> Option<CameraState> {
     [
         CameraState::Connecting,
         CameraState::Streaming,
@@ -361,7 +359,7 @@ impl Shared {
 
     /// Publishes one item, in parts when it is larger than the server takes.
     async fn publish_parts(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<()> {
-        let max = self.client.server_info().max_payload;
+        let max = self.client.max_payload();
         let room = if max > 2 * HEADER_ROOM {
             max - HEADER_ROOM
         } else {
@@ -408,7 +406,7 @@ struct Assembler {
 impl Assembler {
     /// The whole item, once it is.
     fn push(&mut self, m: Message) -> Option<Message> {
-        let Some(part) = header(&m, PART).map(str::to_owned) else {
+        let Some(part) = header(&m, PART) else {
             self.pending = None;
             return Some(m);
         };
@@ -727,7 +725,7 @@ where
 }
 
 /// `NOT_FOUND` unless the camera is in the cluster (with or without an owner right now).
-fn known(shared: &Shared, id: &str) -> Result<()> {
+pub(super) fn known(shared: &Shared, id: &str) -> Result<()> {
     match shared.route(id) {
         Err(e) if e.kind() == ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -1130,7 +1128,7 @@ mod tests {
     }
 
     #[test]
-    fn states_read_back_by_name_and_as_json() {
+    fn states_read_back_by_name() {
         for s in [
             CameraState::Connecting,
             CameraState::Streaming,
@@ -1138,7 +1136,6 @@ mod tests {
             CameraState::Stopped,
         ] {
             assert_eq!(parse_state(s.as_str()), Some(s));
-            assert_eq!(parse_state(&serde_json::to_string(&s).unwrap()), Some(s));
         }
         assert_eq!(parse_state("asleep"), None);
     }

@@ -390,9 +390,9 @@ impl Cluster {
             manager,
             // Heartbeats and leases expire, so their mirrors keep what they saw through a
             // resync (see `Mirror::start`); the desired set does not.
-            nodes: Mirror::start(nodes_kv.clone(), true, closed.subscribe()),
-            cameras: Mirror::start(cameras_kv.clone(), false, closed.subscribe()),
-            leases: Mirror::start(leases_kv.clone(), true, closed.subscribe()),
+            nodes: Mirror::start(nodes_kv.clone(), specs[0].expires(), closed.subscribe()),
+            cameras: Mirror::start(cameras_kv.clone(), specs[1].expires(), closed.subscribe()),
+            leases: Mirror::start(leases_kv.clone(), specs[2].expires(), closed.subscribe()),
             client,
             js,
             buckets: specs,

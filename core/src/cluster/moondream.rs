@@ -57,10 +57,7 @@ impl Cluster {
     /// `NotFound` unless camera `id` is in the cluster (with or without an owner now).
     pub(crate) fn moondream_check(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        match self.s().route(id) {
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        super::feed::known(self.s(), id)
     }
 
     /// Publishes a watch's new answer for other processes (module doc). Best effort: a

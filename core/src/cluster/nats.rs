@@ -173,6 +173,11 @@ pub(crate) struct BucketSpec {
 }
 
 impl BucketSpec {
+    /// Whether the bucket's entries expire (a `max_age`): heartbeats and leases do.
+    pub fn expires(&self) -> bool {
+        !self.max_age.is_zero()
+    }
+
     /// Opens (or creates) the bucket.
     pub async fn open(&self, js: &async_nats::jetstream::Context) -> Result<Store> {
         bucket(js, self).await

@@ -104,6 +104,17 @@ impl Target {
         }
     }
 
+    /// A watch of this camera has a new answer: a cluster publishes it for other processes
+    /// (`<prefix>.events.watch.<id>`); a local camera has nobody to tell.
+    #[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
+    pub(crate) async fn on_answer(&self, ev: &super::WatchEvent) {
+        match self {
+            Target::Local(_) => {}
+            #[cfg(feature = "cluster")]
+            Target::Cluster(c, _) => c.publish_watch(ev).await,
+        }
+    }
+
     /// Resolves once the camera can have no more pictures for the watch.
     pub(crate) async fn stopped(&self) {
         match self {

@@ -364,9 +364,8 @@ impl Watcher {
                     Err(e.for_camera(self.cam.camera_id()))
                 }
             };
-            #[cfg(feature = "cluster")]
-            if let (Ok(ev), super::source::Target::Cluster(c, _)) = (&item, &self.cam) {
-                c.publish_watch(ev).await;
+            if let Ok(ev) = &item {
+                self.cam.on_answer(ev).await;
             }
             let fatal = item.as_ref().err().is_some_and(|e| {
                 matches!(
