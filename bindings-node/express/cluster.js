@@ -180,8 +180,8 @@ class ClusterCameras {
    * camera, else from the nodes' heartbeats (no NATS round trip; a camera that has just
    * moved shows its new owner after the owner's next heartbeat).
    */
-  ownerOf (id) {
-    if (this.ownsLocally(id)) return this.nodeId
+  ownerOf (id, local = this.ownsLocally(id)) {
+    if (local) return this.nodeId
     for (const n of this.cluster.view().nodes) if (!n.thisNode && n.cameras.includes(id)) return n.id
     return null
   }
@@ -201,7 +201,9 @@ class ClusterCameras {
    * the owner). Only the local manager is asked: no cluster view per request.
    */
   count (kind, id) {
-    if (!this.ownsLocally(id)) this.forwarded[kind]++
+    const local = this.ownsLocally(id)
+    if (!local) this.forwarded[kind]++
+    return local
   }
 
   connect (config) {
@@ -218,9 +220,9 @@ class ClusterCameras {
   }
 
   async status (id) {
-    this.count('status', id)
+    const local = this.count('status', id)
     const s = await this.cluster.status(id)
-    return { ...s, owner: this.ownerOf(id) }
+    return { ...s, owner: this.ownerOf(id, local) }
   }
 
   snapshot (id, options) {

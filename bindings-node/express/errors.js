@@ -95,4 +95,7 @@ function errorResponse (err, where, log) {
   return { status: status || statusOf(body), body }
 }
 
-module.exports = { STATUS_BY_CODE, BODY_LIMIT, HttpError, invalid, statusOf, errorResponse, errorMiddleware }
+/** An async route handler whose rejection goes to the error middleware. */
+const route = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next)
+
+module.exports = { STATUS_BY_CODE, BODY_LIMIT, HttpError, invalid, statusOf, errorResponse, errorMiddleware, route }

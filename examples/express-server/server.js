@@ -81,11 +81,11 @@ async function start (opts = {}) {
   const app = express()
   app.disable('x-powered-by')
   app.use(camkit.securityHeaders())
-  app.get('/health', (req, res, next) => {
-    // list() is a promise in cluster mode (every camera of the cluster).
-    Promise.resolve(cameras.list()).then((list) => {
-      res.json({ status: 'ok', activeCameras: list.length, ...(cluster && { node: cluster.nodeId }) })
-    }, next)
+  app.get('/health', (req, res) => {
+    // In cluster mode the cluster's cameras, from this node's view: no request to other
+    // nodes per probe.
+    const activeCameras = cluster ? cluster.view().desired : manager.list().length
+    res.json({ status: 'ok', activeCameras, ...(cluster && { node: cluster.nodeId }) })
   })
   app.get('/metrics', camkit.metricsHandler(cameras, access))
   app.use('/api/cameras', camkit.camerasRouter(cameras, access))

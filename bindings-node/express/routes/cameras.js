@@ -11,7 +11,7 @@
 //   GET  /status           → {"running","port","baseUrl"}
 const express = require('express')
 const { connectConfig, seedFieldNames, cameraIdOf, cameraIdValue, frameOptions } = require('../validate')
-const { invalid } = require('../errors')
+const { invalid, route } = require('../errors')
 const { mjpegHandler } = require('../mjpeg')
 const { videoMp4Handler } = require('../video')
 
@@ -88,9 +88,6 @@ function sendJpeg (res, frame) {
   })
   res.end(frame.jpeg)
 }
-
-/** Wraps an async handler so its rejection reaches the error middleware. */
-const route = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next)
 
 /**
  * The cameras router. `allowlist` (src/allowlist.js, optional) limits the hosts connect may

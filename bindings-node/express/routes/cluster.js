@@ -16,18 +16,18 @@
 // (state 'unknown' when its owner did not answer in time, owner null while none runs it).
 const express = require('express')
 
+const { route } = require('../errors')
+
 function clusterRouter ({ cameras }) {
   const r = express.Router()
-  r.get('/', (req, res, next) => {
-    Promise.resolve().then(async () => {
-      const view = cameras.nodes()
-      const list = await cameras.list()
-      res.json({
-        ...view,
-        cameras: list.map((s) => ({ id: s.id, owner: s.owner ?? null, state: s.state }))
-      })
-    }).catch(next)
-  })
+  r.get('/', route(async (req, res) => {
+    const view = cameras.nodes()
+    const list = await cameras.list()
+    res.json({
+      ...view,
+      cameras: list.map((s) => ({ id: s.id, owner: s.owner ?? null, state: s.state }))
+    })
+  }))
   return r
 }
 

@@ -25,7 +25,7 @@
 // /status answers 503 MOONDREAM_NOT_CONFIGURED saying what to set. The key is never in a
 // response or a log line: camkit's messages never contain it, and nothing here echoes it.
 const express = require('express')
-const { HttpError, invalid } = require('../errors')
+const { HttpError, invalid, route } = require('../errors')
 const { optionalInt, optionalNumber } = require('../validate')
 
 const CLOUD_HOST = 'api.moondream.ai'
@@ -112,9 +112,6 @@ function lengthOf (obj) {
 function wantsStream (req) {
   return ['1', 'true'].includes(String(req.query.stream)) || /text\/event-stream/.test(req.get('accept') || '')
 }
-
-/** Wraps an async handler so its rejection reaches the error middleware. */
-const route = (fn) => (req, res, next) => Promise.resolve(fn(req, res, next)).catch(next)
 
 function sseHeaders (res) {
   res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' })
